@@ -1,0 +1,20 @@
+//! # tariscope-sync
+//!
+//! A sync daemon between the Tariscope 4.6 billing API and a local SQLite mirror, and
+//! `tariscope-sim`, an emulator of that API.
+//!
+//! Module map (see `README.md` for what is built so far):
+//!
+//! | module | owns | must not |
+//! |---|---|---|
+//! | [`model`] | domain types (subscribers, DNs, payments, charges, summaries) | do I/O, know wire names or SQL |
+//! | [`api`] | the Tariscope HTTP boundary: client, token manager, retry, limiter, decoding | touch SQLite, import `sim` |
+//! | [`store`] | the SQLite mirror: migrations, tables, the writer thread | speak HTTP |
+//! | [`sync`] | pull jobs, the pure push planner, the push executor | see reqwest or SQL directly |
+//! | [`sim`] | the Tariscope emulator (`tariscope-sim`) | import `api` (it is an independent reading of the guide) |
+
+pub mod api;
+pub mod model;
+pub mod sim;
+pub mod store;
+pub mod sync;
