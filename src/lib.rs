@@ -14,6 +14,7 @@
 //! | [`sim`] | the Tariscope emulator (`tariscope-sim`) | import `api` (it is an independent reading of the guide) |
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod model;
 pub mod sim;
