@@ -1,1 +1,5 @@
-//! Placeholder: see README.md for what exists.
+//! The sync engine: pull jobs (mirror Tariscope into SQLite) and push (desired state back to
+//! Tariscope). Must not see reqwest or SQL directly.
+
+pub mod fields;
+pub mod plan;
