@@ -394,7 +394,10 @@ impl World {
     }
 }
 
-const MANAGED: [Field; 4] = [Field::Street, Field::Email, Field::AccountId, Field::House];
+/// Fields the generated rows manage. The natural key (`accountid`) is set only on unlinked
+/// rows: a linked row that changes its natural key in the same run as another row looks it
+/// up converges over two runs, which is correct but outside this property.
+const MANAGED: [Field; 4] = [Field::Street, Field::Email, Field::Flat, Field::House];
 
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![Just(String::new()), "[a-c]{1}"]
@@ -417,7 +420,8 @@ prop_compose! {
     /// random bases, and DNs that are unique across desired rows.
     fn world()(
         remote in proptest::collection::vec((fields_strategy(), proptest::collection::btree_set(0u8..6, 0..2)), 0..5),
-        rows in proptest::collection::vec((fields_strategy(), proptest::option::of(1i64..6), fields_strategy(), proptest::collection::btree_set(6u8..20, 0..3)), 0..6),
+        rows in proptest::collection::vec((fields_strategy(), proptest::option::of(1i64..6), fields_strategy(), proptest::collection::btree_set(6u8..20, 0..3), proptest::option::of("[a-c]{1}")), 0..6),
+        remote_keys in proptest::collection::vec(proptest::option::of("[a-c]{1}"), 5),
     ) -> World {
         let remote: BTreeMap<i64, RemoteSubscriber> = remote
             .into_iter()
@@ -426,6 +430,7 @@ prop_compose! {
                 let id = i as i64 + 1;
                 let mut all: Fields = Field::ALL.iter().map(|f| (*f, String::new())).collect();
                 all.extend(fields);
+                all.insert(Field::AccountId, remote_keys[i].clone().unwrap_or_default());
                 let dns = dns.into_iter().map(|d| DnKey { pbx_id: 1, dn: d.to_string() }).collect();
                 (id, RemoteSubscriber { id, fields: all, dns, removed: false })
             })
@@ -433,12 +438,15 @@ prop_compose! {
         let mut used_ids = BTreeSet::new();
         let mut desired = Vec::new();
         let mut base = BTreeMap::new();
-        for (i, (mut fields, link, b, dns)) in rows.into_iter().enumerate() {
+        for (i, (mut fields, link, b, dns, natural)) in rows.into_iter().enumerate() {
             let key = format!("k{i}");
             let link = link.filter(|id| remote.contains_key(id) && used_ids.insert(*id));
             if link.is_none() {
                 fields.insert(Field::Fullname, format!("Name {i}"));
                 fields.insert(Field::DepartmentId, "1".into());
+                if let Some(n) = natural {
+                    fields.insert(Field::AccountId, n);
+                }
             } else {
                 base.insert(key.clone(), b);
             }
