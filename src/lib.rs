@@ -15,8 +15,10 @@
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod model;
+pub mod scheduler;
 pub mod sim;
 pub mod store;
 pub mod sync;

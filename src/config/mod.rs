@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub use reader::Problem;
 pub use schema::{
     ApiSettings, Config, JOB_NAMES, JobSettings, LogSettings, MirrorSettings, PushSettings,
-    RetrySettings, Scope, ServeSettings,
+    RetrySettings, Scope, ServeSettings, parse_schedule,
 };
 
 /// Where the daemon looks for a config file when `--config` is not given, in order.
