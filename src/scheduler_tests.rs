@@ -5,11 +5,14 @@ use std::sync::Mutex;
 use super::*;
 use crate::config::parse_schedule;
 
-/// Records (job, start, end) of each run; each run takes `duration`.
+/// (job, start, end) of one run.
+type Run = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// Records each run; each run takes `duration`.
 struct Recorder {
     clock: Clock,
     duration: Duration,
-    runs: Mutex<Vec<(String, DateTime<Utc>, DateTime<Utc>)>>,
+    runs: Mutex<Vec<Run>>,
 }
 
 impl JobRunner for Recorder {
@@ -42,11 +45,7 @@ fn job(name: &str, cron: &str, last: Option<&str>) -> ScheduledJob {
     }
 }
 
-async fn drive(
-    jobs: Vec<ScheduledJob>,
-    duration: Duration,
-    run_for: Duration,
-) -> Vec<(String, DateTime<Utc>, DateTime<Utc>)> {
+async fn drive(jobs: Vec<ScheduledJob>, duration: Duration, run_for: Duration) -> Vec<Run> {
     let clock = Clock::starting_at(at("2025-05-20T10:00:30Z"));
     let recorder = Arc::new(Recorder {
         clock,
