@@ -2,4 +2,5 @@
 //! Tariscope). Must not see reqwest or SQL directly.
 
 pub mod fields;
+pub mod import;
 pub mod plan;
