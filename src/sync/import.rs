@@ -93,7 +93,7 @@ pub fn parse(text: &str, format: Format) -> Result<ImportBatch, ImportError> {
                 row,
                 key: record
                     .get("key")
-                    .and_then(|v| text_of(v))
+                    .and_then(text_of)
                     .filter(|k| !k.is_empty()),
                 reason,
             }),
@@ -205,12 +205,14 @@ fn validate(record: &Record) -> Result<DesiredSubscriber, String> {
             "missing fullname (required to create a subscriber; or give tariscope_id)".into(),
         );
     }
-    if let Some(t) = fields.get(&Field::SubscriberType) {
-        if !matches!(t.as_str(), "0" | "1" | "2" | "3" | "4") {
-            return Err(format!(
-                "abonenttype {t:?} is not a known subscriber type (0 individual, 1 legal entity, 2 official, 3 budget, 4 preferential)"
-            ));
-        }
+    let known_type = |t: &&String| matches!(t.as_str(), "" | "0" | "1" | "2" | "3" | "4");
+    if let Some(t) = fields
+        .get(&Field::SubscriberType)
+        .filter(|t| !known_type(t))
+    {
+        return Err(format!(
+            "abonenttype {t:?} is not a known subscriber type (0 individual, 1 legal entity, 2 official, 3 budget, 4 preferential)"
+        ));
     }
     let dns = match record.get("dns") {
         None => Vec::new(),
