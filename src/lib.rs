@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod model;
 pub mod scheduler;
+pub mod serve;
 pub mod sim;
 pub mod store;
 pub mod sync;
