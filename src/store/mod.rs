@@ -73,10 +73,11 @@ impl Readers {
     }
 
     fn give_back(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < 4 {
-                idle.push(conn);
-            }
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        if idle.len() < 4 {
+            idle.push(conn);
         }
     }
 }
