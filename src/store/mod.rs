@@ -1,1 +1,201 @@
-//! Placeholder: see README.md for what exists.
+//! The SQLite mirror: the product's public interface for every other system.
+//!
+//! Owns: the database file (created 0600, folder created if missing), the embedded
+//! migrations, the one writer connection on its own thread, read connections, and one file
+//! per table family (`subscribers`, `accounts`, `reference`, `runs`). The push issue adds its
+//! tables as more files here and a new numbered migration. Must not: speak HTTP, read the
+//! clock (callers pass timestamps), or decide sync policy (that is `crate::sync`).
+//!
+//! Storage conventions (documented for integrators in `docs/schema.md`): money and other
+//! decimals are TEXT in `rust_decimal` string form, never REAL; dates are `yyyy-mm-dd`;
+//! timestamps are RFC 3339 UTC text.
+
+mod accounts;
+mod error;
+mod migrate;
+mod reference;
+mod runs;
+mod subscribers;
+mod upsert;
+mod values;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use accounts::charge_keys;
+pub use error::StoreError;
+pub use migrate::SCHEMA_VERSION;
+pub use reference::ReferenceCounts;
+pub use runs::{Checkpoint, Counts, JobRun, Mode, Outcome, RunStart};
+pub use subscribers::{ApplyCounts, content_hash};
+pub use upsert::UpsertCounts;
+
+use writer::Writer;
+
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A handle to the mirror. Cheap to clone; every clone talks to the same writer thread.
+#[derive(Clone)]
+pub struct Store {
+    /// The single writer (also serves reads for in-memory stores).
+    writer: Writer,
+    /// Read connections of a file store; `None` for an in-memory store.
+    readers: Option<Arc<Readers>>,
+}
+
+/// A small pool of read-only connections to the mirror file.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(StoreError::sql("setting the busy timeout"))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        if idle.len() < 4 {
+            idle.push(conn);
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the mirror at `path`: creates the folder, creates the file
+    /// with mode 0600, sets WAL / `synchronous=NORMAL` / `foreign_keys=ON` / busy timeout,
+    /// applies pending migrations and starts the writer thread.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        create_file(&path)?;
+        let mut conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        configure(&conn, true)?;
+        migrate::migrate(&mut conn)?;
+        Ok(Store {
+            writer: Writer::spawn(conn)?,
+            readers: Some(Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            })),
+        })
+    }
+
+    /// Opens a private in-memory mirror (tests). One connection serves reads and writes.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let mut conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: PathBuf::from(":memory:"),
+            source,
+        })?;
+        configure(&conn, false)?;
+        migrate::migrate(&mut conn)?;
+        Ok(Store {
+            writer: Writer::spawn(conn)?,
+            readers: None,
+        })
+    }
+
+    /// Runs `f` on the writer thread inside a (group-committed) transaction. `f`'s writes are
+    /// atomic: on `Err` they are rolled back. For store modules and tests; jobs use the typed
+    /// methods.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.call(f).await
+    }
+
+    /// Runs `f` on a read connection (the writer for in-memory stores). Sees committed data.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(readers) = &self.readers else {
+            return self.writer.call(f).await;
+        };
+        let readers = readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let out = f(&conn);
+            readers.give_back(conn);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::ReadTask(e.to_string()))?
+    }
+
+    /// Rows inserted, updated or deleted through the writer connection since it opened
+    /// (SQLite `total_changes()`): lets tests prove a no-op pull writes nothing.
+    pub async fn total_changes(&self) -> Result<u64, StoreError> {
+        self.writer.call(|conn| Ok(conn.total_changes())).await
+    }
+
+    /// The schema version of the open mirror (`PRAGMA user_version`).
+    pub async fn schema_version(&self) -> Result<u32, StoreError> {
+        self.read(|conn| {
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(StoreError::sql("reading the schema version"))
+        })
+        .await
+    }
+}
+
+/// Creates the folder and an empty file with mode 0600 if the file does not exist yet.
+fn create_file(path: &Path) -> Result<(), StoreError> {
+    let fail = |source| StoreError::Create {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(drop).map_err(fail)
+}
+
+fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
+    if wal {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(StoreError::sql("switching to WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "the mirror could not switch to WAL journal mode");
+        }
+    }
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(StoreError::sql("setting connection pragmas"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(StoreError::sql("setting the busy timeout"))?;
+    Ok(())
+}

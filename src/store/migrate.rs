@@ -1,0 +1,42 @@
+//! Embedded, numbered schema migrations applied on open.
+//!
+//! Owns: the list of migrations and `PRAGMA user_version` bookkeeping. Must not: edit a
+//! released migration (add a new numbered file instead) or run anything but DDL.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. The push issue appends `0002_*.sql`.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_mirror", include_str!("migrations/0001_mirror.sql"))];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Applies every migration newer than the file's `user_version`, each in its own transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let found: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(StoreError::sql("reading the schema version"))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as u32 + 1;
+        let fail = |source| StoreError::Migration {
+            version,
+            name,
+            source,
+        };
+        let tx = conn.transaction().map_err(fail)?;
+        tx.execute_batch(sql).map_err(fail)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        tracing::info!(version, name, "applied mirror migration");
+    }
+    Ok(SCHEMA_VERSION)
+}

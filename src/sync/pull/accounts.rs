@@ -1,0 +1,323 @@
+//! The account jobs: `payments`, `charges` (per subscriber over a date window) and
+//! `summaries` (per subscriber per day).
+//!
+//! Owns: choosing the window (incremental: from the end of the last successful incremental
+//! window minus the lookback, to today; backfill: the explicit range), fanning out per
+//! subscriber `concurrency` wide, and checkpointing so an interrupted run resumes where it
+//! stopped. Every write carries the checkpoint it completes, in one transaction:
+//! * payments / charges: key `<mode>:<from>..<to>/<subscriber>`, cursor `done`;
+//! * summaries: key `<mode>:<from>/<subscriber>`, cursor = the last day stored without a
+//!   gap since `from` (one subscriber's days are fetched in order, so a resumed run fetches
+//!   again at most the day that was in flight).
+//!
+//! A successful run deletes its checkpoints. Must not: skip a failed item's checkpoint
+//! gap (a failed day stops its subscriber's cursor; later days are stored but fetched
+//! again on resume).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Days, NaiveDate};
+use futures::StreamExt;
+
+use super::{JobReport, Run, SyncError, Verdict, is_fatal, now};
+use crate::model::SubscriberId;
+use crate::store::{Checkpoint, Mode, Store, StoreError, UpsertCounts};
+use crate::sync::options::{JobKind, Progress, PullOptions};
+use crate::sync::remote::{Remote, RemoteError};
+
+/// The window of a run and how it was chosen.
+async fn window(
+    job: JobKind,
+    store: &Store,
+    opts: &PullOptions,
+) -> Result<(Mode, NaiveDate, NaiveDate), SyncError> {
+    let invalid = |message: String| SyncError::Options { job, message };
+    match (opts.from, opts.to) {
+        (Some(from), Some(to)) if from <= to => Ok((Mode::Backfill, from, to)),
+        (Some(from), Some(to)) => Err(invalid(format!(
+            "the range starts ({from}) after it ends ({to})"
+        ))),
+        (Some(_), None) | (None, Some(_)) => {
+            Err(invalid("a backfill needs both --from and --to".into()))
+        }
+        (None, None) => {
+            let last = store
+                .last_ok_window_end(job.as_str(), Mode::Incremental)
+                .await
+                .map_err(|source| SyncError::Store { job, source })?;
+            // Summaries re-fetch the last day of the previous window (it may have been
+            // "today" then, incomplete); payments and charges also look back.
+            let back = match job {
+                JobKind::Summaries => 0,
+                _ => opts.lookback_days,
+            };
+            let from = match last {
+                Some(end) => end.checked_sub_days(Days::new(u64::from(back))),
+                None => opts
+                    .today
+                    .checked_sub_days(Days::new(u64::from(opts.initial_days))),
+            }
+            .unwrap_or(opts.today);
+            Ok((Mode::Incremental, from.min(opts.today), opts.today))
+        }
+    }
+}
+
+fn mode_tag(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Incremental => "inc",
+        Mode::Backfill => "bf",
+    }
+}
+
+async fn subscribers(
+    job: JobKind,
+    store: &Store,
+    opts: &PullOptions,
+) -> Result<Vec<SubscriberId>, SyncError> {
+    match &opts.subscribers {
+        Some(ids) => {
+            let mut ids = ids.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            Ok(ids)
+        }
+        None => store
+            .live_subscriber_ids()
+            .await
+            .map_err(|source| SyncError::Store { job, source }),
+    }
+}
+
+/// What one subscriber's item produced.
+enum Fetched {
+    Stored { fetched: u64, counts: UpsertCounts },
+    Failed(RemoteError),
+}
+
+/// `payments` or `charges`.
+pub(super) async fn run_ledger<R: Remote>(
+    job: JobKind,
+    remote: &R,
+    store: &Store,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<JobReport, SyncError> {
+    let (mode, from, to) = window(job, store, opts).await?;
+    let subs = subscribers(job, store, opts).await?;
+    let mut run = Run::start(store, opts, job, mode, Some((from, to))).await?;
+    let prefix = format!("{}:{from}..{to}/", mode_tag(mode));
+    let verdict = ledger_body(&mut run, remote, subs, &prefix, progress).await;
+    // A successful incremental run also drops stale incremental checkpoints of older windows.
+    let clear = match mode {
+        Mode::Incremental => "inc:".to_owned(),
+        Mode::Backfill => prefix,
+    };
+    run.conclude(verdict, Some(clear)).await
+}
+
+async fn ledger_body<R: Remote>(
+    run: &mut Run<'_>,
+    remote: &R,
+    subs: Vec<SubscriberId>,
+    prefix: &str,
+    progress: &Progress,
+) -> Verdict {
+    let (job, store, opts) = (run.job, run.store, run.opts);
+    let (from, to) = run.window.unwrap_or((opts.today, opts.today));
+    let done: HashSet<SubscriberId> = store
+        .checkpoints(job.as_str(), prefix)
+        .await
+        .map_err(run.store_err())?
+        .into_iter()
+        .filter_map(|(key, _)| key.strip_prefix(prefix)?.parse().ok())
+        .collect();
+    let todo: Vec<SubscriberId> = subs.iter().copied().filter(|s| !done.contains(s)).collect();
+    progress.add_total(subs.len() as u64);
+    progress.add_done((subs.len() - todo.len()) as u64);
+    if !done.is_empty() {
+        tracing::info!(job = %job, resumed = subs.len() - todo.len(), left = todo.len(), "resuming from checkpoints");
+    }
+    let mut items = futures::stream::iter(todo)
+        .map(|sub| async move {
+            let cp = Some(Checkpoint {
+                job: job.as_str().to_owned(),
+                key: format!("{prefix}{sub}"),
+                cursor: "done".to_owned(),
+            });
+            let stored: Result<(u64, UpsertCounts), StoreError> = match job {
+                JobKind::Charges => match remote.account_charges(sub, from, to).await {
+                    Ok(mut rows) => {
+                        rows.iter_mut().for_each(|c| c.subscriber_id = sub);
+                        let n = rows.len() as u64;
+                        store
+                            .upsert_charges(sub, rows, cp, now(opts))
+                            .await
+                            .map(|c| (n, c))
+                    }
+                    Err(e) => return (sub, Ok(Fetched::Failed(e))),
+                },
+                _ => match remote.account_payments(sub, from, to).await {
+                    Ok(mut rows) => {
+                        rows.iter_mut().for_each(|p| p.subscriber_id = sub);
+                        let n = rows.len() as u64;
+                        store
+                            .upsert_payments(sub, rows, cp, now(opts))
+                            .await
+                            .map(|c| (n, c))
+                    }
+                    Err(e) => return (sub, Ok(Fetched::Failed(e))),
+                },
+            };
+            progress.add_done(1);
+            (
+                sub,
+                stored.map(|(fetched, counts)| Fetched::Stored { fetched, counts }),
+            )
+        })
+        .buffer_unordered(opts.concurrency);
+    while let Some((sub, item)) = items.next().await {
+        match item.map_err(run.store_err())? {
+            Fetched::Stored { fetched, counts } => {
+                run.counts.fetched += fetched;
+                add(run, counts);
+            }
+            Fetched::Failed(e) if is_fatal(&e) => {
+                return Ok(Some(format!("subscriber {sub}: {e}")));
+            }
+            Fetched::Failed(e) => {
+                progress.add_done(1);
+                run.item_failed(format!("subscriber {sub}"), &e).await?;
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn add(run: &mut Run<'_>, c: UpsertCounts) {
+    run.counts.inserted += c.inserted;
+    run.counts.updated += c.updated;
+    run.counts.unchanged += c.unchanged;
+}
+
+/// One subscriber's days in a summaries run.
+struct SubscriberDays {
+    fetched: u64,
+    counts: UpsertCounts,
+    failed: Vec<(NaiveDate, RemoteError)>,
+    /// An auth failure stopped this subscriber (and the run).
+    fatal: Option<(NaiveDate, RemoteError)>,
+}
+
+/// `summaries`.
+pub(super) async fn run_summaries<R: Remote>(
+    remote: &R,
+    store: &Store,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<JobReport, SyncError> {
+    let job = JobKind::Summaries;
+    let (mode, from, to) = window(job, store, opts).await?;
+    let subs = subscribers(job, store, opts).await?;
+    let mut run = Run::start(store, opts, job, mode, Some((from, to))).await?;
+    let prefix = format!("{}:{from}/", mode_tag(mode));
+    let verdict = summaries_body(&mut run, remote, subs, &prefix, progress).await;
+    let clear = match mode {
+        Mode::Incremental => "inc:".to_owned(),
+        Mode::Backfill => prefix,
+    };
+    run.conclude(verdict, Some(clear)).await
+}
+
+fn days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    from.iter_days().take_while(move |d| *d <= to)
+}
+
+async fn summaries_body<R: Remote>(
+    run: &mut Run<'_>,
+    remote: &R,
+    subs: Vec<SubscriberId>,
+    prefix: &str,
+    progress: &Progress,
+) -> Verdict {
+    let (job, store, opts) = (run.job, run.store, run.opts);
+    let (from, to) = run.window.unwrap_or((opts.today, opts.today));
+    let cursors: HashMap<SubscriberId, NaiveDate> = store
+        .checkpoints(job.as_str(), prefix)
+        .await
+        .map_err(run.store_err())?
+        .into_iter()
+        .filter_map(|(key, cursor)| {
+            Some((
+                key.strip_prefix(prefix)?.parse().ok()?,
+                cursor.parse().ok()?,
+            ))
+        })
+        .collect();
+    let span = days(from, to).count() as u64;
+    progress.add_total(span * subs.len() as u64);
+    let mut todo = Vec::with_capacity(subs.len());
+    for sub in subs {
+        let start = match cursors.get(&sub) {
+            Some(done) => done.succ_opt().unwrap_or(*done),
+            None => from,
+        };
+        let left = days(start.max(from), to).count() as u64;
+        progress.add_done(span - left);
+        if left > 0 {
+            todo.push((sub, start.max(from)));
+        }
+    }
+    let mut items = futures::stream::iter(todo)
+        .map(|(sub, start)| async move {
+            let mut out = SubscriberDays {
+                fetched: 0,
+                counts: UpsertCounts::default(),
+                failed: Vec::new(),
+                fatal: None,
+            };
+            let mut gap = false;
+            for day in days(start, to) {
+                match remote.account_summary(sub, day).await {
+                    Ok(mut s) => {
+                        s.subscriber_id = sub;
+                        s.date = day;
+                        out.fetched += 1;
+                        let cp = (!gap).then(|| Checkpoint {
+                            job: job.as_str().to_owned(),
+                            key: format!("{prefix}{sub}"),
+                            cursor: day.to_string(),
+                        });
+                        let c = store.upsert_summaries(vec![s], cp, now(opts)).await?;
+                        out.counts.inserted += c.inserted;
+                        out.counts.updated += c.updated;
+                        out.counts.unchanged += c.unchanged;
+                    }
+                    Err(e) if is_fatal(&e) => {
+                        out.fatal = Some((day, e));
+                        break;
+                    }
+                    Err(e) => {
+                        gap = true;
+                        out.failed.push((day, e));
+                    }
+                }
+                progress.add_done(1);
+            }
+            Ok::<_, StoreError>((sub, out))
+        })
+        .buffer_unordered(opts.concurrency);
+    while let Some(item) = items.next().await {
+        let (sub, out) = item.map_err(run.store_err())?;
+        run.counts.fetched += out.fetched;
+        add(run, out.counts);
+        for (day, e) in out.failed {
+            run.item_failed(format!("subscriber {sub} day {day}"), &e)
+                .await?;
+        }
+        if let Some((day, e)) = out.fatal {
+            return Ok(Some(format!("subscriber {sub} day {day}: {e}")));
+        }
+    }
+    Ok(None)
+}

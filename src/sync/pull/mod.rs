@@ -1,0 +1,200 @@
+//! The pull jobs' entry point and the run bookkeeping they share.
+//!
+//! Owns: `run_job`, `JobReport`, `SyncError`, and `Run` (records the run in `job_runs`,
+//! item errors in `item_errors`, and decides the outcome: `ok` with no failed item,
+//! `partial` when some items failed, `failed` when the job could not go on). Must not: write
+//! mirror rows itself (the per-job files call the store), or read the clock except through
+//! `PullOptions::clock`.
+
+mod accounts;
+mod reference;
+mod subscribers;
+
+use chrono::{NaiveDate, SecondsFormat};
+
+use super::options::{JobKind, Progress, PullOptions};
+use super::remote::{Remote, RemoteError, RemoteErrorKind};
+use crate::store::{Counts, Mode, Outcome, RunStart, Store, StoreError};
+
+/// Why a job could not run or could not record its run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The options make no sense for this job; fix the config or the command line.
+    #[error("invalid options for the {job} job: {message}")]
+    Options { job: JobKind, message: String },
+    /// The mirror failed; the run is recorded as failed if the mirror still allows it.
+    #[error("the mirror failed during the {job} job: {source}")]
+    Store {
+        job: JobKind,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// What a run did: the same facts as its `job_runs` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobReport {
+    pub run_id: i64,
+    pub job: JobKind,
+    pub mode: Mode,
+    pub outcome: Outcome,
+    pub counts: Counts,
+    pub window: Option<(NaiveDate, NaiveDate)>,
+    /// For `failed`: why; for `partial`: how many items failed and the first error.
+    pub error: Option<String>,
+}
+
+/// Runs one pull job once: records the run, fetches through `remote`, writes to `store`,
+/// updates `progress`. Returns the report for `ok`, `partial` and `failed` runs alike;
+/// `Err` only for invalid options or a mirror failure.
+pub async fn run_job<R: Remote>(
+    job: JobKind,
+    remote: &R,
+    store: &Store,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<JobReport, SyncError> {
+    progress.reset();
+    if opts.concurrency == 0 {
+        return Err(SyncError::Options {
+            job,
+            message: "concurrency must be at least 1".into(),
+        });
+    }
+    match job {
+        JobKind::Subscribers => subscribers::run(remote, store, opts, progress).await,
+        JobKind::Payments | JobKind::Charges => {
+            accounts::run_ledger(job, remote, store, opts, progress).await
+        }
+        JobKind::Summaries => accounts::run_summaries(remote, store, opts, progress).await,
+        JobKind::Reference => reference::run(remote, store, opts, progress).await,
+    }
+}
+
+/// A job body's verdict: `Ok(None)` done (ok or partial by item errors), `Ok(Some(why))`
+/// stopped early (failed), `Err` the mirror failed.
+type Verdict = Result<Option<String>, SyncError>;
+
+/// One recorded run.
+struct Run<'a> {
+    store: &'a Store,
+    opts: &'a PullOptions,
+    id: i64,
+    job: JobKind,
+    mode: Mode,
+    window: Option<(NaiveDate, NaiveDate)>,
+    counts: Counts,
+    first_error: Option<String>,
+}
+
+impl<'a> Run<'a> {
+    async fn start(
+        store: &'a Store,
+        opts: &'a PullOptions,
+        job: JobKind,
+        mode: Mode,
+        window: Option<(NaiveDate, NaiveDate)>,
+    ) -> Result<Run<'a>, SyncError> {
+        let id = store
+            .start_run(RunStart {
+                job: job.as_str().to_owned(),
+                mode,
+                window,
+                started_at: now(opts),
+            })
+            .await
+            .map_err(|source| SyncError::Store { job, source })?;
+        tracing::info!(job = %job, run_id = id, mode = mode.as_str(), ?window, "pull job started");
+        Ok(Run {
+            store,
+            opts,
+            id,
+            job,
+            mode,
+            window,
+            counts: Counts::default(),
+            first_error: None,
+        })
+    }
+
+    fn store_err(&self) -> impl FnOnce(StoreError) -> SyncError + use<> {
+        let job = self.job;
+        move |source| SyncError::Store { job, source }
+    }
+
+    /// Records that `item` failed; the run will be `partial`.
+    async fn item_failed(&mut self, item: String, err: &RemoteError) -> Result<(), SyncError> {
+        tracing::warn!(job = %self.job, run_id = self.id, item, error = %err, "pull item failed");
+        self.counts.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(format!("{item}: {err}"));
+        }
+        self.store
+            .record_item_error(self.id, item, err.to_string(), now(self.opts))
+            .await
+            .map_err(self.store_err())
+    }
+
+    /// Records the end of the run. `clear` is the checkpoint key prefix to delete when the
+    /// run is `ok`.
+    async fn conclude(
+        self,
+        verdict: Verdict,
+        clear: Option<String>,
+    ) -> Result<JobReport, SyncError> {
+        let (outcome, error, failure) = match verdict {
+            Ok(None) if self.counts.errors == 0 => (Outcome::Ok, None, None),
+            Ok(None) => (
+                Outcome::Partial,
+                Some(format!(
+                    "{} item(s) failed; first: {}",
+                    self.counts.errors,
+                    self.first_error.clone().unwrap_or_default()
+                )),
+                None,
+            ),
+            Ok(Some(why)) => (Outcome::Failed, Some(why), None),
+            Err(e) => (Outcome::Failed, Some(e.to_string()), Some(e)),
+        };
+        let clear = clear
+            .filter(|_| outcome == Outcome::Ok)
+            .map(|prefix| (self.job.as_str().to_owned(), prefix));
+        let recorded = self
+            .store
+            .finish_run(
+                self.id,
+                outcome,
+                self.counts,
+                error.clone(),
+                now(self.opts),
+                clear,
+            )
+            .await
+            .map_err(self.store_err());
+        tracing::info!(job = %self.job, run_id = self.id, outcome = outcome.as_str(), counts = ?self.counts, error = error.as_deref(), "pull job finished");
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        recorded?;
+        Ok(JobReport {
+            run_id: self.id,
+            job: self.job,
+            mode: self.mode,
+            outcome,
+            counts: self.counts,
+            window: self.window,
+            error,
+        })
+    }
+}
+
+/// "Now" from the injected clock, as stored (RFC 3339 UTC, seconds).
+fn now(opts: &PullOptions) -> String {
+    opts.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An auth failure stops the run: every further call would fail the same way.
+fn is_fatal(err: &RemoteError) -> bool {
+    err.kind == RemoteErrorKind::Auth
+}

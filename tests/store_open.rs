@@ -1,0 +1,173 @@
+//! Store tests: opening, migrations, file creation and mode, the writer's transactions.
+
+use rusqlite::Connection;
+use tariscope_sync::store::{SCHEMA_VERSION, Store, StoreError};
+
+const TABLES: &[&str] = &[
+    "subscribers",
+    "dns",
+    "payments",
+    "charges",
+    "account_summaries",
+    "tariff_plans",
+    "tariffs",
+    "services",
+    "system_info",
+    "subscriber_changes",
+    "job_runs",
+    "checkpoints",
+    "item_errors",
+];
+
+fn sql(source: rusqlite::Error) -> StoreError {
+    StoreError::Sql {
+        context: "test",
+        source,
+    }
+}
+
+async fn count(store: &Store, table: &'static str) -> i64 {
+    store
+        .read(move |c| {
+            c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .map_err(sql)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn in_memory_store_applies_every_migration() {
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    let found: Vec<String> = store
+        .read(|c| {
+            c.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(sql)
+        })
+        .await
+        .unwrap();
+    for t in TABLES {
+        assert!(found.iter().any(|f| f == t), "missing table {t}: {found:?}");
+    }
+}
+
+#[tokio::test]
+async fn file_store_creates_folder_and_0600_file_and_reopens_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/mirror.db");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|c| {
+                c.execute("INSERT INTO checkpoints VALUES ('j', 'k', 'c', 't')", [])
+                    .map_err(sql)
+            })
+            .await
+            .unwrap();
+        let mode: String = store
+            .read(|c| {
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                    .map_err(sql)
+            })
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = store
+            .write(|c| {
+                c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+                    .map_err(sql)
+            })
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        let sync: i64 = store
+            .write(|c| {
+                c.query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .map_err(sql)
+            })
+            .await
+            .unwrap();
+        assert_eq!(sync, 1, "synchronous must be NORMAL (1)");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "mirror file mode {mode:o}");
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    assert_eq!(
+        count(&store, "checkpoints").await,
+        1,
+        "reopening must keep the data and not re-run migrations"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.db");
+    drop(Store::open(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    match Store::open(&path) {
+        Err(StoreError::TooNew { found, known }) => {
+            assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        other => panic!("expected TooNew, got {:?}", other.err()),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_write_rolls_back_only_itself() {
+    let store = Store::open_in_memory().unwrap();
+    let insert = |key: &'static str| {
+        move |c: &Connection| {
+            c.execute("INSERT INTO checkpoints VALUES ('j', ?1, 'c', 't')", [key])
+                .map_err(sql)
+        }
+    };
+    // Queued together, the writer group-commits them; the middle one inserts a row and then
+    // fails on a duplicate key: only its own row is rolled back.
+    let a = store.write(insert("a"));
+    let b = store.write(|c: &Connection| {
+        c.execute("INSERT INTO checkpoints VALUES ('j', 'b', 'c', 't')", [])
+            .and_then(|_| c.execute("INSERT INTO checkpoints VALUES ('j', 'b', 'c', 't')", []))
+            .map_err(sql)
+    });
+    let c = store.write(insert("c"));
+    let (a, b, c) = tokio::join!(a, b, c);
+    assert!(a.is_ok() && c.is_ok());
+    assert!(matches!(b, Err(StoreError::Sql { .. })), "{b:?}");
+    let keys: Vec<String> = store
+        .read(|c| {
+            c.prepare("SELECT key FROM checkpoints ORDER BY key")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(sql)
+        })
+        .await
+        .unwrap();
+    assert_eq!(keys, ["a", "c"]);
+}
+
+#[tokio::test]
+async fn reads_on_a_file_store_see_committed_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("m.db")).unwrap();
+    for i in 0..3 {
+        let key = format!("k{i}");
+        store
+            .write(move |c| {
+                c.execute("INSERT INTO checkpoints VALUES ('j', ?1, 'c', 't')", [key])
+                    .map_err(sql)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count(&store, "checkpoints").await, i + 1);
+    }
+}
