@@ -173,11 +173,25 @@ pub struct Conflict {
     pub key: String,
     pub id: Option<i64>,
     pub field: Option<Field>,
+    /// The number concerned, for conflicts about a DN.
+    pub dn: Option<DnKey>,
     pub base: Option<String>,
     pub local: Option<String>,
     pub remote: Option<String>,
     pub resolution: Resolution,
     pub reason: String,
+}
+
+impl Conflict {
+    /// What the conflict is about, unique per desired key: the field name, `dn:PBX/DN`, or
+    /// empty for the row as a whole.
+    pub fn subject(&self) -> String {
+        match (&self.field, &self.dn) {
+            (Some(f), _) => f.name().to_string(),
+            (None, Some(d)) => format!("dn:{}/{}", d.pbx_id, d.dn),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 impl Op {
@@ -338,7 +352,7 @@ fn plan_create(
     let mut conflicts = Vec::new();
     for dn in &d.dns {
         match dn_taken(dn, None, dn_owner, claimed) {
-            Some(reason) => conflicts.push(blocked(d, None, reason)),
+            Some(reason) => conflicts.push(blocked_dn(d, None, dn, reason)),
             None => {
                 claimed.insert(dn.key());
                 dns.push(dn.clone());
@@ -394,6 +408,7 @@ fn plan_fields(
             key: d.key.clone(),
             id: Some(id),
             field: Some(field),
+            dn: None,
             base: b.cloned(),
             local: Some(local.clone()),
             remote: Some(r),
@@ -442,7 +457,7 @@ fn plan_dn(
         return;
     }
     match dn_taken(dn, Some(id), dn_owner, claimed) {
-        Some(reason) => ops.push(blocked(d, Some(id), reason)),
+        Some(reason) => ops.push(blocked_dn(d, Some(id), dn, reason)),
         None => {
             claimed.insert(dn.key());
             ops.push(Op::DnAdd {
@@ -475,11 +490,22 @@ fn dn_taken(
     })
 }
 
+fn blocked_dn(d: &DesiredSubscriber, id: Option<i64>, dn: &DesiredDn, reason: String) -> Op {
+    match blocked(d, id, reason) {
+        Op::Conflict(c) => Op::Conflict(Conflict {
+            dn: Some(dn.key()),
+            ..c
+        }),
+        other => other,
+    }
+}
+
 fn blocked(d: &DesiredSubscriber, id: Option<i64>, reason: String) -> Op {
     Op::Conflict(Conflict {
         key: d.key.clone(),
         id,
         field: None,
+        dn: None,
         base: None,
         local: None,
         remote: None,

@@ -70,6 +70,7 @@ fn three_way_table() {
             key: "k".into(),
             id: Some(1),
             field: Some(S),
+            dn: None,
             base: b.map(Into::into),
             local: Some("L".into()),
             remote: Some("R".into()),
