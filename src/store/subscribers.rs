@@ -533,7 +533,8 @@ mod tests {
         let mut reordered = sample();
         reordered.dns.as_mut().unwrap().reverse();
         assert_eq!(content_hash(&reordered), base);
-        let edits: Vec<(&str, Box<dyn Fn(&mut Subscriber)>)> = vec![
+        type Edit = Box<dyn Fn(&mut Subscriber)>;
+        let edits: Vec<(&str, Edit)> = vec![
             ("fullname", Box::new(|s| s.fullname = Some("B".into()))),
             ("house cleared", Box::new(|s| s.house = None)),
             ("empty vs null", Box::new(|s| s.flat = Some(String::new()))),
