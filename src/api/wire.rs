@@ -243,6 +243,17 @@ impl<'a> Record<'a> {
         self.read(names, to_date)
     }
 
+    /// An enumeration code: an integer, or a flag read as 0/1. Anything else (a word
+    /// the guide does not foresee) is `None` rather than an error: the record's other
+    /// fields still count, and `raw` keeps the value where the model has one.
+    pub fn code(&self, names: &[&str]) -> Option<i64> {
+        let (_, v) = self.get(names)?;
+        to_int(v)
+            .ok()
+            .flatten()
+            .or_else(|| to_bool(v).ok().flatten().map(i64::from))
+    }
+
     /// A required integer (ids).
     pub fn req_int(&self, names: &[&str]) -> Result<i64, WireError> {
         self.int(names)?
@@ -358,8 +369,8 @@ pub fn to_bool(v: &Value) -> Result<Option<bool>, String> {
         Value::Null => Ok(None),
         Value::Bool(b) => Ok(Some(*b)),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 0.0 => Ok(Some(false)),
-            Some(f) if f == 1.0 => Ok(Some(true)),
+            Some(0.0) => Ok(Some(false)),
+            Some(1.0) => Ok(Some(true)),
             _ => Err(format!("expected a flag (0/1), got {n}")),
         },
         Value::String(s) => {
