@@ -105,6 +105,19 @@ impl Direction {
     }
 }
 
+/// Filter of `tariffs.details`: `0` means "all" for each id (documented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TariffFilter {
+    /// `providerid` (0 = all operators).
+    pub provider_id: i64,
+    /// `planid` (0 = all plans).
+    pub plan_id: i64,
+    /// `rateid` (0 = all tariffs matching the other filters).
+    pub rate_id: i64,
+    /// `direction`: `in`, `out` or `all`.
+    pub direction: Direction,
+}
+
 /// A subscriber as `subscriber.get` describes it, plus the extensions our reference
 /// wire profile documents (department, node, tariff plan, connection date, bank name,
 /// phone numbers). Every field but `id` is optional: a server may omit any of them.

@@ -1,1 +1,39 @@
-//! Placeholder: see README.md for what exists.
+//! The Tariscope API boundary: [`TariscopeClient`] and what it is made of.
+//!
+//! Owns: everything between the domain types (`crate::model`) and HTTP. Must not: touch
+//! SQLite, import `crate::sim` (the emulator is an independent reading of the guide), or
+//! log a password or a token. See `docs/client.md`.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `client.rs` | the call loop: profile, limiter, token, re-login, retries, spans |
+//! | `methods.rs` | one typed async fn per API method |
+//! | `auth.rs` | [`TokenManager`]: JWT cache, renewal, single flight |
+//! | `retry.rs` | [`RetryPolicy`] and [`retry::classify`], the one retry decision |
+//! | `limit.rs` | [`Limiter`]: rate (governor) and concurrency cap |
+//! | `profile.rs` | [`ApiProfile`]: verb, path, encoding, field names per method |
+//! | `encode.rs` | request parameters to JSON / form / query |
+//! | `wire.rs`, `xml.rs` | tolerant reading of JSON and XML bodies |
+//! | `decode.rs` | records to model types |
+//! | `config.rs`, `error.rs` | [`ClientConfig`], [`Secret`], [`ApiError`] |
+
+pub mod auth;
+mod client;
+pub mod config;
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod limit;
+mod methods;
+pub mod profile;
+pub mod retry;
+pub mod wire;
+pub mod xml;
+
+pub use auth::TokenManager;
+pub use client::{ClientStats, TariscopeClient};
+pub use config::{ClientConfig, Format, RetrySettings, Secret};
+pub use error::ApiError;
+pub use limit::Limiter;
+pub use profile::{ApiProfile, Encoding, MethodProfile, Verb};
+pub use retry::RetryPolicy;

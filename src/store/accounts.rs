@@ -182,3 +182,79 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    fn charge(id: Option<i64>, day: u32, amount: i64) -> Charge {
+        let d = NaiveDate::from_ymd_opt(2026, 1, day);
+        Charge {
+            id,
+            subscriber_id: 5,
+            recdate: d,
+            fromdate: d,
+            todate: d,
+            servicename: Some("Calls".into()),
+            charge: Some(Decimal::new(amount, 2)),
+            numberofservices: None,
+        }
+    }
+
+    use chrono::NaiveDate;
+
+    #[test]
+    fn charge_keys_table() {
+        type Case = (&'static str, Vec<Charge>, Vec<&'static str>);
+        let cases: Vec<Case> = vec![
+            (
+                "record ids",
+                vec![charge(Some(10), 1, 1), charge(Some(11), 1, 1)],
+                vec!["id:10", "id:11"],
+            ),
+            (
+                "id is the subscriber id",
+                vec![charge(Some(5), 1, 1)],
+                vec!["c:"],
+            ),
+            ("missing id", vec![charge(None, 1, 1)], vec!["c:"]),
+            (
+                "repeated id",
+                vec![charge(Some(9), 1, 1), charge(Some(9), 2, 1)],
+                vec!["c:", "c:"],
+            ),
+            (
+                "mixed",
+                vec![charge(Some(9), 1, 1), charge(None, 2, 1)],
+                vec!["id:9", "c:"],
+            ),
+        ];
+        for (name, charges, want) in cases {
+            let keys = charge_keys(5, &charges);
+            assert_eq!(keys.len(), want.len(), "{name}");
+            for (k, w) in keys.iter().zip(want) {
+                assert!(k.starts_with(w), "{name}: {k} should start with {w}");
+            }
+        }
+        // Identical rows get distinct, stable keys.
+        let twins = vec![charge(None, 3, 7), charge(None, 3, 7)];
+        let a = charge_keys(5, &twins);
+        assert_ne!(a[0], a[1]);
+        assert!(a[0].ends_with("#1") && a[1].ends_with("#2"));
+        assert_eq!(a, charge_keys(5, &twins));
+    }
+
+    proptest! {
+        #[test]
+        fn charge_keys_are_unique_within_an_answer(
+            rows in proptest::collection::vec((proptest::option::of(0i64..6), 1u32..4, 0i64..3), 0..20)
+        ) {
+            let charges: Vec<Charge> = rows.iter().map(|(id, d, a)| charge(*id, *d, *a)).collect();
+            let keys = charge_keys(5, &charges);
+            let unique: std::collections::HashSet<&String> = keys.iter().collect();
+            prop_assert_eq!(unique.len(), keys.len());
+        }
+    }
+}

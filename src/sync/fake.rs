@@ -190,6 +190,8 @@ pub struct FakeRemote {
     /// After this many calls in total, calls never answer (to cancel a job mid-flight).
     hang_after: Mutex<Option<u64>>,
     hung: Notify,
+    /// Set once a call hung (since the last `hang_after` / `clear_faults`).
+    has_hung: AtomicBool,
     latency: Mutex<Option<Duration>>,
     calls: AtomicU64,
     log: Mutex<Vec<Call>>,
@@ -231,6 +233,7 @@ impl FakeRemote {
         lock(&self.bad).clear();
         *lock(&self.fail_after) = None;
         *lock(&self.hang_after) = None;
+        self.has_hung.store(false, Ordering::SeqCst);
     }
 
     /// Lets `n` more calls through, then fails every call as transient.
@@ -241,11 +244,20 @@ impl FakeRemote {
     /// Once `n` calls have been made in total, further calls never answer.
     pub fn hang_after(&self, n: u64) {
         *lock(&self.hang_after) = Some(n);
+        self.has_hung.store(false, Ordering::SeqCst);
     }
 
     /// Resolves when a call has hung (see `hang_after`).
     pub async fn hung(&self) {
-        self.hung.notified().await;
+        loop {
+            let notified = self.hung.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.has_hung.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub fn set_latency(&self, latency: Option<Duration>) {
@@ -286,7 +298,8 @@ impl FakeRemote {
         }
         let hang = lock(&self.hang_after).is_some_and(|n| count > n);
         if hang {
-            self.hung.notify_one();
+            self.has_hung.store(true, Ordering::SeqCst);
+            self.hung.notify_waiters();
             std::future::pending::<()>().await;
         }
         {

@@ -1,0 +1,462 @@
+//! The typed API methods of [`TariscopeClient`]: one async fn per Tariscope method,
+//! taking and returning `crate::model` types.
+//!
+//! Owns: which parameters each method sends (by logical key; the profile names them on
+//! the wire) and what an empty, 204 or 404 answer means for it. Must not: touch HTTP
+//! directly (`client.rs`) or read wire fields (`decode.rs`).
+
+use chrono::{Datelike, NaiveDate};
+use serde_json::Value;
+
+use super::client::{Reply, TariscopeClient};
+use super::decode;
+use super::encode::Param;
+use super::error::{ApiError, excerpt};
+use super::wire::{self, WireError};
+use crate::model::{
+    AccountSummary, Charge, CreatedSubscriber, DnAssignment, FieldValue, NewDn, NewPayment,
+    NewSubscriber, Payment, RecordedPayment, Service, SqlResult, Subscriber, SubscriberId,
+    SubscriberPatch, SystemInfo, Tariff, TariffFilter, TariffPlan, TariffTime,
+};
+
+/// The five single-value `tariscope.*` methods, by the field each returns.
+const INFO_FIELDS: [&str; 5] = ["version", "database", "build", "serial", "edition"];
+
+impl TariscopeClient {
+    fn parse(&self, method: &str, reply: &Reply) -> Result<Value, ApiError> {
+        wire::parse_body(&reply.body, self.inner.format).map_err(|e| decode_error(method, reply, e))
+    }
+
+    /// A single record; `None` for 404, 204, an empty body or an empty result.
+    fn one<T>(
+        &self,
+        method: &str,
+        reply: &Reply,
+        f: impl FnOnce(&Value) -> Result<T, WireError>,
+    ) -> Result<Option<T>, ApiError> {
+        if reply.is_empty_result() {
+            return Ok(None);
+        }
+        let value = self.parse(method, reply)?;
+        match wire::single(&value) {
+            None => Ok(None),
+            Some(v) => f(v).map(Some).map_err(|e| decode_error(method, reply, e)),
+        }
+    }
+
+    /// A single record that must be there (404 is an error).
+    fn required<T>(
+        &self,
+        method: &str,
+        reply: &Reply,
+        f: impl FnOnce(&Value) -> Result<T, WireError>,
+    ) -> Result<T, ApiError> {
+        if reply.status == 404 {
+            return Err(not_found(method, reply));
+        }
+        self.one(method, reply, f)?
+            .ok_or_else(|| decode_error(method, reply, WireError::new("(body)", "empty answer")))
+    }
+
+    /// A list; 404 is an empty list when `not_found_is_empty`, else an error.
+    fn list<T>(
+        &self,
+        method: &str,
+        reply: &Reply,
+        not_found_is_empty: bool,
+        f: impl Fn(&Value) -> Result<T, WireError>,
+    ) -> Result<Vec<T>, ApiError> {
+        if reply.status == 404 && !not_found_is_empty {
+            return Err(not_found(method, reply));
+        }
+        if reply.is_empty_result() {
+            return Ok(Vec::new());
+        }
+        let value = self.parse(method, reply)?;
+        wire::list_items(&value)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                f(v).map_err(|e| {
+                    decode_error(
+                        method,
+                        reply,
+                        WireError::new(format!("[{i}].{}", e.field), e.reason),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// `subscriber.get` by id; `None` if there is no such subscriber.
+    pub async fn subscriber_get(&self, id: SubscriberId) -> Result<Option<Subscriber>, ApiError> {
+        const M: &str = "subscriber.get";
+        let reply = self.call(M, &[("id", Param::Int(id))]).await?;
+        self.one(M, &reply, decode::subscriber)
+    }
+
+    /// `subscriber.get` by e-mail; `None` if no subscriber has it.
+    pub async fn subscriber_get_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<Subscriber>, ApiError> {
+        const M: &str = "subscriber.get";
+        let reply = self
+            .call(M, &[("email", Param::Text(email.to_owned()))])
+            .await?;
+        self.one(M, &reply, decode::subscriber)
+    }
+
+    /// `subscriber.list.department`. An unknown department is an error (`is_not_found`).
+    /// With `profile.lists_are_partial`, records carry only id and name.
+    pub async fn subscribers_by_department(
+        &self,
+        department_id: i64,
+    ) -> Result<Vec<Subscriber>, ApiError> {
+        const M: &str = "subscriber.list.department";
+        let reply = self.call(M, &[("id", Param::Int(department_id))]).await?;
+        self.list(M, &reply, false, decode::subscriber)
+    }
+
+    /// `subscriber.list.node`. An unknown node is an error (`is_not_found`).
+    pub async fn subscribers_by_node(&self, node_id: i64) -> Result<Vec<Subscriber>, ApiError> {
+        const M: &str = "subscriber.list.node";
+        let reply = self.call(M, &[("id", Param::Int(node_id))]).await?;
+        self.list(M, &reply, false, decode::subscriber)
+    }
+
+    /// `subscriber.update` with only the patch's fields; `None` if the subscriber does
+    /// not exist. An empty success answer is followed by a `subscriber.get`.
+    pub async fn subscriber_update(
+        &self,
+        patch: &SubscriberPatch,
+    ) -> Result<Option<Subscriber>, ApiError> {
+        const M: &str = "subscriber.update";
+        let keys: Vec<String> = patch
+            .fields
+            .iter()
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .collect();
+        let mut params: Vec<(&str, Param)> = vec![("id", Param::Int(patch.id))];
+        for (key, (_, value)) in keys.iter().zip(&patch.fields) {
+            params.push((key.as_str(), field_param(value)));
+        }
+        let reply = self.call(M, &params).await?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        match self.one(M, &reply, decode::subscriber)? {
+            Some(s) => Ok(Some(s)),
+            None => self.subscriber_get(patch.id).await,
+        }
+    }
+
+    /// `subscriber.create` (not idempotent: a lost answer gives `is_outcome_unknown`).
+    pub async fn subscriber_create(
+        &self,
+        s: &NewSubscriber,
+    ) -> Result<CreatedSubscriber, ApiError> {
+        const M: &str = "subscriber.create";
+        let mut params: Vec<(&str, Param)> = vec![("fullname", Param::Text(s.fullname.clone()))];
+        let mut opt = |key: &'static str, value: Option<Param>| {
+            if let Some(v) = value {
+                params.push((key, v));
+            }
+        };
+        opt("departmentid", s.department_id.map(Param::Int));
+        opt(
+            "subscribertype",
+            s.subscriber_type.map(|t| Param::Int(t.code())),
+        );
+        opt("connectiondate", s.connectiondate.map(Param::Date));
+        opt("contactnumber", s.contract_number.clone().map(Param::Text));
+        opt("contractdate", s.contractdate.map(Param::Date));
+        opt("accountnumber", s.account_number.clone().map(Param::Text));
+        opt("personalcode", s.personalcode.clone().map(Param::Text));
+        opt("edrpou", s.edrpou.clone().map(Param::Text));
+        opt("taxcode", s.taxcode.clone().map(Param::Text));
+        opt("bankcode", s.bank_code.clone().map(Param::Text));
+        opt("bankname", s.bankname.clone().map(Param::Text));
+        opt("bankaccount", s.bankaccount.clone().map(Param::Text));
+        opt("rateplanid", s.rateplan_id.map(Param::Int));
+        let reply = self.call(M, &params).await?;
+        self.required(M, &reply, decode::created)
+    }
+
+    /// `subscriber.dnadd` (not idempotent). Fields the answer lacks come from `dn`.
+    pub async fn subscriber_dnadd(&self, dn: &NewDn) -> Result<DnAssignment, ApiError> {
+        const M: &str = "subscriber.dnadd";
+        let mut params: Vec<(&str, Param)> = vec![
+            ("subscriberid", Param::Int(dn.subscriber_id)),
+            ("dn", Param::Text(dn.dn.clone())),
+            ("pbxid", Param::Int(dn.pbx_id)),
+        ];
+        if let Some(d) = dn.from_date {
+            params.push(("fromdate", Param::Date(d)));
+        }
+        if let Some(d) = &dn.description {
+            params.push(("description", Param::Text(d.clone())));
+        }
+        let reply = self.call(M, &params).await?;
+        let fallback = Some((dn.dn.as_str(), dn.from_date, dn.description.as_deref()));
+        self.required(M, &reply, |v| decode::dn(v, dn.subscriber_id, fallback))
+    }
+
+    /// `accounts.summary` for one day (`year`, `month`, `day` unpadded, as documented).
+    pub async fn account_summary(
+        &self,
+        id: SubscriberId,
+        date: NaiveDate,
+    ) -> Result<AccountSummary, ApiError> {
+        const M: &str = "accounts.summary";
+        let params = [
+            ("id", Param::Int(id)),
+            ("year", Param::Int(i64::from(date.year()))),
+            ("month", Param::Int(i64::from(date.month()))),
+            ("day", Param::Int(i64::from(date.day()))),
+        ];
+        let reply = self.call(M, &params).await?;
+        self.required(M, &reply, |v| decode::summary(v, id, date))
+    }
+
+    /// `accounts.charges` from `from` to `to` (inclusive); 404 is an empty list.
+    pub async fn account_charges(
+        &self,
+        id: SubscriberId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Charge>, ApiError> {
+        const M: &str = "accounts.charges";
+        let params = [
+            ("id", Param::Int(id)),
+            ("fromdate", Param::Date(from)),
+            ("todate", Param::Date(to)),
+        ];
+        let reply = self.call(M, &params).await?;
+        self.list(M, &reply, true, |v| decode::charge(v, id))
+    }
+
+    /// `accounts.payments` from `from` to `to` (inclusive, `paymentid=0`); 404 is empty.
+    pub async fn account_payments(
+        &self,
+        id: SubscriberId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Payment>, ApiError> {
+        const M: &str = "accounts.payments";
+        let params = [
+            ("id", Param::Int(id)),
+            ("fromdate", Param::Date(from)),
+            ("todate", Param::Date(to)),
+            ("paymentid", Param::Int(0)),
+        ];
+        let reply = self.call(M, &params).await?;
+        self.list(M, &reply, true, |v| decode::payment(v, id))
+    }
+
+    /// `accounts.payments` with a non-zero `paymentid`: the payment if it exists.
+    pub async fn payment_exists(
+        &self,
+        id: SubscriberId,
+        payment_id: i64,
+    ) -> Result<Option<Payment>, ApiError> {
+        const M: &str = "accounts.payments";
+        let params = [
+            ("id", Param::Int(id)),
+            ("paymentid", Param::Int(payment_id)),
+        ];
+        let reply = self.call(M, &params).await?;
+        let found = self.list(M, &reply, true, |v| decode::payment(v, id))?;
+        Ok(found.into_iter().find(|p| p.payment_id == payment_id))
+    }
+
+    /// `accounts.payment` (not idempotent: a lost answer gives `is_outcome_unknown`).
+    pub async fn account_payment(&self, p: &NewPayment) -> Result<RecordedPayment, ApiError> {
+        const M: &str = "accounts.payment";
+        let mut params: Vec<(&str, Param)> = vec![
+            ("id", Param::Int(p.subscriber_id)),
+            ("paymentday", Param::Date(p.payment_day)),
+            ("payment", Param::Decimal(p.amount)),
+            ("paymenttype", Param::Int(p.payment_type.code())),
+        ];
+        if let Some(bank) = &p.bank {
+            params.push(("bank", Param::Text(bank.clone())));
+        }
+        let reply = self.call(M, &params).await?;
+        self.required(M, &reply, |v| {
+            decode::recorded_payment(v, p.subscriber_id, p.payment_day)
+        })
+    }
+
+    /// `tariffs.plans` (active plans).
+    pub async fn tariff_plans(&self) -> Result<Vec<TariffPlan>, ApiError> {
+        const M: &str = "tariffs.plans";
+        let reply = self.call(M, &[]).await?;
+        self.list(M, &reply, true, decode::tariff_plan)
+    }
+
+    /// `tariffs.details` with the documented filters (0 = all).
+    pub async fn tariff_details(&self, filter: &TariffFilter) -> Result<Vec<Tariff>, ApiError> {
+        const M: &str = "tariffs.details";
+        let params = [
+            ("providerid", Param::Int(filter.provider_id)),
+            ("planid", Param::Int(filter.plan_id)),
+            (
+                "direction",
+                Param::Text(filter.direction.as_str().to_owned()),
+            ),
+            ("rateid", Param::Int(filter.rate_id)),
+        ];
+        let reply = self.call(M, &params).await?;
+        self.list(M, &reply, true, decode::tariff)
+    }
+
+    /// `tariffs.time` of one tariff.
+    pub async fn tariff_time(&self, rate_id: i64) -> Result<Vec<TariffTime>, ApiError> {
+        const M: &str = "tariffs.time";
+        let reply = self.call(M, &[("rateid", Param::Int(rate_id))]).await?;
+        self.list(M, &reply, true, decode::tariff_time)
+    }
+
+    /// `services.list` (active services).
+    pub async fn services(&self) -> Result<Vec<Service>, ApiError> {
+        const M: &str = "services.list";
+        let reply = self.call(M, &[]).await?;
+        self.list(M, &reply, true, decode::service)
+    }
+
+    /// `tariscope.summary`; if the server lacks it (404/405/501/400) or the user may not
+    /// call it, the five single methods; fields the summary lacks are asked singly too.
+    pub async fn system_info(&self) -> Result<SystemInfo, ApiError> {
+        const M: &str = "tariscope.summary";
+        let summary = match self.call(M, &[]).await {
+            Ok(reply) if reply.status != 404 => self.one(M, &reply, decode::system_info)?,
+            Ok(_) => None,
+            Err(e) if falls_back(&e) => {
+                tracing::debug!(error = %e, "tariscope.summary unavailable; asking the single methods");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let mut info = summary.unwrap_or_default();
+        for field in INFO_FIELDS {
+            let slot = match field {
+                "version" => &mut info.version,
+                "database" => &mut info.database,
+                "build" => &mut info.build,
+                "serial" => &mut info.serial,
+                _ => &mut info.edition,
+            };
+            if slot.is_none() {
+                match self.info(field).await {
+                    Ok(v) => *slot = v,
+                    Err(e) if falls_back(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(info)
+    }
+
+    async fn info(&self, field: &str) -> Result<Option<String>, ApiError> {
+        let method = format!("tariscope.{field}");
+        let reply = self.call(&method, &[]).await?;
+        if reply.is_empty_result() {
+            return Ok(None);
+        }
+        let value = self.parse(&method, &reply)?;
+        match wire::single(&value) {
+            None => Ok(None),
+            Some(v) => decode::info_field(v, field).map_err(|e| decode_error(&method, &reply, e)),
+        }
+    }
+
+    /// `tariscope.version`.
+    pub async fn version(&self) -> Result<Option<String>, ApiError> {
+        self.info("version").await
+    }
+    /// `tariscope.database`.
+    pub async fn database(&self) -> Result<Option<String>, ApiError> {
+        self.info("database").await
+    }
+    /// `tariscope.build` (the build date, `yyyy-mm-dd` when it is a date).
+    pub async fn build(&self) -> Result<Option<String>, ApiError> {
+        self.info("build").await
+    }
+    /// `tariscope.serial`.
+    pub async fn serial(&self) -> Result<Option<String>, ApiError> {
+        self.info("serial").await
+    }
+    /// `tariscope.edition`.
+    pub async fn edition(&self) -> Result<Option<String>, ApiError> {
+        self.info("edition").await
+    }
+
+    /// `claims`: the methods the configured user may call.
+    pub async fn claims(&self) -> Result<Vec<String>, ApiError> {
+        const M: &str = "claims";
+        let reply = self.call(M, &[]).await?;
+        if reply.status == 404 {
+            return Err(not_found(M, &reply));
+        }
+        if reply.is_empty_result() {
+            return Ok(Vec::new());
+        }
+        let value = self.parse(M, &reply)?;
+        decode::claims(&value).map_err(|e| decode_error(M, &reply, e))
+    }
+
+    /// `sql` (not idempotent: the text may modify data).
+    pub async fn sql(&self, query: &str) -> Result<SqlResult, ApiError> {
+        const M: &str = "sql";
+        let reply = self
+            .call(M, &[("query", Param::Text(query.to_owned()))])
+            .await?;
+        if reply.status == 404 {
+            return Err(not_found(M, &reply));
+        }
+        if reply.is_empty_result() {
+            return Ok(SqlResult::default());
+        }
+        let value = self.parse(M, &reply)?;
+        decode::sql(&value).map_err(|e| decode_error(M, &reply, e))
+    }
+}
+
+/// Errors after which `system_info` tries the other methods.
+fn falls_back(e: &ApiError) -> bool {
+    matches!(e, ApiError::Unauthorized { .. }) || matches!(e.status(), Some(400 | 404 | 405 | 501))
+}
+
+fn field_param(v: &FieldValue) -> Param {
+    fn or_null<T>(v: &Option<T>, f: impl Fn(&T) -> Param) -> Param {
+        v.as_ref().map(f).unwrap_or(Param::Null)
+    }
+    match v {
+        FieldValue::Text(t) => or_null(t, |s| Param::Text(s.clone())),
+        FieldValue::Date(d) => or_null(d, |d| Param::Date(*d)),
+        FieldValue::Int(i) => or_null(i, |i| Param::Int(*i)),
+        FieldValue::Bool(b) => or_null(b, |b| Param::Bool(*b)),
+        FieldValue::Decimal(d) => or_null(d, |d| Param::Decimal(*d)),
+    }
+}
+
+fn decode_error(method: &str, reply: &Reply, e: WireError) -> ApiError {
+    ApiError::Decode {
+        method: method.to_owned(),
+        field: e.field,
+        reason: e.reason,
+        excerpt: excerpt(&reply.body, 120),
+    }
+}
+
+fn not_found(method: &str, reply: &Reply) -> ApiError {
+    ApiError::Status {
+        method: method.to_owned(),
+        status: 404,
+        code: None,
+        message: None,
+        retry_after: None,
+        body_excerpt: excerpt(&reply.body, 200),
+    }
+}

@@ -1,0 +1,471 @@
+//! Tolerant decoding of response bodies: JSON or XML into one value tree, then values read
+//! leniently (key casing, numbers as strings, 0/1 flags, several date formats, wrapped,
+//! bare or single-object lists, empty results).
+//!
+//! Owns: the generic reading rules (`docs/client.md`, "Decoding"). Must not: know model
+//! types (that is `decode.rs`) or do I/O. Never panics, whatever the bytes.
+
+use chrono::{DateTime, NaiveDate};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use std::str::FromStr;
+
+use super::config::Format;
+
+/// Why a body or a field could not be read. The client adds the method and an excerpt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl WireError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Parses a body in the configured format; a body that plainly is the other format
+/// (starts with `<`, or with `{`/`[`) is read as that. Empty bodies are `Null`.
+pub fn parse_body(body: &[u8], format: Format) -> Result<Value, WireError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| WireError::new("(body)", format!("not UTF-8: {e}")))?;
+    let text = text.trim_start_matches('\u{feff}').trim();
+    if text.is_empty() {
+        return Ok(Value::Null);
+    }
+    let looks_xml = text.starts_with('<');
+    let looks_json = text.starts_with(['{', '[', '"']);
+    match (format, looks_xml, looks_json) {
+        (_, true, _) => super::xml::parse(text),
+        (Format::Xml, false, false) => Ok(Value::String(text.to_owned())),
+        _ => serde_json::from_str(text)
+            .map_err(|e| WireError::new("(body)", format!("malformed JSON: {e}"))),
+    }
+}
+
+/// Key normalisation for case-insensitive matching: lower case, `_` and `-` dropped
+/// (`start_debt`, `Start_Debt`, `StartDebt` and `startdebt` all match).
+pub fn norm_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+const WRAPPER_KEYS: &[&str] = &[
+    "items",
+    "data",
+    "result",
+    "results",
+    "records",
+    "list",
+    "value",
+    "d",
+    "response",
+    "item",
+    "rows",
+    "subscribers",
+    "payments",
+    "charges",
+    "tariffs",
+    "plans",
+    "services",
+    "claims",
+    "methods",
+];
+const ENVELOPE_META: &[&str] = &[
+    "count",
+    "total",
+    "totalcount",
+    "page",
+    "pagesize",
+    "success",
+    "status",
+    "ok",
+];
+
+fn is_blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// If `map` is an envelope around a list, the wrapped value.
+fn unwrap_envelope(map: &Map<String, Value>) -> Option<&Value> {
+    let wrapper = map
+        .iter()
+        .find(|(k, _)| WRAPPER_KEYS.contains(&norm_key(k).as_str()))?;
+    let only_meta = map
+        .keys()
+        .filter(|k| *k != wrapper.0)
+        .all(|k| ENVELOPE_META.contains(&norm_key(k).as_str()));
+    match wrapper.1 {
+        Value::Array(_) => Some(wrapper.1),
+        v if only_meta && (is_blank(v) || v.is_object()) => Some(v),
+        _ => None,
+    }
+}
+
+/// The elements of a list result: a bare array, an object wrapping an array (`items`,
+/// `data`, ...), a single object (one element), or an empty result (`null`, empty).
+pub fn list_items(v: &Value) -> Vec<&Value> {
+    list_items_depth(v, 0)
+}
+
+fn list_items_depth(v: &Value, depth: usize) -> Vec<&Value> {
+    if depth > 8 {
+        return vec![v];
+    }
+    match v {
+        Value::Null => Vec::new(),
+        Value::String(s) if s.trim().is_empty() => Vec::new(),
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(map) => {
+            if let Some(inner) = unwrap_envelope(map) {
+                return list_items_depth(inner, depth + 1);
+            }
+            match map.iter().next() {
+                Some((_, inner)) if map.len() == 1 && (inner.is_array() || inner.is_object()) => {
+                    list_items_depth(inner, depth + 1)
+                }
+                _ if map.is_empty() => Vec::new(),
+                _ => vec![v],
+            }
+        }
+        other => vec![other],
+    }
+}
+
+/// The one record of a single-record result (`None` for an empty result). An array
+/// yields its first element; `{"data": {...}}`-style wrappers are opened.
+pub fn single(v: &Value) -> Option<&Value> {
+    let mut cur = v;
+    for _ in 0..8 {
+        match cur {
+            Value::Null => return None,
+            Value::String(s) if s.trim().is_empty() => return None,
+            Value::Array(items) => cur = items.first()?,
+            Value::Object(map) if map.is_empty() => return None,
+            Value::Object(map) => {
+                if let Some(inner) = unwrap_envelope(map) {
+                    cur = inner;
+                } else if map.len() == 1 && map.values().all(Value::is_object) {
+                    cur = map.values().next()?;
+                } else {
+                    return Some(cur);
+                }
+            }
+            other => return Some(other),
+        }
+    }
+    Some(cur)
+}
+
+/// A record read with case-insensitive keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    map: Option<&'a Map<String, Value>>,
+    /// For a scalar "record" (e.g. a bare string answer), the scalar.
+    scalar: Option<&'a Value>,
+}
+
+impl<'a> Record<'a> {
+    pub fn new(v: &'a Value) -> Self {
+        match v {
+            Value::Object(map) => Self {
+                map: Some(map),
+                scalar: None,
+            },
+            other => Self {
+                map: None,
+                scalar: Some(other),
+            },
+        }
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.map.is_some()
+    }
+
+    /// The scalar, when the "record" is a bare value.
+    pub fn scalar(&self) -> Option<&'a Value> {
+        self.scalar
+    }
+
+    /// The first non-null value among `names` (any casing), with the name that matched.
+    pub fn get(&self, names: &[&str]) -> Option<(&'a str, &'a Value)> {
+        let map = self.map?;
+        for name in names {
+            let want = norm_key(name);
+            if let Some((k, v)) = map.iter().find(|(k, _)| norm_key(k) == want)
+                && !v.is_null()
+            {
+                return Some((k.as_str(), v));
+            }
+        }
+        None
+    }
+
+    pub fn has(&self, names: &[&str]) -> bool {
+        self.get(names).is_some()
+    }
+
+    fn read<T>(
+        &self,
+        names: &[&str],
+        f: impl Fn(&Value) -> Result<Option<T>, String>,
+    ) -> Result<Option<T>, WireError> {
+        match self.get(names) {
+            None => Ok(None),
+            Some((key, v)) => f(v).map_err(|reason| WireError::new(key, reason)),
+        }
+    }
+
+    pub fn text(&self, names: &[&str]) -> Result<Option<String>, WireError> {
+        self.read(names, to_text)
+    }
+    pub fn int(&self, names: &[&str]) -> Result<Option<i64>, WireError> {
+        self.read(names, to_int)
+    }
+    pub fn decimal(&self, names: &[&str]) -> Result<Option<Decimal>, WireError> {
+        self.read(names, to_decimal)
+    }
+    pub fn flag(&self, names: &[&str]) -> Result<Option<bool>, WireError> {
+        self.read(names, to_bool)
+    }
+    pub fn date(&self, names: &[&str]) -> Result<Option<NaiveDate>, WireError> {
+        self.read(names, to_date)
+    }
+
+    /// An enumeration code: an integer, or a flag read as 0/1. Anything else (a word
+    /// the guide does not foresee) is `None` rather than an error: the record's other
+    /// fields still count, and `raw` keeps the value where the model has one.
+    pub fn code(&self, names: &[&str]) -> Option<i64> {
+        let (_, v) = self.get(names)?;
+        to_int(v)
+            .ok()
+            .flatten()
+            .or_else(|| to_bool(v).ok().flatten().map(i64::from))
+    }
+
+    /// A required integer (ids).
+    pub fn req_int(&self, names: &[&str]) -> Result<i64, WireError> {
+        self.int(names)?
+            .ok_or_else(|| WireError::new(names[0], "missing (no such field, or null)"))
+    }
+
+    /// Every scalar field as `(lower-case key, text)`, sorted by key; nested values as
+    /// compact JSON.
+    pub fn raw(&self) -> Vec<(String, String)> {
+        let Some(map) = self.map else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.to_lowercase(), text)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Text: strings as they are, numbers and booleans as their JSON text.
+pub fn to_text(v: &Value) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Array(_) | Value::Object(_) => Err("expected text, got a list or an object".into()),
+    }
+}
+
+/// Integers: numbers, numeric strings (`"2928"`, `"2928.0"`); blank is `None`.
+pub fn to_int(v: &Value) -> Result<Option<i64>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| format!("expected an integer, got {n}")),
+        Value::String(s) => {
+            let t = s.trim();
+            if t.is_empty() {
+                return Ok(None);
+            }
+            if let Ok(i) = t.parse::<i64>() {
+                return Ok(Some(i));
+            }
+            match parse_decimal(t) {
+                Some(d) if d.fract().is_zero() => i64::try_from(d)
+                    .map(Some)
+                    .map_err(|_| format!("integer out of range: {t:?}")),
+                _ => Err(format!("expected an integer, got {:?}", short(t))),
+            }
+        }
+        Value::Bool(_) | Value::Array(_) | Value::Object(_) => {
+            Err(format!("expected an integer, got {}", kind(v)))
+        }
+    }
+}
+
+fn parse_decimal(t: &str) -> Option<Decimal> {
+    let cleaned: String = t
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{a0}' && *c != '\'')
+        .collect();
+    let normalised = if cleaned.contains(',') && cleaned.contains('.') {
+        cleaned.replace(',', "")
+    } else {
+        cleaned.replace(',', ".")
+    };
+    Decimal::from_str(&normalised)
+        .or_else(|_| Decimal::from_scientific(&normalised))
+        .ok()
+}
+
+/// Money and other decimals: numbers or strings (`370.00`, `"370,00"`, `"1 234.50"`),
+/// never through a float for strings.
+pub fn to_decimal(v: &Value) -> Result<Option<Decimal>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => parse_decimal(&n.to_string())
+            .map(Some)
+            .ok_or_else(|| format!("number out of decimal range: {n}")),
+        Value::String(s) => {
+            let t = s.trim();
+            if t.is_empty() {
+                return Ok(None);
+            }
+            parse_decimal(t)
+                .map(Some)
+                .ok_or_else(|| format!("expected a decimal, got {:?}", short(t)))
+        }
+        other => Err(format!("expected a decimal, got {}", kind(other))),
+    }
+}
+
+/// Flags: `true/false`, `0/1`, and the strings `"true"`, `"1"`, `"yes"`, ... (any case).
+pub fn to_bool(v: &Value) -> Result<Option<bool>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        Value::Number(n) => match n.as_f64() {
+            Some(0.0) => Ok(Some(false)),
+            Some(1.0) => Ok(Some(true)),
+            _ => Err(format!("expected a flag (0/1), got {n}")),
+        },
+        Value::String(s) => {
+            let t = s.trim().to_ascii_lowercase();
+            match t.as_str() {
+                "" => Ok(None),
+                "true" | "1" | "yes" | "y" | "t" | "on" | "-1" => Ok(Some(true)),
+                "false" | "0" | "no" | "n" | "f" | "off" => Ok(Some(false)),
+                _ => Err(format!("expected a flag, got {:?}", short(s))),
+            }
+        }
+        other => Err(format!("expected a flag, got {}", kind(other))),
+    }
+}
+
+/// Dates: `yyyy-mm-dd`, ISO / .NET date-times (`2023-05-17T00:00:00[.fff][Z|±hh:mm]`,
+/// date part taken as is), `dd.mm.yyyy [hh:mm[:ss]]`, `/Date(ms[±hhmm])/`; blank is `None`.
+pub fn to_date(v: &Value) -> Result<Option<NaiveDate>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => {
+            let t = s.trim();
+            if t.is_empty() {
+                return Ok(None);
+            }
+            parse_date(t)
+                .map(Some)
+                .ok_or_else(|| format!("expected a date, got {:?}", short(t)))
+        }
+        other => Err(format!("expected a date, got {}", kind(other))),
+    }
+}
+
+fn parse_date(t: &str) -> Option<NaiveDate> {
+    if let Some(inner) = t
+        .strip_prefix("/Date(")
+        .or_else(|| t.strip_prefix("\\/Date("))
+        .and_then(|r| r.strip_suffix(")/").or_else(|| r.strip_suffix(")\\/")))
+    {
+        return parse_dotnet_json_date(inner);
+    }
+    let head = t.get(..10)?;
+    let rest = &t[10..];
+    if !(rest.is_empty() || rest.starts_with(['T', 't', ' '])) {
+        return None;
+    }
+    if rest.len() > 40 {
+        return None;
+    }
+    NaiveDate::parse_from_str(head, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(head, "%d.%m.%Y"))
+        .or_else(|_| NaiveDate::parse_from_str(head, "%Y/%m/%d"))
+        .ok()
+        .filter(|_| head.is_ascii() && head.chars().filter(char::is_ascii_digit).count() == 8)
+}
+
+fn parse_dotnet_json_date(inner: &str) -> Option<NaiveDate> {
+    let split = inner
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| *c == '+' || *c == '-')
+        .map(|(i, _)| i);
+    let (ms, offset) = match split {
+        Some(i) => (&inner[..i], Some(&inner[i..])),
+        None => (inner, None),
+    };
+    let ms: i64 = ms.parse().ok()?;
+    let offset_ms = match offset {
+        None => 0,
+        Some(o) if o.len() == 5 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let hh: i64 = o.get(1..3)?.parse().ok()?;
+            let mm: i64 = o.get(3..5)?.parse().ok()?;
+            sign * (hh * 3600 + mm * 60) * 1000
+        }
+        Some(_) => return None,
+    };
+    DateTime::from_timestamp_millis(ms.checked_add(offset_ms)?).map(|d| d.date_naive())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;
