@@ -331,6 +331,27 @@ impl Store {
         .await
     }
 
+    /// Ids of mirrored subscribers first seen before `at` (RFC 3339, same format as the
+    /// pull jobs write), plus every id linked to a desired row: subscribers a push must
+    /// never adopt by name.
+    pub async fn known_subscriber_ids(
+        &self,
+        at: String,
+    ) -> Result<std::collections::BTreeSet<i64>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id FROM subscribers WHERE first_seen_at < ?1 \
+                     UNION SELECT tariscope_id FROM desired_subscribers WHERE tariscope_id IS NOT NULL",
+                )
+                .map_err(StoreError::sql("preparing the known-ids read"))?;
+            stmt.query_map([at], |r| r.get(0))
+                .and_then(|it| it.collect())
+                .map_err(StoreError::sql("reading known subscriber ids"))
+        })
+        .await
+    }
+
     /// Links a desired row to a Tariscope subscriber.
     pub async fn link_desired(&self, key: String, id: i64) -> Result<(), StoreError> {
         self.write(move |conn| {

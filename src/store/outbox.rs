@@ -192,6 +192,44 @@ impl Store {
         .await
     }
 
+    /// Open entries (not done, not terminal) of one desired key and operation, oldest first.
+    pub async fn outbox_open_for(
+        &self,
+        key: String,
+        op: &'static str,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM outbox WHERE key = ?1 AND op = ?2 AND state NOT IN ('done', 'terminal') ORDER BY id"
+                ))
+                .map_err(StoreError::sql("preparing an outbox read"))?;
+            let rows = stmt
+                .query_map(params![key, op], entry)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(StoreError::sql("reading the outbox"))?;
+            rows.into_iter()
+                .map(|(mut e, s)| {
+                    e.state = OutboxState::parse(&s)?;
+                    Ok(e)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// When an entry was first recorded (RFC 3339).
+    pub async fn outbox_created_at(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row("SELECT created_at FROM outbox WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(StoreError::sql("reading the outbox"))
+        })
+        .await
+    }
+
     /// Entries in the given states (for `status`), oldest first.
     pub async fn outbox_in(&self, states: &[OutboxState]) -> Result<Vec<OutboxEntry>, StoreError> {
         let list = states
