@@ -102,7 +102,7 @@ async fn create_update_and_lists() {
         (json!(1), json!(1))
     );
     assert_eq!(
-        api.get(&format!("/api/subscriber/get/?email=o.b@ukr.net"))
+        api.get("/api/subscriber/get/?email=o.b@ukr.net")
             .await
             .status,
         404

@@ -108,7 +108,16 @@ impl Api {
             )
             .await;
         assert_eq!(r.status, 200, "login: {}", r.body);
-        api.token = Some(r.json()["token"].as_str().unwrap().to_owned());
+        // the key follows the wire variant's casing (`token`, `Token`)
+        let v = r.json();
+        let token = v
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("token"))
+            .unwrap()
+            .1;
+        api.token = Some(token.as_str().unwrap().to_owned());
         api
     }
 
