@@ -31,7 +31,11 @@ async fn burst(c: &TariscopeClient, id: i64, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_calls_at_expiry_cause_exactly_one_login() {
-    let sim = start(SimConfig { token_ttl: Duration::from_secs(3), ..sim_config(WireVariant::default()) }).await;
+    let sim = start(SimConfig {
+        token_ttl: Duration::from_secs(3),
+        ..sim_config(WireVariant::default())
+    })
+    .await;
     let id = first_id(&sim);
     let mut cfg = client_config(&sim, Format::Json);
     cfg.token_margin = Duration::from_secs(1); // renew 2 s after login
@@ -41,8 +45,16 @@ async fn hundred_concurrent_calls_at_expiry_cause_exactly_one_login() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     sim.reset_counters();
     burst(&c, id, 100).await;
-    assert_eq!(sim.request_count("api.auth"), 1, "exactly one login for 100 callers");
-    assert_eq!(sim.request_count("subscriber.get"), 100, "no call needed a resend");
+    assert_eq!(
+        sim.request_count("api.auth"),
+        1,
+        "exactly one login for 100 callers"
+    );
+    assert_eq!(
+        sim.request_count("subscriber.get"),
+        100,
+        "no call needed a resend"
+    );
     assert_eq!(c.stats().logins, 2);
     sim.shutdown().await;
 }
@@ -66,7 +78,11 @@ async fn revoked_tokens_cost_one_relogin_for_all_callers() {
 async fn short_token_lifetime_over_a_longer_run() {
     // 1 s tokens, no renewal margin: calls race the expiry and get 401s, which cost one
     // login each time; every call still succeeds.
-    let sim = start(SimConfig { token_ttl: Duration::from_secs(1), ..sim_config(WireVariant::default()) }).await;
+    let sim = start(SimConfig {
+        token_ttl: Duration::from_secs(1),
+        ..sim_config(WireVariant::default())
+    })
+    .await;
     let id = first_id(&sim);
     let mut cfg = client_config(&sim, Format::Json);
     cfg.token_margin = Duration::ZERO;
@@ -79,9 +95,15 @@ async fn short_token_lifetime_over_a_longer_run() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let logins = sim.request_count("api.auth");
-    assert!((3..=6).contains(&logins), "{logins} logins over 3.5 s of 1 s tokens");
+    assert!(
+        (3..=6).contains(&logins),
+        "{logins} logins over 3.5 s of 1 s tokens"
+    );
     let gets = sim.request_count("subscriber.get") as usize;
-    assert!(gets >= calls && gets <= calls + 4 * logins as usize, "{gets} requests for {calls} calls");
+    assert!(
+        gets >= calls && gets <= calls + 4 * logins as usize,
+        "{gets} requests for {calls} calls"
+    );
     assert!(calls > 40);
     sim.shutdown().await;
 }
@@ -108,7 +130,8 @@ impl Nat {
                 let mut closed = g.subscribe();
                 tokio::spawn(async move {
                     let sock = TcpSocket::new_v4().unwrap();
-                    sock.bind((Ipv4Addr::new(127, 0, 0, last), 0).into()).unwrap();
+                    sock.bind((Ipv4Addr::new(127, 0, 0, last), 0).into())
+                        .unwrap();
                     let mut outbound: TcpStream = sock.connect(target).await.unwrap();
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
@@ -117,7 +140,11 @@ impl Nat {
                 });
             }
         });
-        Self { addr, egress, generation }
+        Self {
+            addr,
+            egress,
+            generation,
+        }
     }
 
     fn switch_to(&self, last_octet: u8) {
@@ -140,7 +167,11 @@ async fn a_new_source_ip_costs_one_relogin() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     sim.reset_counters();
     burst(&c, id, 20).await;
-    assert_eq!(sim.request_count("api.auth"), 1, "one re-login from the new address");
+    assert_eq!(
+        sim.request_count("api.auth"),
+        1,
+        "one re-login from the new address"
+    );
     sim.shutdown().await;
 }
 
@@ -158,28 +189,58 @@ async fn binding_a_local_address_works_end_to_end() {
 
 #[tokio::test]
 async fn a_missing_right_gives_a_clear_error_and_no_retry_storm() {
-    let users = vec![SimUser::with_rights("clerk", "s3cret", &["subscriber.get", "claims"])];
-    let sim = start(SimConfig { users, ..sim_config(WireVariant::default()) }).await;
+    let users = vec![SimUser::with_rights(
+        "clerk",
+        "s3cret",
+        &["subscriber.get", "claims"],
+    )];
+    let sim = start(SimConfig {
+        users,
+        ..sim_config(WireVariant::default())
+    })
+    .await;
     let snap = sim.state();
     let mut cfg = client_config(&sim, Format::Json);
     cfg.username = "clerk".into();
     cfg.password = Secret::new("s3cret");
     let c = TariscopeClient::new(cfg).unwrap();
-    let err = c.account_summary(snap.subscribers[0].id, snap.end_date).await.unwrap_err();
+    let err = c
+        .account_summary(snap.subscribers[0].id, snap.end_date)
+        .await
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ApiError::Unauthorized { .. }), "{err:?}");
-    assert!(msg.contains("accounts.summary") && msg.contains("method rights") && msg.contains("clerk"), "{msg}");
+    assert!(
+        msg.contains("accounts.summary") && msg.contains("method rights") && msg.contains("clerk"),
+        "{msg}"
+    );
     assert!(!err.is_retryable());
-    assert_eq!(sim.request_count("accounts.summary"), 2, "refused, re-login, refused again");
+    assert_eq!(
+        sim.request_count("accounts.summary"),
+        2,
+        "refused, re-login, refused again"
+    );
     assert_eq!(sim.request_count("api.auth"), 2);
     for _ in 0..5 {
-        let err = c.account_summary(snap.subscribers[0].id, snap.end_date).await.unwrap_err();
+        let err = c
+            .account_summary(snap.subscribers[0].id, snap.end_date)
+            .await
+            .unwrap_err();
         assert!(matches!(err, ApiError::Unauthorized { .. }));
     }
-    assert_eq!(sim.request_count("accounts.summary"), 7, "one request per later call");
+    assert_eq!(
+        sim.request_count("accounts.summary"),
+        7,
+        "one request per later call"
+    );
     assert_eq!(sim.request_count("api.auth"), 2, "no more logins");
     assert_eq!(c.stats().retries, 0);
-    assert!(c.subscriber_get(snap.subscribers[0].id).await.unwrap().is_some());
+    assert!(
+        c.subscriber_get(snap.subscribers[0].id)
+            .await
+            .unwrap()
+            .is_some()
+    );
     let claims = c.claims().await.unwrap();
     assert_eq!(claims.len(), 2, "{claims:?}");
     // system_info falls back from a forbidden summary to forbidden singles: no values, no error.
@@ -194,7 +255,10 @@ async fn wrong_password_is_reported_once_and_not_retried() {
     cfg.password = Secret::new("Zq9-not-it");
     let c = TariscopeClient::new(cfg).unwrap();
     let err = c.subscriber_get(1).await.unwrap_err();
-    assert!(matches!(err, ApiError::LoginRejected { status: 401, .. }), "{err:?}");
+    assert!(
+        matches!(err, ApiError::LoginRejected { status: 401, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("password"));
     assert!(!err.to_string().contains("Zq9-not-it"));
     assert!(!format!("{err:?}").contains("Zq9-not-it"));

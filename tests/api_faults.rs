@@ -42,7 +42,13 @@ async fn idempotent_calls_survive_503s_and_429s_within_the_attempt_bound() {
         },
         ..FaultPlan::default()
     });
-    let ids: Vec<i64> = snap.subscribers.iter().map(|s| s.id).cycle().take(200).collect();
+    let ids: Vec<i64> = snap
+        .subscribers
+        .iter()
+        .map(|s| s.id)
+        .cycle()
+        .take(200)
+        .collect();
     let before = c.stats();
     let mut tasks = Vec::new();
     for id in ids.clone() {
@@ -80,7 +86,11 @@ async fn retry_after_is_honoured() {
     assert!(got.is_some());
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(990), "waited {waited:?}");
-    assert_eq!(sim.request_count("subscriber.get"), 2, "one 429, then one success");
+    assert_eq!(
+        sim.request_count("subscriber.get"),
+        2,
+        "one 429, then one success"
+    );
     sim.shutdown().await;
 }
 
@@ -91,23 +101,41 @@ async fn attempts_never_exceed_the_maximum() {
     let c = client(&sim, Format::Json); // max_attempts 4
     c.subscriber_get(snap.subscribers[0].id).await.unwrap();
     sim.reset_counters();
-    sim.set_faults(FaultPlan { global: Fault::error(503), ..FaultPlan::default() });
+    sim.set_faults(FaultPlan {
+        global: Fault::error(503),
+        ..FaultPlan::default()
+    });
     let err = c.subscriber_get(snap.subscribers[0].id).await.unwrap_err();
-    assert!(matches!(err, ApiError::Exhausted { attempts: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, ApiError::Exhausted { attempts: 4, .. }),
+        "{err:?}"
+    );
     assert_eq!(err.status(), Some(503));
     assert!(err.is_retryable(), "a later run may succeed");
     assert_eq!(sim.request_count("subscriber.get"), 4);
     // 503 means "not processed": even a create may be retried, and nothing is created.
-    let err = c.subscriber_create(&new_subscriber(snap.departments[0].id, "X")).await.unwrap_err();
-    assert!(matches!(err, ApiError::Exhausted { attempts: 4, .. }), "{err:?}");
+    let err = c
+        .subscriber_create(&new_subscriber(snap.departments[0].id, "X"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApiError::Exhausted { attempts: 4, .. }),
+        "{err:?}"
+    );
     assert!(!err.is_outcome_unknown());
     assert_eq!(sim.request_count("subscriber.create"), 4);
     assert_eq!(sim.state().subscribers.len(), snap.subscribers.len());
     // A 500 on a read is retried too (only non-idempotent calls stop at it).
-    sim.set_faults(FaultPlan { global: Fault::error(500), ..FaultPlan::default() });
+    sim.set_faults(FaultPlan {
+        global: Fault::error(500),
+        ..FaultPlan::default()
+    });
     sim.reset_counters();
     let err = c.subscriber_get(snap.subscribers[0].id).await.unwrap_err();
-    assert!(matches!(err, ApiError::Exhausted { attempts: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, ApiError::Exhausted { attempts: 4, .. }),
+        "{err:?}"
+    );
     sim.shutdown().await;
 }
 
@@ -120,12 +148,19 @@ async fn dropped_after_commit_writes_are_outcome_unknown_and_never_duplicated() 
     let dep = snap.departments[0].id;
 
     sim.set_method_fault("subscriber.create", Fault::drop_after_commit());
-    let err = c.subscriber_create(&new_subscriber(dep, "Exactly Once")).await.unwrap_err();
+    let err = c
+        .subscriber_create(&new_subscriber(dep, "Exactly Once"))
+        .await
+        .unwrap_err();
     assert!(err.is_outcome_unknown(), "{err:?}");
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("look the record up"), "{err}");
     let after = sim.state();
-    let created: Vec<_> = after.subscribers.iter().filter(|s| s.fullname == "Exactly Once").collect();
+    let created: Vec<_> = after
+        .subscribers
+        .iter()
+        .filter(|s| s.fullname == "Exactly Once")
+        .collect();
     assert_eq!(created.len(), 1, "exactly one create reached the state");
     assert_eq!(sim.request_count("subscriber.create"), 1, "not resent");
     assert_eq!(c.stats().outcome_unknown, 1);
@@ -136,7 +171,12 @@ async fn dropped_after_commit_writes_are_outcome_unknown_and_never_duplicated() 
         .subscriber_dnadd(&NewDn {
             subscriber_id: new_id,
             dn: "5550001".into(),
-            pbx_id: snap.pbxs.iter().find(|p| p.node_id == created[0].node_id).unwrap().id,
+            pbx_id: snap
+                .pbxs
+                .iter()
+                .find(|p| p.node_id == created[0].node_id)
+                .unwrap()
+                .id,
             from_date: None,
             description: None,
         })
@@ -166,7 +206,10 @@ async fn dropped_after_commit_writes_are_outcome_unknown_and_never_duplicated() 
     sim.set_method_fault("subscriber.get", Fault::drop_after_commit());
     sim.reset_counters();
     let err = c.subscriber_get(new_id).await.unwrap_err();
-    assert!(matches!(err, ApiError::Exhausted { attempts: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, ApiError::Exhausted { attempts: 4, .. }),
+        "{err:?}"
+    );
     assert_eq!(sim.request_count("subscriber.get"), 4);
     sim.shutdown().await;
 }
@@ -180,16 +223,27 @@ async fn a_500_or_a_timeout_on_a_write_is_outcome_unknown() {
     let c = TariscopeClient::new(cfg).unwrap();
     c.claims().await.unwrap();
     sim.set_method_fault("subscriber.create", Fault::error(500));
-    let err = c.subscriber_create(&new_subscriber(snap.departments[0].id, "A")).await.unwrap_err();
+    let err = c
+        .subscriber_create(&new_subscriber(snap.departments[0].id, "A"))
+        .await
+        .unwrap_err();
     assert!(err.is_outcome_unknown(), "{err:?}");
     assert_eq!(err.status(), Some(500));
     sim.set_method_fault(
         "subscriber.create",
-        Fault { latency: Duration::from_millis(1500), ..Fault::default() },
+        Fault {
+            latency: Duration::from_millis(1500),
+            ..Fault::default()
+        },
     );
-    let err = c.subscriber_create(&new_subscriber(snap.departments[0].id, "B")).await.unwrap_err();
+    let err = c
+        .subscriber_create(&new_subscriber(snap.departments[0].id, "B"))
+        .await
+        .unwrap_err();
     assert!(err.is_outcome_unknown(), "{err:?}");
-    assert!(matches!(&err, ApiError::OutcomeUnknown { source, .. } if matches!(**source, ApiError::Timeout { .. })));
+    assert!(
+        matches!(&err, ApiError::OutcomeUnknown { source, .. } if matches!(**source, ApiError::Timeout { .. }))
+    );
     assert_eq!(sim.request_count("subscriber.create"), 2);
     sim.shutdown().await;
 }
