@@ -12,9 +12,12 @@ use super::lookup::{Found, find_created, has_dn};
 use super::remote::{PushRemote, WriteErrorKind};
 use super::{PushOptions, StepError};
 use crate::model::{NewDn, Subscriber};
-use crate::store::{OutboxEntry, OutboxState, Store};
+use std::collections::BTreeSet;
+
+use crate::store::{OutboxEntry, OutboxState, Store, StoreError};
 use crate::sync::fields::{Field, Fields, fields_of, new_subscriber, patch};
 use crate::sync::plan::DesiredDn;
+use crate::sync::plan::Op;
 
 /// A field that did not take the pushed value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,13 +131,47 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         Err(StepError::Failed(error))
     }
 
+    /// Closes open outbox entries the plan no longer needs: their write took effect (the
+    /// mirror shows it) before an interruption kept the entry from being marked done.
+    pub async fn settle_stale(&self, ops: &[Op]) -> Result<(), StoreError> {
+        let wanted: BTreeSet<(String, &'static str, String)> =
+            ops.iter().filter_map(step_identity).collect();
+        for e in self.store.outbox_open().await? {
+            let subject = match e.op.as_str() {
+                "dnadd" => dn_subject(&e.payload),
+                _ => String::new(),
+            };
+            let op: &'static str = match e.op.as_str() {
+                "create" => "create",
+                "update" => "update",
+                _ => "dnadd",
+            };
+            if wanted.contains(&(e.key.clone(), op, subject)) {
+                continue;
+            }
+            tracing::info!(key = %e.key, op, id = e.id, "outbox entry no longer needed: the mirror shows it applied");
+            let note = json!({"settled": "the plan no longer needs this write"}).to_string();
+            self.store
+                .outbox_mark(
+                    e.id,
+                    OutboxState::Done,
+                    false,
+                    None,
+                    None,
+                    Some(note),
+                    self.now(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     /// `subscriber.create`, exactly once. Returns the Tariscope id (created or adopted).
     pub async fn create(&self, key: &str, fields: &Fields) -> Result<(i64, bool), StepError> {
-        if let Some(done) = self.store.outbox_latest(key.to_string(), "create").await? {
-            if let (OutboxState::Done, Some(id)) = (done.state, done.subscriber_id) {
-                // Created earlier, but the link was not written (interrupted): adopt.
-                return Ok((id, true));
-            }
+        let latest = self.store.outbox_latest(key.to_string(), "create").await?;
+        if let Some((OutboxState::Done, Some(id))) = latest.map(|d| (d.state, d.subscriber_id)) {
+            // Created earlier, but the link was not written (interrupted): adopt.
+            return Ok((id, true));
         }
         let mut e = self
             .entry(key, "create", None, fields_json(fields), |_| true)
@@ -441,6 +478,23 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             None => (None, Fields::new(), Vec::new()),
         })
     }
+}
+
+/// `(key, op, subject)` of a write step, as outbox entries are identified.
+fn step_identity(op: &Op) -> Option<(String, &'static str, String)> {
+    match op {
+        Op::Create { key, .. } => Some((key.clone(), "create", String::new())),
+        Op::Update { key, .. } => Some((key.clone(), "update", String::new())),
+        Op::DnAdd { key, dn, .. } => {
+            Some((key.clone(), "dnadd", format!("{}/{}", dn.pbx_id, dn.dn)))
+        }
+        _ => None,
+    }
+}
+
+fn dn_subject(payload: &str) -> String {
+    let p: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    format!("{}/{}", p["pbx_id"], p["dn"].as_str().unwrap_or_default())
 }
 
 /// Splits `pushed` into fields the record shows and fields it does not.

@@ -104,6 +104,7 @@ pub async fn run_push<R: PushRemote>(
             started_at: now(),
         })
         .await?;
+    refresh_missing(remote, store, run_id, &now()).await?;
     let ops = plan_now(store, opts).await?;
     let conflicts: Vec<_> = ops
         .iter()
@@ -123,6 +124,12 @@ pub async fn run_push<R: PushRemote>(
         tracing::warn!(key = %c.key, subject = %c.subject(), resolution = ?c.resolution, reason = %c.reason, "push conflict");
     }
 
+    let exec = Exec {
+        remote,
+        store,
+        opts,
+    };
+    exec.settle_stale(&ops).await?;
     let mut by_key: BTreeMap<String, Vec<Op>> = BTreeMap::new();
     for op in ops {
         by_key.entry(op_key(&op).to_string()).or_default().push(op);
@@ -196,6 +203,43 @@ pub async fn run_push<R: PushRemote>(
         .await?;
     report.outcome = Some(outcome);
     Ok(report)
+}
+
+/// Reads linked subscribers the mirror does not have yet (created by a run that was
+/// interrupted before it refreshed the mirror, or linked by hand) so the plan sees them.
+async fn refresh_missing<R: PushRemote>(
+    remote: &R,
+    store: &Store,
+    run_id: i64,
+    now: &str,
+) -> Result<(), StoreError> {
+    let mirror = store.remote_for_plan().await?;
+    let missing: Vec<i64> = store
+        .desired_subscribers()
+        .await?
+        .iter()
+        .filter_map(|d| d.tariscope_id)
+        .filter(|id| !mirror.contains_key(id))
+        .collect();
+    let mut found = Vec::new();
+    for id in missing {
+        match remote.get(id).await {
+            Ok(Some(s)) => found.push(s),
+            Ok(None) => tracing::warn!(
+                id,
+                "a desired row is linked to a subscriber Tariscope does not have"
+            ),
+            Err(e) => {
+                tracing::warn!(id, error = %e, "cannot read a linked subscriber; the plan will skip it")
+            }
+        }
+    }
+    if !found.is_empty() {
+        store
+            .apply_subscribers(run_id, found, now.to_string())
+            .await?;
+    }
+    Ok(())
 }
 
 fn op_key(op: &Op) -> &str {
