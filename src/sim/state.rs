@@ -1,0 +1,157 @@
+//! The emulator's shared state: dataset, users, token signer, faults, request counters.
+//!
+//! Owns: `Shared` and the operations both the in-process handle and the control API
+//! perform (faults, counters, revocation, operator edits, snapshots).
+//! Must not: know HTTP.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::auth::TokenSigner;
+use super::config::{Fault, FaultPlan, SimConfig, SimUser, WireVariant};
+use super::data::{FieldError, SimSnapshot};
+use super::dataset::Dataset;
+use super::generate::generate;
+use super::handlers::sql::SqlCache;
+use super::routes::{METHODS, method_index};
+
+/// Everything a request handler may touch.
+#[derive(Debug)]
+pub struct Shared {
+    data: RwLock<Dataset>,
+    pub wire: WireVariant,
+    pub users: Vec<SimUser>,
+    pub signer: TokenSigner,
+    faults: RwLock<FaultPlan>,
+    faults_on: AtomicBool,
+    counters: Vec<AtomicU64>,
+    pub sql: SqlCache,
+}
+
+impl Shared {
+    pub fn new(config: SimConfig) -> Self {
+        let faults_on = !config.faults.is_off();
+        Self {
+            data: RwLock::new(generate(&config.dataset)),
+            wire: config.wire,
+            users: config.users,
+            signer: TokenSigner::new(config.token_ttl),
+            faults: RwLock::new(config.faults),
+            faults_on: AtomicBool::new(faults_on),
+            counters: METHODS.iter().map(|_| AtomicU64::new(0)).collect(),
+            sql: SqlCache::default(),
+        }
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Dataset> {
+        self.data.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Dataset> {
+        self.data.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn user(&self, name: &str) -> Option<&SimUser> {
+        self.users.iter().find(|u| u.username == name)
+    }
+
+    /// The fault for a method, when any fault is set.
+    pub fn fault_for(&self, method: &str) -> Option<Fault> {
+        if !self.faults_on.load(Ordering::Relaxed) {
+            return None;
+        }
+        let plan = self.faults.read().unwrap_or_else(|p| p.into_inner());
+        let f = plan.for_method(method);
+        (!f.is_off()).then(|| f.clone())
+    }
+
+    pub fn faults(&self) -> FaultPlan {
+        self.faults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_faults(&self, plan: FaultPlan) {
+        let mut guard = self.faults.write().unwrap_or_else(|p| p.into_inner());
+        self.faults_on.store(!plan.is_off(), Ordering::Relaxed);
+        *guard = plan;
+    }
+
+    pub fn set_method_fault(&self, method: &str, fault: Fault) {
+        let mut guard = self.faults.write().unwrap_or_else(|p| p.into_inner());
+        guard.methods.insert(method.to_owned(), fault);
+        self.faults_on.store(!guard.is_off(), Ordering::Relaxed);
+    }
+
+    pub fn count(&self, index: usize) {
+        if let Some(c) = self.counters.get(index) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn request_count(&self, method: &str) -> u64 {
+        method_index(method)
+            .and_then(|i| self.counters.get(i))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// (method, count) for every method.
+    pub fn request_counts(&self) -> Vec<(&'static str, u64)> {
+        METHODS
+            .iter()
+            .zip(&self.counters)
+            .map(|((name, _), c)| (*name, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    pub fn reset_counters(&self) {
+        for c in &self.counters {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self) -> SimSnapshot {
+        self.read().snapshot()
+    }
+
+    /// Operator edit of one record field (record name, case-insensitive).
+    pub fn operator_update(&self, id: i64, field: &str, value: Option<&str>) -> Result<(), String> {
+        let mut ds = self.write();
+        if ds.subscriber(id).is_none() {
+            return Err(format!("subscriber {id} does not exist"));
+        }
+        let lname = field.to_ascii_lowercase();
+        match lname.as_str() {
+            "departmentid" => {
+                let d = value
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .ok_or_else(|| "departmentid must be an integer".to_owned())?;
+                ds.set_department(id, d).map_err(|e| format!("{e:?}"))
+            }
+            "rateplanid" => {
+                let p = value
+                    .map(|v| {
+                        v.trim()
+                            .parse::<i64>()
+                            .map_err(|_| "rateplanid must be an integer".to_owned())
+                    })
+                    .transpose()?;
+                ds.set_rateplan(id, p).map_err(|e| format!("{e:?}"))
+            }
+            _ => {
+                let s = ds
+                    .subscriber_mut(id)
+                    .ok_or_else(|| format!("subscriber {id} does not exist"))?;
+                s.set_field(&lname, value).map_err(|e| match e {
+                    FieldError::Unknown => format!("{field} is not an editable record field"),
+                    FieldError::Invalid(m) => m,
+                })
+            }
+        }
+    }
+
+    pub fn operator_remove(&self, id: i64) -> bool {
+        self.write().remove_subscriber(id)
+    }
+}
