@@ -37,7 +37,7 @@ mirror() {
 need() { command -v "$1" >/dev/null 2>&1 || { log "$1 is missing: $2"; exit 1; }; }
 
 WORK=""
-cleanup() { [[ -n "$WORK" ]] && rm -rf "$WORK"; }
+cleanup() { if [[ -n "$WORK" ]]; then rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
 bootstrap() { # bootstrap DIR [extra packages, comma separated]
@@ -62,6 +62,11 @@ import() { # import DIR TAG [--change ...]
 
 need docker "install the Docker engine"
 docker info >/dev/null 2>&1 || { log "no Docker engine reachable"; exit 1; }
+
+# One maker at a time (parallel test processes); the second finds the tags made.
+LOCK="${BASES_LOCK:-/tmp/tariscope-make-bases.lock}"
+exec 9>"$LOCK"
+flock 9
 
 if have_image "$RUNTIME_TAG" && have_image "$BUILDER_TAG"; then
     log "$RUNTIME_TAG and $BUILDER_TAG exist; nothing to do"; exit 0
