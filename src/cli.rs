@@ -57,6 +57,38 @@ pub struct Cli {
 pub enum Command {
     /// Validate the configuration, list every problem, and exit 0 or 3.
     CheckConfig,
+    /// Show per job the last run, outcome, counts, age and next run; the outbox; conflicts;
+    /// rejected import rows.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dry run of a push: what would be created, updated and attached (sends nothing).
+    Plan {
+        /// How many operations to list in detail.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Load desired subscribers and numbers from a CSV or JSON file (see docs/schema.md).
+    Import {
+        /// The file (`.json` is read as JSON, anything else as CSV).
+        file: PathBuf,
+    },
+    /// Check connectivity, credentials, method rights, server version and the mirror.
+    Doctor,
+    /// Start the emulator in-process, sync it into a SQLite file, push a few subscribers, and
+    /// show the result.
+    Demo {
+        /// Folder for the demo's config and mirror.
+        #[arg(long, default_value = "tariscope-demo")]
+        dir: PathBuf,
+        /// Subscribers in the emulated dataset.
+        #[arg(long, default_value_t = 300)]
+        subscribers: usize,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -42,6 +42,12 @@ impl Clock {
     }
 }
 
+impl crate::sync::Clock for Clock {
+    fn now(&self) -> DateTime<Utc> {
+        Clock::now(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

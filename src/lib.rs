@@ -16,8 +16,12 @@
 pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod cmd;
 pub mod config;
+pub mod daemon;
+pub mod logging;
 pub mod model;
+pub mod notify;
 pub mod scheduler;
 pub mod serve;
 pub mod sim;

@@ -4,7 +4,6 @@
 //! password file, or touch the network.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -13,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::reader::{Problem, Reader};
+use crate::api::{ApiProfile, Secret};
 
 /// The jobs the daemon knows, in the order `--run-once` runs them (pull before push).
 pub const JOB_NAMES: &[&str] = &[
@@ -45,28 +45,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
 }
 
-/// A password: never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 /// `[api]`: how to reach and log in to Tariscope.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub base_url: String,
     pub username: String,
-    pub password: Password,
+    pub password: Secret,
     /// `json` or `xml`.
     pub format: String,
     pub connect_timeout: Duration,
@@ -77,8 +61,8 @@ pub struct ApiSettings {
     pub concurrency: usize,
     pub ca_file: Option<PathBuf>,
     pub local_address: Option<IpAddr>,
-    /// `[api.profile]` overrides, handed to the client's profile parser.
-    pub profile: Option<Value>,
+    /// `[api.profile]`: the reference wire profile with the configured overrides.
+    pub profile: ApiProfile,
 }
 
 /// `[retry]`: the retry policy of idempotent calls.
@@ -328,7 +312,16 @@ fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
                 None
             }
         });
-    let profile = r.opaque("api.profile").cloned();
+    let profile = match r.opaque("api.profile").cloned() {
+        None => ApiProfile::default(),
+        Some(v) => serde_json::from_value::<ApiProfile>(v).unwrap_or_else(|e| {
+            r.problem(
+                "api.profile",
+                format!("{e} (docs/client.md lists the profile keys)"),
+            );
+            ApiProfile::default()
+        }),
+    };
     ApiSettings {
         base_url,
         username,
@@ -348,7 +341,7 @@ fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
 
 /// The password, from (first found) `api.password_file`, `api.password` (file or
 /// `TARISCOPE_SYNC__API__PASSWORD`), or `$CREDENTIALS_DIRECTORY/tariscope-api-password`.
-fn read_password(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Password {
+fn read_password(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Secret {
     let file = r.opt_string("api.password_file");
     let inline = r.opt_string("api.password");
     if file.is_some() && inline.is_some() {
@@ -363,19 +356,19 @@ fn read_password(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Password 
         .filter(|p| p.is_file());
     let from_file = |r: &mut Reader<'_>, key: &str, path: &Path| match std::fs::read_to_string(path)
     {
-        Ok(text) => Password(text.trim_end_matches(['\r', '\n']).to_string()),
+        Ok(text) => Secret::new(text.trim_end_matches(['\r', '\n']).to_string()),
         Err(e) => {
             r.problem(
                 key,
                 format!("cannot read the password file {}: {e}", path.display()),
             );
-            Password(String::new())
+            Secret::new(String::new())
         }
     };
     if let Some(f) = file {
         from_file(r, "api.password_file", Path::new(&f))
     } else if let Some(p) = inline {
-        Password(p)
+        Secret::new(p)
     } else if let Some(c) = credential {
         from_file(r, "api.password", &c)
     } else {
@@ -383,7 +376,7 @@ fn read_password(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Password 
             "api.password",
             "missing: set api.password_file, the environment variable TARISCOPE_SYNC__API__PASSWORD, or a systemd credential named tariscope-api-password",
         );
-        Password(String::new())
+        Secret::new(String::new())
     }
 }
 

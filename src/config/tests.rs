@@ -170,3 +170,14 @@ fn bad_toml_is_a_parse_error() {
     let err = from_toml_str("[api\nx=", &HashMap::new()).unwrap_err();
     assert!(matches!(err, ConfigError::Parse(_)), "{err}");
 }
+
+#[test]
+fn api_profile_overrides_are_parsed_and_checked() {
+    let base = "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\npassword = \"p\"\n";
+    let good = format!("{base}[api.profile]\nlists_are_partial = true\n");
+    let c = from_toml_str(&good, &HashMap::new()).unwrap();
+    assert!(c.api.profile.lists_are_partial);
+    let bad = format!("{base}[api.profile]\nno_such_key = 1\n");
+    let p = problems(&bad, &HashMap::new());
+    assert!(p.len() == 1 && p[0].starts_with("api.profile:"), "{p:?}");
+}

@@ -352,6 +352,47 @@ impl Store {
         .await
     }
 
+    /// Row counts of the integrator-facing tables, for `demo` and `doctor`.
+    pub async fn table_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
+        const TABLES: &[&str] = &[
+            "subscribers",
+            "dns",
+            "payments",
+            "charges",
+            "account_summaries",
+            "tariff_plans",
+            "tariffs",
+            "services",
+            "subscriber_changes",
+            "desired_subscribers",
+            "desired_dns",
+            "outbox",
+            "conflicts",
+            "rejected",
+            "job_runs",
+        ];
+        self.read(|conn| {
+            TABLES
+                .iter()
+                .map(|t| {
+                    conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                        .map(|n| (*t, n))
+                        .map_err(StoreError::sql("counting rows"))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Proves the mirror is writable: a real write in a transaction, then rolled away.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.execute_batch("CREATE TABLE doctor_probe (x); DROP TABLE doctor_probe;")
+                .map_err(StoreError::sql("writing a probe table"))
+        })
+        .await
+    }
+
     /// Links a desired row to a Tariscope subscriber.
     pub async fn link_desired(&self, key: String, id: i64) -> Result<(), StoreError> {
         self.write(move |conn| {
