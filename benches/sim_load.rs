@@ -144,6 +144,21 @@ async fn drive(
     out
 }
 
+/// User and system CPU seconds of a process from `/proc/PID/stat` (Linux; `None`
+/// elsewhere). Assumes the usual 100 clock ticks per second.
+fn cpu_secs(pid: &str) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|t| t / 100.0)
+    };
+    Some((ticks(11)?, ticks(12)?))
+}
+
 fn pct(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -165,6 +180,7 @@ fn main() {
         .and_then(|t| t.parse().ok());
     let addr: SocketAddr =
         target.unwrap_or_else(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
+    let server_pid = std::env::var("SIM_LOAD_TARGET_PID").ok();
     let server = target.is_none().then(|| {
         let child = Command::new(env!("CARGO_BIN_EXE_tariscope-sim"))
             .args([
@@ -188,6 +204,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let server_pid = server_pid.or_else(|| server.as_ref().map(|s| s.0.id().to_string()));
     rt.block_on(async move {
         wait_ready(addr).await;
         let token = login(addr).await;
@@ -210,9 +227,11 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(warmup)).await;
         record.store(true, Ordering::Relaxed);
         let started = Instant::now();
+        let cpu0 = (cpu_secs("self"), server_pid.as_deref().and_then(cpu_secs));
         tokio::time::sleep(Duration::from_secs(secs)).await;
         record.store(false, Ordering::Relaxed);
         let elapsed = started.elapsed();
+        let cpu1 = (cpu_secs("self"), server_pid.as_deref().and_then(cpu_secs));
         stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         let mut errors = 0;
@@ -234,6 +253,23 @@ fn main() {
             pct(&all, 0.99),
             all.last().map_or(0.0, |m| f64::from(*m) / 1000.0)
         );
+        let n = all.len().max(1) as f64;
+        let per = |a: Option<(f64, f64)>, b: Option<(f64, f64)>, who: &str| {
+            if let (Some((u0, s0)), Some((u1, s1))) = (a, b) {
+                println!(
+                    "  {who:<10} cpu {:.2} s user + {:.2} s sys = {:.1} us/request ({:.0} % of one core)",
+                    u1 - u0,
+                    s1 - s0,
+                    ((u1 - u0) + (s1 - s0)) * 1e6 / n,
+                    ((u1 - u0) + (s1 - s0)) * 100.0 / elapsed.as_secs_f64()
+                );
+            }
+        };
+        per(cpu0.1, cpu1.1, "emulator");
+        per(cpu0.0, cpu1.0, "generator");
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            println!("  loadavg    {}", load.trim());
+        }
     });
     drop(server);
 }
