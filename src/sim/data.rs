@@ -408,6 +408,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// For any charges and payments, consecutive days chain: end = start + charge -
+        /// payment, and the next start is this end.
+        #[test]
+        fn summaries_chain(
+            opening in -100_000i64..100_000,
+            charges in proptest::collection::vec((0u64..20, 0i64..100_000), 0..30),
+            payments in proptest::collection::vec((0u64..20, 1i64..100_000), 0..30),
+        ) {
+            let base = d("2025-05-01");
+            let day = |n: u64| base.checked_add_days(chrono::Days::new(n)).unwrap();
+            let c: Vec<_> = charges.iter().map(|(n, a)| (day(*n), Decimal::new(*a, 2))).collect();
+            let p: Vec<_> = payments.iter().map(|(n, a)| (day(*n), Decimal::new(*a, 2))).collect();
+            let mut prev_end = None;
+            for n in 0..21 {
+                let (start, end, charge, payment) = day_summary(Decimal::new(opening, 2), c.iter().copied(), p.iter().copied(), day(n));
+                proptest::prop_assert_eq!(end, start + charge - payment);
+                if let Some(e) = prev_end {
+                    proptest::prop_assert_eq!(start, e);
+                }
+                prev_end = Some(end);
+            }
+        }
+    }
+
     #[test]
     fn set_field_parses_by_type() {
         let cfg = crate::sim::config::DatasetConfig {

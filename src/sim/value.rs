@@ -374,6 +374,26 @@ mod tests {
         assert_eq!(out, "é&lt;a &amp; &apos;b&apos;&gt;");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_string_round_trips_through_json(text in "\\PC*", ctl in proptest::collection::vec(0u8..0x20, 0..4)) {
+            let mut text = text;
+            text.extend(ctl.into_iter().map(char::from));
+            let body = render(Val::Obj(vec![("k", Val::str(&text))]), &WireVariant::default(), Format::Json);
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            proptest::prop_assert_eq!(v["k"].as_str().unwrap(), text.as_str());
+        }
+
+        #[test]
+        fn any_string_round_trips_through_xml(text in "\\PC*") {
+            let mut out = String::new();
+            xml_text(&mut out, &text);
+            proptest::prop_assert!(!out.contains('<') && !out.contains('>'));
+            let back = quick_xml::escape::unescape(&out).unwrap();
+            proptest::prop_assert_eq!(back.as_ref(), text.as_str());
+        }
+    }
+
     #[test]
     fn errors() {
         assert_eq!(
