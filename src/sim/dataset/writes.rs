@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::{Dataset, WriteError};
-use crate::sim::data::{SimDn, SimPayment, SimSubscriber};
+use crate::sim::data::{FieldError, SimDn, SimPayment, SimSubscriber};
 
 /// A new subscriber, as `subscriber.create` receives it (already parsed).
 #[derive(Debug, Clone, Default)]
@@ -110,47 +110,70 @@ impl Dataset {
             .any(|s| s.account_number.as_deref() == Some(acc))
     }
 
-    /// Move a subscriber to another department (and its node).
-    pub fn set_department(&mut self, id: i64, department_id: i64) -> Result<(), WriteError> {
-        let node_id = self
-            .department(department_id)
-            .map(|d| d.node_id)
-            .ok_or_else(|| {
-                WriteError::NotFound(format!("department {department_id} does not exist"))
-            })?;
-        let s = self
-            .subscribers
-            .get_mut(&id)
+    /// Update record fields of a subscriber by record name (case-insensitive; `None`
+    /// clears). All fields are validated before anything changes. `id`, `nodeid` and
+    /// `dns` are read-only: ignored. Unknown names are ignored, or refused when `strict`.
+    /// `departmentid` moves the subscriber and its node.
+    pub fn update_subscriber(
+        &mut self,
+        id: i64,
+        fields: &[(&str, Option<&str>)],
+        strict: bool,
+    ) -> Result<(), WriteError> {
+        let mut copy = self
+            .subscriber(id)
+            .cloned()
             .ok_or_else(|| WriteError::NotFound(format!("subscriber {id} does not exist")))?;
-        s.department_id = department_id;
-        s.node_id = node_id;
-        self.generation += 1;
-        Ok(())
-    }
-
-    /// Set or clear a subscriber's tariff plan.
-    pub fn set_rateplan(&mut self, id: i64, plan: Option<i64>) -> Result<(), WriteError> {
-        if let Some(p) = plan
-            && !self.plans.iter().any(|x| x.id == p)
-        {
-            return Err(WriteError::Invalid(format!(
-                "rateplanid {p} does not exist"
-            )));
+        for (name, value) in fields {
+            let lname = name.to_ascii_lowercase();
+            match lname.as_str() {
+                "id" | "nodeid" | "dns" => {}
+                "departmentid" => {
+                    let d = value
+                        .and_then(|t| t.trim().parse::<i64>().ok())
+                        .ok_or_else(|| {
+                            WriteError::Invalid("departmentid must be an integer".to_owned())
+                        })?;
+                    let node = self.department(d).map(|dep| dep.node_id).ok_or_else(|| {
+                        WriteError::NotFound(format!("department {d} does not exist"))
+                    })?;
+                    copy.department_id = d;
+                    copy.node_id = node;
+                }
+                "rateplanid" => {
+                    let plan = value
+                        .map(|t| {
+                            t.trim().parse::<i64>().map_err(|_| {
+                                WriteError::Invalid("rateplanid must be an integer".to_owned())
+                            })
+                        })
+                        .transpose()?;
+                    if let Some(p) = plan
+                        && !self.plans.iter().any(|x| x.id == p)
+                    {
+                        return Err(WriteError::Invalid(format!(
+                            "rateplanid {p} does not exist"
+                        )));
+                    }
+                    copy.rateplan_id = plan;
+                }
+                _ => match copy.set_field(&lname, *value) {
+                    Ok(()) => {}
+                    Err(FieldError::Unknown) if !strict => {}
+                    Err(FieldError::Unknown) => {
+                        return Err(WriteError::Invalid(format!(
+                            "{name} is not an editable record field"
+                        )));
+                    }
+                    Err(FieldError::Invalid(m)) => return Err(WriteError::Invalid(m)),
+                },
+            }
         }
-        let s = self
-            .subscribers
-            .get_mut(&id)
-            .ok_or_else(|| WriteError::NotFound(format!("subscriber {id} does not exist")))?;
-        s.rateplan_id = plan;
+        if let Some(slot) = self.subscribers.get_mut(&id) {
+            *slot = copy;
+        }
         self.generation += 1;
         Ok(())
-    }
-
-    /// Mutable access to a subscriber for plain field updates; marks the data changed.
-    pub fn subscriber_mut(&mut self, id: i64) -> Option<&mut SimSubscriber> {
-        let s = self.subscribers.get_mut(&id)?;
-        self.generation += 1;
-        Some(s)
     }
 
     /// `subscriber.dnadd`: returns the new DN record.
