@@ -298,10 +298,13 @@ impl SimSubscriber {
     /// (`id`, `nodeid`, `dns`) are not handled here: they give `FieldError::Unknown`.
     pub fn set_field(&mut self, name: &str, v: Option<&str>) -> Result<(), FieldError> {
         let text = v.map(str::to_owned);
+        // An empty string clears a typed (date, number, flag) field.
+        let v_text = v;
+        let v = v.filter(|t| !t.trim().is_empty());
         let lname = name.to_ascii_lowercase();
         let slot: &mut Option<String> = match lname.as_str() {
             "fullname" => {
-                match v.map(str::trim) {
+                match v_text.map(str::trim) {
                     Some(t) if !t.is_empty() => self.fullname = t.to_owned(),
                     _ => return Err(invalid("fullname", "a non-empty text")),
                 }
@@ -456,6 +459,9 @@ mod tests {
             ("privilegediscount", Some("12.5"), true),
             ("fullname", None, false),
             ("email", None, true),
+            ("birthday", Some(""), true),
+            ("street", Some(""), true),
+            ("fullname", Some(" "), false),
         ];
         for (name, v, ok) in cases {
             assert_eq!(s.set_field(name, *v).is_ok(), *ok, "{name} = {v:?}");
@@ -463,6 +469,12 @@ mod tests {
         assert_eq!(s.house.as_deref(), Some("12a"));
         assert_eq!(s.ispublic, Some(true));
         assert_eq!(s.email, None);
+        assert_eq!(s.birthday, None, "an empty string clears a date");
+        assert_eq!(
+            s.street.as_deref(),
+            Some(""),
+            "an empty string is a text value"
+        );
         assert_eq!(s.set_field("nodeid", Some("1")), Err(FieldError::Unknown));
     }
 }
