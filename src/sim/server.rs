@@ -24,7 +24,6 @@ use super::dispatch::{self, Dropped, HttpResponse};
 use super::state::Shared;
 
 /// A running emulator. Dropping it stops the server (`shutdown` also waits for it).
-#[derive(Debug)]
 pub struct SimHandle {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -174,6 +173,14 @@ impl SimHandle {
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(3), self.done.recv()).await;
+    }
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
