@@ -402,11 +402,16 @@ async fn operator_actions() {
         ctl.request(
             reqwest::Method::PATCH,
             "/_sim/subscribers/1235",
-            Some(json!({"bogus": 1}))
+            Some(json!({"street": "vul. Ne Ta", "bogus": 1}))
         )
         .await
         .status,
         400
+    );
+    assert_eq!(
+        api.get("/api/subscriber/get/?id=1235").await.json()["street"],
+        json!("vul. Nova"),
+        "a refused PATCH changes nothing"
     );
     assert_eq!(
         ctl.request(
