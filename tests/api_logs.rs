@@ -45,10 +45,18 @@ async fn no_password_or_token_in_trace_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let users = vec![
-        SimUser { username: "demo".into(), password: PASSWORD.into(), rights: None },
+        SimUser {
+            username: "demo".into(),
+            password: PASSWORD.into(),
+            rights: None,
+        },
         SimUser::with_rights("clerk", PASSWORD, &["claims"]),
     ];
-    let sim = start(SimConfig { users, ..sim_config(WireVariant::default()) }).await;
+    let sim = start(SimConfig {
+        users,
+        ..sim_config(WireVariant::default())
+    })
+    .await;
     let snap = sim.state();
     let mut tokens_seen = Vec::new();
     for format in [Format::Json, Format::Xml] {
@@ -69,18 +77,32 @@ async fn no_password_or_token_in_trace_logs() {
         tracing::error!(?err, "system_info as clerk");
         let mut wrong = cfg.clone();
         wrong.password = Secret::new(format!("{PASSWORD}-wrong"));
-        let err = TariscopeClient::new(wrong).unwrap().claims().await.unwrap_err();
+        let err = TariscopeClient::new(wrong)
+            .unwrap()
+            .claims()
+            .await
+            .unwrap_err();
         tracing::error!(error = %err, debug = ?err, "login failure");
     }
     sim.shutdown().await;
 
     let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("tariscope_request"), "the request spans were captured");
+    assert!(
+        logs.contains("tariscope_request"),
+        "the request spans were captured"
+    );
     assert!(logs.contains("TRACE") || logs.contains("DEBUG"));
-    assert!(logs.lines().count() > 50, "trace output was captured: {} lines", logs.lines().count());
+    assert!(
+        logs.lines().count() > 50,
+        "trace output was captured: {} lines",
+        logs.lines().count()
+    );
     assert_eq!(tokens_seen, vec![2, 2]);
     assert!(!logs.contains(PASSWORD), "password leaked into logs");
     // Every JWT starts with the base64 of `{"` (the JSON header).
     assert!(!logs.contains("eyJ"), "a JWT leaked into logs");
-    assert!(!logs.to_ascii_lowercase().contains("bearer e"), "an Authorization header leaked");
+    assert!(
+        !logs.to_ascii_lowercase().contains("bearer e"),
+        "an Authorization header leaked"
+    );
 }

@@ -56,6 +56,21 @@ pub fn norm_key(key: &str) -> String {
         .collect()
 }
 
+/// `normalised == norm_key(raw)`, without allocating.
+fn norm_eq(normalised: &str, raw: &str) -> bool {
+    let mut want = normalised.chars();
+    for c in raw
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+    {
+        if want.next() != Some(c) {
+            return false;
+        }
+    }
+    want.next().is_none()
+}
+
 const WRAPPER_KEYS: &[&str] = &[
     "items",
     "data",
@@ -167,10 +182,12 @@ pub fn single(v: &Value) -> Option<&Value> {
     Some(cur)
 }
 
-/// A record read with case-insensitive keys.
-#[derive(Debug, Clone, Copy)]
+/// A record read with case-insensitive keys (normalised once, when built).
+#[derive(Debug, Clone)]
 pub struct Record<'a> {
-    map: Option<&'a Map<String, Value>>,
+    /// `(normalised key, key as sent, value)` of an object record.
+    fields: Vec<(String, &'a str, &'a Value)>,
+    is_object: bool,
     /// For a scalar "record" (e.g. a bare string answer), the scalar.
     scalar: Option<&'a Value>,
 }
@@ -179,18 +196,23 @@ impl<'a> Record<'a> {
     pub fn new(v: &'a Value) -> Self {
         match v {
             Value::Object(map) => Self {
-                map: Some(map),
+                fields: map
+                    .iter()
+                    .map(|(k, v)| (norm_key(k), k.as_str(), v))
+                    .collect(),
+                is_object: true,
                 scalar: None,
             },
             other => Self {
-                map: None,
+                fields: Vec::new(),
+                is_object: false,
                 scalar: Some(other),
             },
         }
     }
 
     pub fn is_object(&self) -> bool {
-        self.map.is_some()
+        self.is_object
     }
 
     /// The scalar, when the "record" is a bare value.
@@ -200,13 +222,13 @@ impl<'a> Record<'a> {
 
     /// The first non-null value among `names` (any casing), with the name that matched.
     pub fn get(&self, names: &[&str]) -> Option<(&'a str, &'a Value)> {
-        let map = self.map?;
         for name in names {
-            let want = norm_key(name);
-            if let Some((k, v)) = map.iter().find(|(k, _)| norm_key(k) == want)
-                && !v.is_null()
+            if let Some((_, k, v)) = self
+                .fields
+                .iter()
+                .find(|(n, _, v)| !v.is_null() && norm_eq(n, name))
             {
-                return Some((k.as_str(), v));
+                return Some((k, v));
             }
         }
         None
@@ -263,13 +285,11 @@ impl<'a> Record<'a> {
     /// Every scalar field as `(lower-case key, text)`, sorted by key; nested values as
     /// compact JSON.
     pub fn raw(&self) -> Vec<(String, String)> {
-        let Some(map) = self.map else {
-            return Vec::new();
-        };
-        let mut out: Vec<(String, String)> = map
+        let mut out: Vec<(String, String)> = self
+            .fields
             .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| {
+            .filter(|(_, _, v)| !v.is_null())
+            .map(|(_, k, v)| {
                 let text = match v {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
