@@ -59,10 +59,30 @@ fn main() {
         .await
         .expect("emulator");
         let id = sim.state().subscribers[0].id;
+        // Capacity of this machine for client + emulator together, no added latency.
+        let c = client(&sim, Format::Json, 32, 0.0);
+        run(&c, id, 32, 0.5).await;
+        let (n, cap) = run(&c, id, 32, secs.min(3.0)).await;
+        println!(
+            "capacity (no added latency, concurrency 32, client and emulator sharing the CPU): {n} calls, {cap:.1} req/s, {:.0} us of CPU per call",
+            2.0e6 / cap
+        );
         sim.set_faults(FaultPlan {
             global: Fault { latency: Duration::from_millis(20), ..Fault::default() },
             ..FaultPlan::default()
         });
+        {
+            let c = client(&sim, Format::Json, 1, 0.0);
+            c.subscriber_get(id).await.expect("call");
+            let started = Instant::now();
+            for _ in 0..50 {
+                c.subscriber_get(id).await.expect("call");
+            }
+            println!(
+                "one at a time, latency 20 ms: {:.2} ms per call",
+                started.elapsed().as_secs_f64() * 1000.0 / 50.0
+            );
+        }
         for format in [Format::Json, Format::Xml] {
             let c = client(&sim, format, 32, 0.0);
             run(&c, id, 32, 0.5).await; // warm up: login, connections
