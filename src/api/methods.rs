@@ -15,20 +15,17 @@ use super::error::{ApiError, excerpt};
 use super::wire::{self, WireError};
 use crate::model::{
     AccountSummary, Charge, CreatedSubscriber, DnAssignment, FieldValue, NewDn, NewPayment,
-    NewSubscriber, Payment, RecordedPayment, Service, SqlResult, Subscriber, SubscriberId,
-    SubscriberPatch, SystemInfo, Tariff, TariffFilter, TariffPlan, TariffTime,
+    NewSubscriber, Payment, RecordedPayment, Service, Subscriber, SubscriberId, SubscriberPatch,
+    Tariff, TariffFilter, TariffPlan, TariffTime,
 };
 
-/// The five single-value `tariscope.*` methods, by the field each returns.
-const INFO_FIELDS: [&str; 5] = ["version", "database", "build", "serial", "edition"];
-
 impl TariscopeClient {
-    fn parse(&self, method: &str, reply: &Reply) -> Result<Value, ApiError> {
+    pub(crate) fn parse(&self, method: &str, reply: &Reply) -> Result<Value, ApiError> {
         wire::parse_body(&reply.body, self.inner.format).map_err(|e| decode_error(method, reply, e))
     }
 
     /// A single record; `None` for 404, 204, an empty body or an empty result.
-    fn one<T>(
+    pub(crate) fn one<T>(
         &self,
         method: &str,
         reply: &Reply,
@@ -45,7 +42,7 @@ impl TariscopeClient {
     }
 
     /// A single record that must be there (404 is an error).
-    fn required<T>(
+    pub(crate) fn required<T>(
         &self,
         method: &str,
         reply: &Reply,
@@ -59,7 +56,7 @@ impl TariscopeClient {
     }
 
     /// A list; 404 is an empty list when `not_found_is_empty`, else an error.
-    fn list<T>(
+    pub(crate) fn list<T>(
         &self,
         method: &str,
         reply: &Reply,
@@ -324,108 +321,6 @@ impl TariscopeClient {
         let reply = self.call(M, &[]).await?;
         self.list(M, &reply, true, decode::service)
     }
-
-    /// `tariscope.summary`; if the server lacks it (404/405/501/400) or the user may not
-    /// call it, the five single methods; fields the summary lacks are asked singly too.
-    pub async fn system_info(&self) -> Result<SystemInfo, ApiError> {
-        const M: &str = "tariscope.summary";
-        let summary = match self.call(M, &[]).await {
-            Ok(reply) if reply.status != 404 => self.one(M, &reply, decode::system_info)?,
-            Ok(_) => None,
-            Err(e) if falls_back(&e) => {
-                tracing::debug!(error = %e, "tariscope.summary unavailable; asking the single methods");
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        let mut info = summary.unwrap_or_default();
-        for field in INFO_FIELDS {
-            let slot = match field {
-                "version" => &mut info.version,
-                "database" => &mut info.database,
-                "build" => &mut info.build,
-                "serial" => &mut info.serial,
-                _ => &mut info.edition,
-            };
-            if slot.is_none() {
-                match self.info(field).await {
-                    Ok(v) => *slot = v,
-                    Err(e) if falls_back(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(info)
-    }
-
-    async fn info(&self, field: &str) -> Result<Option<String>, ApiError> {
-        let method = format!("tariscope.{field}");
-        let reply = self.call(&method, &[]).await?;
-        if reply.is_empty_result() {
-            return Ok(None);
-        }
-        let value = self.parse(&method, &reply)?;
-        match wire::single(&value) {
-            None => Ok(None),
-            Some(v) => decode::info_field(v, field).map_err(|e| decode_error(&method, &reply, e)),
-        }
-    }
-
-    /// `tariscope.version`.
-    pub async fn version(&self) -> Result<Option<String>, ApiError> {
-        self.info("version").await
-    }
-    /// `tariscope.database`.
-    pub async fn database(&self) -> Result<Option<String>, ApiError> {
-        self.info("database").await
-    }
-    /// `tariscope.build` (the build date, `yyyy-mm-dd` when it is a date).
-    pub async fn build(&self) -> Result<Option<String>, ApiError> {
-        self.info("build").await
-    }
-    /// `tariscope.serial`.
-    pub async fn serial(&self) -> Result<Option<String>, ApiError> {
-        self.info("serial").await
-    }
-    /// `tariscope.edition`.
-    pub async fn edition(&self) -> Result<Option<String>, ApiError> {
-        self.info("edition").await
-    }
-
-    /// `claims`: the methods the configured user may call.
-    pub async fn claims(&self) -> Result<Vec<String>, ApiError> {
-        const M: &str = "claims";
-        let reply = self.call(M, &[]).await?;
-        if reply.status == 404 {
-            return Err(not_found(M, &reply));
-        }
-        if reply.is_empty_result() {
-            return Ok(Vec::new());
-        }
-        let value = self.parse(M, &reply)?;
-        decode::claims(&value).map_err(|e| decode_error(M, &reply, e))
-    }
-
-    /// `sql` (not idempotent: the text may modify data).
-    pub async fn sql(&self, query: &str) -> Result<SqlResult, ApiError> {
-        const M: &str = "sql";
-        let reply = self
-            .call(M, &[("query", Param::Text(query.to_owned()))])
-            .await?;
-        if reply.status == 404 {
-            return Err(not_found(M, &reply));
-        }
-        if reply.is_empty_result() {
-            return Ok(SqlResult::default());
-        }
-        let value = self.parse(M, &reply)?;
-        decode::sql(&value).map_err(|e| decode_error(M, &reply, e))
-    }
-}
-
-/// Errors after which `system_info` tries the other methods.
-fn falls_back(e: &ApiError) -> bool {
-    matches!(e, ApiError::Unauthorized { .. }) || matches!(e.status(), Some(400 | 404 | 405 | 501))
 }
 
 fn field_param(v: &FieldValue) -> Param {
@@ -441,7 +336,7 @@ fn field_param(v: &FieldValue) -> Param {
     }
 }
 
-fn decode_error(method: &str, reply: &Reply, e: WireError) -> ApiError {
+pub(crate) fn decode_error(method: &str, reply: &Reply, e: WireError) -> ApiError {
     ApiError::Decode {
         method: method.to_owned(),
         field: e.field,
@@ -450,7 +345,7 @@ fn decode_error(method: &str, reply: &Reply, e: WireError) -> ApiError {
     }
 }
 
-fn not_found(method: &str, reply: &Reply) -> ApiError {
+pub(crate) fn not_found(method: &str, reply: &Reply) -> ApiError {
     ApiError::Status {
         method: method.to_owned(),
         status: 404,
