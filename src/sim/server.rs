@@ -156,10 +156,10 @@ impl SimHandle {
     /// e.g. `street`, `House`, `accountId`, `departmentid`; `None` clears). False when the
     /// subscriber or field is unknown or the value does not parse.
     pub fn operator_update(&self, id: i64, field: &str, value: Option<&str>) -> bool {
-        match self.shared.operator_update(id, field, value) {
+        match self.shared.operator_update(id, &[(field, value)]) {
             Ok(()) => true,
             Err(m) => {
-                tracing::debug!(id, field, reason = %m, "operator update refused");
+                tracing::debug!(id, field, reason = ?m, "operator update refused");
                 false
             }
         }
