@@ -59,12 +59,24 @@ fn main() {
         .await
         .expect("emulator");
         let id = sim.state().subscribers[0].id;
+        {
+            let c = client(&sim, Format::Json, 1, 0.0);
+            c.subscriber_get(id).await.expect("call");
+            let started = Instant::now();
+            for _ in 0..200 {
+                c.subscriber_get(id).await.expect("call");
+            }
+            println!(
+                "one at a time, no added latency: {:.3} ms per call (round trip, both sides)",
+                started.elapsed().as_secs_f64() * 1000.0 / 200.0
+            );
+        }
         // Capacity of this machine for client + emulator together, no added latency.
         let c = client(&sim, Format::Json, 32, 0.0);
         run(&c, id, 32, 0.5).await;
         let (n, cap) = run(&c, id, 32, secs.min(3.0)).await;
         println!(
-            "capacity (no added latency, concurrency 32, client and emulator sharing the CPU): {n} calls, {cap:.1} req/s, {:.0} us of CPU per call",
+            "capacity (no added latency, concurrency 32, client and emulator sharing the CPU): {n} calls, {cap:.1} req/s, at most {:.0} us of CPU per call (if both cores were ours)",
             2.0e6 / cap
         );
         sim.set_faults(FaultPlan {
