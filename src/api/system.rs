@@ -18,13 +18,24 @@ const INFO_FIELDS: [&str; 5] = ["version", "database", "build", "serial", "editi
 impl TariscopeClient {
     /// `tariscope.summary`; if the server lacks it (404/405/501/400) or the user may not
     /// call it, the five single methods; fields the summary lacks are asked singly too.
+    /// If the summary and all five single methods are refused or missing, the summary's
+    /// error is returned.
     pub async fn system_info(&self) -> Result<SystemInfo, ApiError> {
         const M: &str = "tariscope.summary";
+        let mut first_error = None;
+        let mut answered = false;
         let summary = match self.call(M, &[]).await {
-            Ok(reply) if reply.status != 404 => self.one(M, &reply, decode::system_info)?,
-            Ok(_) => None,
+            Ok(reply) if reply.status != 404 => {
+                answered = true;
+                self.one(M, &reply, decode::system_info)?
+            }
+            Ok(reply) => {
+                first_error = Some(not_found(M, &reply));
+                None
+            }
             Err(e) if falls_back(&e) => {
                 tracing::debug!(error = %e, "tariscope.summary unavailable; asking the single methods");
+                first_error = Some(e);
                 None
             }
             Err(e) => return Err(e),
@@ -40,13 +51,19 @@ impl TariscopeClient {
             };
             if slot.is_none() {
                 match self.info(field).await {
-                    Ok(v) => *slot = v,
+                    Ok(v) => {
+                        answered = true;
+                        *slot = v;
+                    }
                     Err(e) if falls_back(&e) => {}
                     Err(e) => return Err(e),
                 }
             }
         }
-        Ok(info)
+        match first_error {
+            Some(e) if !answered => Err(e),
+            _ => Ok(info),
+        }
     }
 
     async fn info(&self, field: &str) -> Result<Option<String>, ApiError> {
