@@ -50,25 +50,30 @@ pub fn parse_body(body: &[u8], format: Format) -> Result<Value, WireError> {
 /// Key normalisation for case-insensitive matching: lower case, `_` and `-` dropped
 /// (`start_debt`, `Start_Debt`, `StartDebt` and `startdebt` all match).
 pub fn norm_key(key: &str) -> String {
+    if key.is_ascii() {
+        return key
+            .bytes()
+            .filter(|b| *b != b'_' && *b != b'-')
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+    }
     key.chars()
         .filter(|c| *c != '_' && *c != '-')
         .flat_map(char::to_lowercase)
         .collect()
 }
 
-/// `normalised == norm_key(raw)`, without allocating.
-fn norm_eq(normalised: &str, raw: &str) -> bool {
-    let mut want = normalised.chars();
-    for c in raw
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
+/// [`norm_key`], borrowing when `key` is already normalised (the usual case for the
+/// names the decoders ask for).
+fn norm_name(key: &str) -> std::borrow::Cow<'_, str> {
+    if key
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     {
-        if want.next() != Some(c) {
-            return false;
-        }
+        std::borrow::Cow::Borrowed(key)
+    } else {
+        std::borrow::Cow::Owned(norm_key(key))
     }
-    want.next().is_none()
 }
 
 const WRAPPER_KEYS: &[&str] = &[
@@ -223,10 +228,11 @@ impl<'a> Record<'a> {
     /// The first non-null value among `names` (any casing), with the name that matched.
     pub fn get(&self, names: &[&str]) -> Option<(&'a str, &'a Value)> {
         for name in names {
+            let want = norm_name(name);
             if let Some((_, k, v)) = self
                 .fields
                 .iter()
-                .find(|(n, _, v)| !v.is_null() && norm_eq(n, name))
+                .find(|(n, _, v)| *n == *want && !v.is_null())
             {
                 return Some((k, v));
             }
