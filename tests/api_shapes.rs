@@ -278,6 +278,54 @@ async fn undecodable_answers_name_method_field_and_body() {
 }
 
 #[tokio::test]
+async fn an_unreadable_answer_to_a_write_is_outcome_unknown() {
+    let server = Canned::start(Arc::new(|s: &Seen, _| match s.path.as_str() {
+        "/api/subscriber/create/" => (204, ""),
+        "/api/accounts/payment/" => (200, "{\"ok\":true}"),
+        "/api/subscriber/dnadd/" => (200, "not json"),
+        _ => (500, ""),
+    }))
+    .await;
+    let c = server.client();
+    let err = c
+        .subscriber_create(&tariscope_sync::model::NewSubscriber {
+            fullname: "A".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    let err = c
+        .account_payment(&NewPayment {
+            subscriber_id: 1,
+            payment_day: NaiveDate::from_ymd_opt(2023, 5, 17).unwrap(),
+            amount: "1.00".parse().unwrap(),
+            payment_type: PaymentType::Cash,
+            bank: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    let err = c
+        .subscriber_dnadd(&NewDn {
+            subscriber_id: 1,
+            dn: "1".into(),
+            pbx_id: 1,
+            from_date: None,
+            description: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    assert_eq!(c.stats().outcome_unknown, 3);
+    assert_eq!(
+        server.seen("/api/subscriber/create/").len(),
+        1,
+        "never resent"
+    );
+}
+
+#[tokio::test]
 async fn a_403_for_a_stale_token_costs_one_relogin() {
     // The first token is refused with 403 (a server that uses 403 for expiry); the
     // second works.

@@ -55,6 +55,32 @@ impl TariscopeClient {
             .ok_or_else(|| decode_error(method, reply, WireError::new("(body)", "empty answer")))
     }
 
+    /// For a non-idempotent write: a 2xx answer that cannot be read (empty, or not
+    /// decodable) means the write happened but its result is unknown, so the caller must
+    /// look the record up rather than resend: "outcome unknown".
+    pub(crate) fn written<T>(
+        &self,
+        method: &str,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        match result {
+            Err(e @ ApiError::Decode { .. })
+                if self.profile().method(method).is_some_and(|m| !m.idempotent) =>
+            {
+                self.inner
+                    .counters
+                    .outcome_unknown
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(method, error = %e, "write answered but unreadable; outcome unknown");
+                Err(ApiError::OutcomeUnknown {
+                    method: method.to_owned(),
+                    source: Box::new(e),
+                })
+            }
+            other => other,
+        }
+    }
+
     /// A list; 404 is an empty list when `not_found_is_empty`, else an error.
     pub(crate) fn list<T>(
         &self,
@@ -177,7 +203,7 @@ impl TariscopeClient {
         opt("bankaccount", s.bankaccount.clone().map(Param::Text));
         opt("rateplanid", s.rateplan_id.map(Param::Int));
         let reply = self.call(M, &params).await?;
-        self.required(M, &reply, decode::created)
+        self.written(M, self.required(M, &reply, decode::created))
     }
 
     /// `subscriber.dnadd` (not idempotent). Fields the answer lacks come from `dn`.
@@ -196,7 +222,10 @@ impl TariscopeClient {
         }
         let reply = self.call(M, &params).await?;
         let fallback = Some((dn.dn.as_str(), dn.from_date, dn.description.as_deref()));
-        self.required(M, &reply, |v| decode::dn(v, dn.subscriber_id, fallback))
+        self.written(
+            M,
+            self.required(M, &reply, |v| decode::dn(v, dn.subscriber_id, fallback)),
+        )
     }
 
     /// `accounts.summary` for one day (`year`, `month`, `day` unpadded, as documented).
@@ -280,9 +309,10 @@ impl TariscopeClient {
             params.push(("bank", Param::Text(bank.clone())));
         }
         let reply = self.call(M, &params).await?;
-        self.required(M, &reply, |v| {
+        let result = self.required(M, &reply, |v| {
             decode::recorded_payment(v, p.subscriber_id, p.payment_day)
-        })
+        });
+        self.written(M, result)
     }
 
     /// `tariffs.plans` (active plans).
