@@ -243,8 +243,11 @@ async fn a_missing_right_gives_a_clear_error_and_no_retry_storm() {
     );
     let claims = c.claims().await.unwrap();
     assert_eq!(claims.len(), 2, "{claims:?}");
-    // system_info falls back from a forbidden summary to forbidden singles: no values, no error.
-    assert_eq!(c.system_info().await.unwrap(), Default::default());
+    // system_info falls back from a forbidden summary to the (forbidden) single methods,
+    // then reports the summary's refusal.
+    let err = c.system_info().await.unwrap_err();
+    assert!(err.to_string().contains("tariscope.summary"), "{err}");
+    assert_eq!(sim.request_count("tariscope.version"), 2);
     sim.shutdown().await;
 }
 

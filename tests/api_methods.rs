@@ -10,6 +10,9 @@ use tariscope_sync::api::Format;
 use tariscope_sync::model::*;
 use tariscope_sync::sim::{DateStyle, Envelope, KeyCase, SimSnapshot, WireVariant};
 
+/// Id, name and normalised raw fields of a reference record.
+type Named = (i64, Option<String>, Vec<(String, String)>);
+
 /// Everything the client returned for a fixed script of calls, with raw fields
 /// normalised.
 #[derive(Debug, PartialEq)]
@@ -24,10 +27,10 @@ struct Outcome {
     payments: Vec<Payment>,
     exists: Option<Payment>,
     not_exists: Option<Payment>,
-    plans: Vec<(i64, Option<String>, Vec<(String, String)>)>,
+    plans: Vec<Named>,
     tariffs: Vec<Tariff>,
     times: Vec<Vec<(String, String)>>,
-    services: Vec<(i64, Option<String>, Vec<(String, String)>)>,
+    services: Vec<Named>,
     info: SystemInfo,
     singles: Vec<Option<String>>,
     claims: Vec<String>,
