@@ -215,6 +215,13 @@ impl Inner {
             let result = self.exchange(method, req).await;
             let span = tracing::Span::current();
             span.record("duration_ms", started.elapsed().as_millis() as u64);
+            let status = match &result {
+                Ok(raw) => raw.status.to_string(),
+                Err(_) => "error".to_string(),
+            };
+            metrics::counter!("tariscope_api_requests_total", "method" => method.to_owned(), "status" => status).increment(1);
+            metrics::histogram!("tariscope_api_request_duration_seconds", "method" => method.to_owned())
+                .record(started.elapsed().as_secs_f64());
             match &result {
                 Ok(raw) => {
                     span.record("status", raw.status);

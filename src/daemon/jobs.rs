@@ -150,6 +150,7 @@ impl Jobs {
             failed(job, format!("unknown job {job:?}"))
         };
         let secs = started.elapsed().as_secs_f64();
+        self.export_gauges().await;
         let label = match summary.outcome {
             RunOutcome::Ok => "ok",
             RunOutcome::Partial => "partial",
@@ -172,6 +173,25 @@ impl Jobs {
         }
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary.clone());
         summary
+    }
+}
+
+impl Jobs {
+    /// Gauges read from the mirror and the client after each run.
+    async fn export_gauges(&self) {
+        let stats = self.client.stats();
+        metrics::counter!("tariscope_api_logins_total").absolute(stats.logins);
+        metrics::counter!("tariscope_api_outcome_unknown_total").absolute(stats.outcome_unknown);
+        if let Ok(open) = self.store.outbox_open().await {
+            metrics::gauge!("tariscope_sync_outbox_depth").set(open.len() as f64);
+        }
+        if let Ok(conflicts) = self.store.conflicts().await {
+            let open = conflicts
+                .iter()
+                .filter(|c| c.resolution == "manual" || c.resolution == "blocked")
+                .count();
+            metrics::gauge!("tariscope_sync_open_conflicts").set(open as f64);
+        }
     }
 }
 

@@ -278,12 +278,7 @@ pub async fn run(
                         last_status = status;
                     }
                 }
-                let ok = jobs
-                    .last
-                    .lock()
-                    .map(|l| l.as_ref().is_none_or(|s| s.outcome != RunOutcome::Failed))
-                    .unwrap_or(true);
-                health.set_login_ok(ok);
+                health.set_login_ok(jobs.client.stats().logins > 0);
             }
         })
     };
