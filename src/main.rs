@@ -162,15 +162,7 @@ async fn run_once(config: config::Config, cli: &Cli) -> Exit {
     if let Some(b) = bars {
         let _ = b.await;
     }
-    println!("{:<12} {:<8} detail", "job", "outcome");
-    for s in &summaries {
-        println!(
-            "{:<12} {:<8} {}",
-            s.job,
-            format!("{:?}", s.outcome).to_lowercase(),
-            s.detail
-        );
-    }
+    cmd::print_summaries(&summaries);
     if interrupted.is_cancelled() {
         println!("interrupted: committed work is kept; run again to resume from the checkpoints");
         return Exit::Ok;

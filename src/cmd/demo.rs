@@ -185,15 +185,8 @@ async fn run_inner(dir: &Path, subscribers: usize) -> Result<Exit, String> {
         let _ = b.await;
     }
 
-    println!("\n{:<12} {:<8} detail", "job", "outcome");
-    for s in &summaries {
-        println!(
-            "{:<12} {:<8} {}",
-            s.job,
-            format!("{:?}", s.outcome).to_lowercase(),
-            s.detail
-        );
-    }
+    println!();
+    super::print_summaries(&summaries);
     println!(
         "\nmirror {} after {:.1} s:",
         mirror.display(),

@@ -8,3 +8,16 @@ pub mod doctor;
 pub mod import;
 pub mod plan;
 pub mod status;
+
+/// Prints the end-of-run table of `--run-once` and `demo`.
+pub fn print_summaries(summaries: &[crate::daemon::JobSummary]) {
+    println!("{:<12} {:<8} detail", "job", "outcome");
+    for s in summaries {
+        println!(
+            "{:<12} {:<8} {}",
+            s.job,
+            format!("{:?}", s.outcome).to_lowercase(),
+            s.detail
+        );
+    }
+}

@@ -198,23 +198,10 @@ impl Store {
         key: String,
         op: &'static str,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM outbox WHERE key = ?1 AND op = ?2 AND state NOT IN ('done', 'terminal') ORDER BY id"
-                ))
-                .map_err(StoreError::sql("preparing an outbox read"))?;
-            let rows = stmt
-                .query_map(params![key, op], entry)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(StoreError::sql("reading the outbox"))?;
-            rows.into_iter()
-                .map(|(mut e, s)| {
-                    e.state = OutboxState::parse(&s)?;
-                    Ok(e)
-                })
-                .collect()
-        })
+        self.outbox_select(
+            format!("SELECT {COLUMNS} FROM outbox WHERE key = ?1 AND op = ?2 AND state NOT IN ('done', 'terminal') ORDER BY id"),
+            vec![key, op.to_string()],
+        )
         .await
     }
 
@@ -244,12 +231,20 @@ impl Store {
     }
 
     async fn outbox_query(&self, sql: String) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox_select(sql, Vec::new()).await
+    }
+
+    async fn outbox_select(
+        &self,
+        sql: String,
+        args: Vec<String>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare(&sql)
+                .prepare_cached(&sql)
                 .map_err(StoreError::sql("preparing an outbox read"))?;
             let rows = stmt
-                .query_map([], entry)
+                .query_map(rusqlite::params_from_iter(args), entry)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .map_err(StoreError::sql("reading the outbox"))?;
             rows.into_iter()

@@ -96,6 +96,19 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         })
     }
 
+    /// Leaves the entry ambiguous after a failed look-up and fails the step; the next run
+    /// looks again before sending anything.
+    async fn unsettled<T>(
+        &self,
+        e: &OutboxEntry,
+        note: String,
+        error: String,
+    ) -> Result<T, StepError> {
+        self.mark(e, OutboxState::Ambiguous, false, None, Some(note), None)
+            .await?;
+        Err(StepError::Failed(error))
+    }
+
     /// Gives up when the entry has used its attempts.
     async fn spend_attempt(&self, e: &mut OutboxEntry) -> Result<(), StepError> {
         if e.attempts >= self.opts.max_attempts {
@@ -250,18 +263,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             }
             Ok(Found::Absent) => Ok(None),
             Err(err) => {
-                self.mark(
-                    e,
-                    OutboxState::Ambiguous,
-                    false,
-                    None,
-                    Some(format!("look-up failed: {err}")),
-                    None,
-                )
-                .await?;
-                Err(StepError::Failed(format!(
-                    "outcome of create unknown and the look-up failed ({err}); the next run looks again"
-                )))
+                self.unsettled(e, format!("look-up failed: {err}"), format!("outcome of create unknown and the look-up failed ({err}); the next run looks again")).await
             }
         }
     }
@@ -368,18 +370,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             }
             Ok(other) => Ok(other),
             Err(err) => {
-                self.mark(
-                    e,
-                    OutboxState::Ambiguous,
-                    false,
-                    None,
-                    Some(format!("look-up failed: {err}")),
-                    None,
-                )
-                .await?;
-                Err(StepError::Failed(format!(
-                    "outcome of dnadd unknown and the look-up failed ({err}); the next run looks again"
-                )))
+                self.unsettled(e, format!("look-up failed: {err}"), format!("outcome of dnadd unknown and the look-up failed ({err}); the next run looks again")).await
             }
         }
     }
@@ -445,18 +436,14 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         match self.remote.get(id).await {
             Ok(s) => Ok(s),
             Err(err) => {
-                self.mark(
+                self.unsettled(
                     e,
-                    OutboxState::Ambiguous,
-                    false,
-                    None,
-                    Some(format!("read-back failed: {err}")),
-                    None,
+                    format!("read-back failed: {err}"),
+                    format!(
+                        "could not read subscriber {id} back ({err}); the next run checks again"
+                    ),
                 )
-                .await?;
-                Err(StepError::Failed(format!(
-                    "could not read subscriber {id} back ({err}); the next run checks again"
-                )))
+                .await
             }
         }
     }
