@@ -339,6 +339,8 @@ fn daemon_image_reads_config_from_env_and_secret_on_a_read_only_root() {
         "check-config",
     ]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("api.password_file"), "{stderr}");
 }
 
 #[test]
