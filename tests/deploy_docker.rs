@@ -558,6 +558,34 @@ fn daemon_pulls_pushes_turns_healthy_and_stops_cleanly_on_docker_stop() {
         sim_payments(port, &want)
     );
     assert_eq!(pushed_count(port), 1, "pushed exactly once");
+    let (running, ok_jobs) = run_outcomes(&db);
+    assert_eq!(running, 0, "SIGTERM left no run unfinished in the mirror");
+    for job in ["subscribers", "payments", "push"] {
+        assert!(ok_jobs.contains(job), "no ok run of {job}: {ok_jobs:?}");
+    }
+}
+
+/// (runs still marked running, jobs with at least one ok run) in a mirror file.
+fn run_outcomes(db: &Path) -> (i64, BTreeSet<String>) {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let running = conn
+        .query_row(
+            "SELECT COUNT(*) FROM job_runs WHERE outcome = 'running'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut st = conn
+        .prepare("SELECT DISTINCT job FROM job_runs WHERE outcome = 'ok'")
+        .unwrap();
+    let ok = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (running, ok)
 }
 
 #[test]
