@@ -677,3 +677,41 @@ fn emulator_paused_or_stopped_mid_run_daemon_retries_and_recovers_without_duplic
         "never pushed twice into one emulator"
     );
 }
+
+/// `deploy/docker-compose.yml` parses and names the images, secret and volume the docs use
+/// (with `docker-compose` or `docker compose`, whichever exists; skipped when neither does).
+#[test]
+fn compose_file_is_valid() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/docker-compose.yml");
+    let file = file.to_str().unwrap();
+    let candidates: [&[&str]; 2] = [&["docker-compose"], &["docker", "compose"]];
+    for cmd in candidates {
+        let Ok(out) = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .args(["-f", file, "config"])
+            .output()
+        else {
+            continue;
+        };
+        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown") {
+            continue; // `docker compose` without the plugin
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{cmd:?} config: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for want in [
+            "tariscope-sim:local",
+            "tariscope-sync:local",
+            "tariscope-api-password",
+            "/var/lib/tariscope-sync",
+            "read_only: true",
+        ] {
+            assert!(text.contains(want), "compose config lacks {want}:\n{text}");
+        }
+        return;
+    }
+    eprintln!("SKIPPED: neither docker-compose nor docker compose is installed");
+}
