@@ -26,8 +26,31 @@ use testcontainers::clients::Cli;
 use testcontainers::core::WaitFor;
 use testcontainers::{GenericImage, RunnableImage};
 
-const SIM_IMAGE: &str = "tariscope-sim:local";
-const SYNC_IMAGE: &str = "tariscope-sync:local";
+/// Image tags of this work tree: `tariscope-sim:test-<hash of the tree's path>`, so test runs
+/// of different work trees sharing one engine never use each other's images.
+fn tag(repo: &str) -> &'static str {
+    static TAGS: OnceLock<(String, String)> = OnceLock::new();
+    let (sim, sync) = TAGS.get_or_init(|| {
+        // FNV-1a: stable across runs and toolchains (DefaultHasher is not guaranteed to be).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in env!("CARGO_MANIFEST_DIR").bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        (
+            format!("tariscope-sim:test-{h:016x}"),
+            format!("tariscope-sync:test-{h:016x}"),
+        )
+    });
+    if repo == "sim" { sim } else { sync }
+}
+
+fn sim_image() -> &'static str {
+    tag("sim")
+}
+
+fn sync_image() -> &'static str {
+    tag("sync")
+}
 const MIRROR: &str = "/var/lib/tariscope-sync/tariscope-mirror.db";
 const SECRET: &str = "/run/secrets/tariscope-api-password";
 
@@ -81,8 +104,8 @@ fn images() -> Result<(), String> {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
             let started = Instant::now();
             let out = Command::new(root.join("scripts/build-images.sh"))
-                .env("SIM_IMAGE", SIM_IMAGE)
-                .env("SYNC_IMAGE", SYNC_IMAGE)
+                .env("SIM_IMAGE", sim_image())
+                .env("SYNC_IMAGE", sync_image())
                 .output()
                 .expect("run scripts/build-images.sh");
             assert!(
@@ -228,7 +251,7 @@ impl Stage {
             "--volume",
             &out,
             "--entrypoint=bash",
-            SYNC_IMAGE,
+            sync_image(),
             "-c",
             "cp -a /var/lib/tariscope-sync/. /out/",
         ]);
@@ -245,7 +268,7 @@ fn set_mode(path: &Path, mode: u32) {
 /// The emulator container (testcontainers), named `<stage>-sim` on the stage's network,
 /// its port 8085 published on the host's loopback.
 fn start_sim<'d>(cli: &'d Cli, stage: &Stage) -> testcontainers::Container<'d, GenericImage> {
-    let (name, tag) = SIM_IMAGE.split_once(':').unwrap();
+    let (name, tag) = sim_image().split_once(':').unwrap();
     let image = GenericImage::new(name, tag)
         .with_exposed_port(8085)
         .with_wait_for(WaitFor::message_on_stderr("dataset and users ready"));
@@ -294,7 +317,7 @@ fn inspect(container: &str, format: &str) -> String {
 #[test]
 fn images_are_non_root_with_volume_healthcheck_and_stopsignal() {
     ready!();
-    for image in [SIM_IMAGE, SYNC_IMAGE] {
+    for image in [sim_image(), sync_image()] {
         assert_eq!(inspect(image, "{{.Config.User}}"), "10001:10001", "{image}");
         assert_eq!(
             inspect(image, "{{.Config.StopSignal}}"),
@@ -305,11 +328,11 @@ fn images_are_non_root_with_volume_healthcheck_and_stopsignal() {
         let id = docker_ok(&["run", "--rm", "--read-only", "--entrypoint=id", image, "-u"]);
         assert_eq!(id, "10001", "{image}");
     }
-    let volumes = inspect(SYNC_IMAGE, "{{json .Config.Volumes}}");
+    let volumes = inspect(sync_image(), "{{json .Config.Volumes}}");
     assert!(volumes.contains("/var/lib/tariscope-sync"), "{volumes}");
-    let health = inspect(SYNC_IMAGE, "{{json .Config.Healthcheck.Test}}");
+    let health = inspect(sync_image(), "{{json .Config.Healthcheck.Test}}");
     assert!(health.contains("/healthz"), "{health}");
-    let entry = inspect(SYNC_IMAGE, "{{json .Config.Entrypoint}}");
+    let entry = inspect(sync_image(), "{{json .Config.Entrypoint}}");
     assert_eq!(entry, r#"["/usr/local/bin/tariscope-sync"]"#);
 }
 
@@ -319,7 +342,7 @@ fn daemon_image_reads_config_from_env_and_secret_on_a_read_only_root() {
     let stage = Stage::new();
     let mut args = stage.daemon_args(&format!("{}-check", stage.name), false);
     args.push("--rm".into());
-    args.push(SYNC_IMAGE.into());
+    args.push(sync_image().into());
     args.push("check-config".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = docker_ok(&args);
@@ -335,10 +358,12 @@ fn daemon_image_reads_config_from_env_and_secret_on_a_read_only_root() {
         "--rm",
         "--read-only",
         "--env=TARISCOPE_SYNC__API__PASSWORD_FILE=/run/secrets/nope",
-        SYNC_IMAGE,
+        sync_image(),
         "check-config",
     ]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("api.password_file"), "{stderr}");
 }
 
 #[test]
@@ -366,7 +391,7 @@ fn emulator_container_serves_its_private_network_and_the_host() {
         "--read-only",
         &net,
         "--entrypoint=bash",
-        SYNC_IMAGE,
+        sync_image(),
         "-c",
         &probe,
     ]);
@@ -443,7 +468,7 @@ fn run_daemon_once(stage: &Stage, extra_volume: Option<&str>, args: &[&str]) -> 
     if let Some(v) = extra_volume {
         a.push(format!("--volume={v}"));
     }
-    a.push(SYNC_IMAGE.into());
+    a.push(sync_image().into());
     a.extend(args.iter().map(|s| s.to_string()));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     docker(&a)
@@ -459,7 +484,7 @@ fn start_daemon(stage: &Stage) -> Removed {
             job.to_uppercase()
         ));
     }
-    a.push(SYNC_IMAGE.into());
+    a.push(sync_image().into());
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     docker_ok(&a);
     Removed("container", name)
@@ -556,6 +581,34 @@ fn daemon_pulls_pushes_turns_healthy_and_stops_cleanly_on_docker_stop() {
         sim_payments(port, &want)
     );
     assert_eq!(pushed_count(port), 1, "pushed exactly once");
+    let (running, ok_jobs) = run_outcomes(&db);
+    assert_eq!(running, 0, "SIGTERM left no run unfinished in the mirror");
+    for job in ["subscribers", "payments", "push"] {
+        assert!(ok_jobs.contains(job), "no ok run of {job}: {ok_jobs:?}");
+    }
+}
+
+/// (runs still marked running, jobs with at least one ok run) in a mirror file.
+fn run_outcomes(db: &Path) -> (i64, BTreeSet<String>) {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let running = conn
+        .query_row(
+            "SELECT COUNT(*) FROM job_runs WHERE outcome = 'running'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut st = conn
+        .prepare("SELECT DISTINCT job FROM job_runs WHERE outcome = 'ok'")
+        .unwrap();
+    let ok = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (running, ok)
 }
 
 #[test]
@@ -646,4 +699,42 @@ fn emulator_paused_or_stopped_mid_run_daemon_retries_and_recovers_without_duplic
         pushed_count(port) <= 1,
         "never pushed twice into one emulator"
     );
+}
+
+/// `deploy/docker-compose.yml` parses and names the images, secret and volume the docs use
+/// (with `docker-compose` or `docker compose`, whichever exists; skipped when neither does).
+#[test]
+fn compose_file_is_valid() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/docker-compose.yml");
+    let file = file.to_str().unwrap();
+    let candidates: [&[&str]; 2] = [&["docker-compose"], &["docker", "compose"]];
+    for cmd in candidates {
+        let Ok(out) = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .args(["-f", file, "config"])
+            .output()
+        else {
+            continue;
+        };
+        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown") {
+            continue; // `docker compose` without the plugin
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{cmd:?} config: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for want in [
+            "tariscope-sim:local",
+            "tariscope-sync:local",
+            "tariscope-api-password",
+            "/var/lib/tariscope-sync",
+            "read_only: true",
+        ] {
+            assert!(text.contains(want), "compose config lacks {want}:\n{text}");
+        }
+        return;
+    }
+    eprintln!("SKIPPED: neither docker-compose nor docker compose is installed");
 }
