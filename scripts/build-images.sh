@@ -23,7 +23,7 @@ scripts/make-bases.sh
 # Skip the build when both images were built from exactly these inputs (sources, lock file,
 # Dockerfile, base images): the label tariscope.inputs holds their hash.
 INPUTS=$( {
-    find Cargo.toml Cargo.lock src config deploy/Dockerfile deploy/cargo/README.md scripts/build-images.sh -type f -print0 \
+    find Cargo.toml Cargo.lock src config benches deploy/Dockerfile deploy/cargo/README.md scripts/build-images.sh -type f -print0 \
         | sort -z | xargs -0 sha256sum
     docker image inspect -f '{{.Id}}' rust:1-slim-bookworm debian:bookworm-slim
     echo "vendor=$VENDOR"
@@ -45,7 +45,7 @@ fi
 
 CTX=$(mktemp -d /var/tmp/tariscope-ctx.XXXXXX)
 trap 'rm -rf "$CTX"' EXIT
-cp -a Cargo.toml Cargo.lock src config "$CTX/"
+cp -a Cargo.toml Cargo.lock src config benches "$CTX/"
 mkdir -p "$CTX/deploy/cargo"
 cp -a deploy/Dockerfile "$CTX/deploy/"
 cp -a deploy/cargo/README.md "$CTX/deploy/cargo/"

@@ -501,7 +501,6 @@ fn pushed_count(port: u16) -> usize {
 }
 
 #[test]
-#[ignore = "needs the daemon"]
 fn run_once_entry_backfills_the_volume_and_exits_0() {
     ready!();
     let stage = Stage::new();
@@ -525,7 +524,6 @@ fn run_once_entry_backfills_the_volume_and_exits_0() {
 }
 
 #[test]
-#[ignore = "needs the daemon"]
 fn daemon_pulls_pushes_turns_healthy_and_stops_cleanly_on_docker_stop() {
     ready!();
     let stage = Stage::new();
@@ -612,7 +610,6 @@ fn run_outcomes(db: &Path) -> (i64, BTreeSet<String>) {
 }
 
 #[test]
-#[ignore = "needs the daemon"]
 fn emulator_paused_or_stopped_mid_run_daemon_retries_and_recovers_without_duplicates() {
     ready!();
     let stage = Stage::new();

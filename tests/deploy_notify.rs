@@ -99,7 +99,6 @@ fn until(rx: &UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the daemon"]
 fn daemon_speaks_the_notify_protocol_ready_watchdog_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let (_sim, sim_port) = start_sim();
