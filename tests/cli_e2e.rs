@@ -306,3 +306,69 @@ async fn demo_runs_and_fills_a_mirror() {
     assert_eq!(count(&store, "desired_subscribers").await, 5);
     assert!(count(&store, "account_summaries").await > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_rights_and_reports_what_to_do() {
+    use tariscope_sync::sim::SimUser;
+    let sim = SimHandle::start(SimConfig {
+        dataset: DatasetConfig {
+            subscribers: 5,
+            days: 2,
+            ..DatasetConfig::default()
+        },
+        users: vec![
+            SimUser::demo(),
+            SimUser::with_rights(
+                "narrow",
+                "pw",
+                &["claims", "subscriber.list.node", "tariscope.summary"],
+            ),
+        ],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+    let out = run(&config, &["doctor"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("all checks passed") && t.contains("edition"),
+        "{t}"
+    );
+    assert!(
+        t.contains("may call `sql`"),
+        "demo holds every right, sql included: {t}"
+    );
+
+    let narrow = std::fs::read_to_string(&config).unwrap().replace(
+        "username = \"demo\"\npassword = \"demo\"",
+        "username = \"narrow\"\npassword = \"pw\"",
+    );
+    std::fs::write(&config, narrow).unwrap();
+    let out = run(&config, &["doctor"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("FAIL  rights for the payments job: missing accounts.payments"),
+        "{t}"
+    );
+    assert!(t.contains("Method Rights"), "says what to do: {t}");
+    assert!(!t.contains("may call `sql`"), "{t}");
+}
+
+#[tokio::test]
+async fn completions_are_printed() {
+    let out = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("tariscope-sync") && script.contains("--run-once"),
+        "{script}"
+    );
+}
