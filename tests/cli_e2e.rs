@@ -194,6 +194,20 @@ async fn sigterm_during_a_backfill_exits_0_and_the_next_run_resumes() {
         kept > 0 && kept < 800,
         "part of the backfill is committed: {kept}"
     );
+    let runs = store.job_runs("summaries").await.unwrap();
+    assert_eq!(
+        runs[0].outcome,
+        tariscope_sync::store::Outcome::Failed,
+        "{runs:?}"
+    );
+    assert!(
+        runs[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{runs:?}"
+    );
     drop(store);
 
     sim.reset_counters();

@@ -125,6 +125,9 @@ impl Jobs {
                 r = run => r,
                 _ = stop.cancelled() => {
                     tracing::info!("stopping: the job ends after its last committed batch");
+                    if let Err(e) = self.close_running(job).await {
+                        tracing::warn!(error = %e, "cannot record the interrupted run");
+                    }
                     return failed(job, "stopped by shutdown; the next run resumes from the checkpoint".into());
                 }
             };
@@ -177,6 +180,36 @@ impl Jobs {
 }
 
 impl Jobs {
+    /// Records runs of `job` left `running` (interrupted by shutdown or a crash) as failed, so
+    /// `status` tells the truth; the job resumes from its checkpoints.
+    pub async fn close_running(&self, job: &str) -> Result<(), crate::store::StoreError> {
+        let now = self
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for run in self
+            .store
+            .job_runs(job)
+            .await?
+            .into_iter()
+            .filter(|r| r.outcome == Outcome::Running)
+        {
+            let why = "interrupted (shutdown or crash); the next run resumes from the checkpoint"
+                .to_string();
+            self.store
+                .finish_run(
+                    run.id,
+                    Outcome::Failed,
+                    run.counts,
+                    Some(why),
+                    now.clone(),
+                    None,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Gauges read from the mirror and the client after each run.
     async fn export_gauges(&self) {
         let stats = self.client.stats();

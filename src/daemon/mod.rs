@@ -141,34 +141,10 @@ pub fn select_jobs(config: &Config, named: &[String]) -> Result<Vec<String>, Str
         .collect())
 }
 
-/// Marks runs left `running` by an interrupted process as failed, so `status` tells the
-/// truth; the jobs resume from their checkpoints.
+/// Marks runs left `running` by an interrupted process as failed.
 async fn close_interrupted_runs(jobs: &Jobs) -> Result<(), StoreError> {
-    let now = jobs
-        .clock
-        .now()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for job in JOB_NAMES {
-        for run in jobs
-            .store
-            .job_runs(job)
-            .await?
-            .into_iter()
-            .filter(|r| r.outcome == Outcome::Running)
-        {
-            let why = "interrupted (shutdown or crash); the next run resumes from the checkpoint"
-                .to_string();
-            jobs.store
-                .finish_run(
-                    run.id,
-                    Outcome::Failed,
-                    run.counts,
-                    Some(why),
-                    now.clone(),
-                    None,
-                )
-                .await?;
-        }
+        jobs.close_running(job).await?;
     }
     Ok(())
 }
