@@ -5,11 +5,13 @@
 //! `crate::store::Store` (the mirror). Must not: see reqwest or SQL, or read the clock or
 //! the config directly (everything comes in `options::PullOptions`).
 
+pub mod api_remote;
 pub mod fake;
 pub mod options;
 pub mod pull;
 pub mod remote;
 
+pub use api_remote::ApiRemote;
 pub use options::{Clock, FixedClock, JobKind, Progress, PullOptions, Scope, SystemClock};
 pub use pull::{JobReport, SyncError, run_job};
 pub use remote::{Remote, RemoteError, RemoteErrorKind, RemoteResult, TariffFilter};
