@@ -21,10 +21,22 @@ fn main() {
     let latency = support::env_usize("BENCH_LATENCY_MS", 20);
     let faults = format!(r#"{{"methods": {{"accounts.summary": {{"latency_ms": {latency}}}}}}}"#);
     let sim = support::Sim::start(
-        &["--subscribers", &n.to_string(), "--days", "60", "--end-date", "2026-03-01", "--log-format", "json"],
+        &[
+            "--subscribers",
+            &n.to_string(),
+            "--days",
+            "60",
+            "--end-date",
+            "2026-03-01",
+            "--log-format",
+            "json",
+        ],
         Some(&faults),
     );
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let remote = sim.remote(width);
         let dir = tempfile::tempdir().unwrap();

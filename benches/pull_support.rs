@@ -28,7 +28,10 @@ impl Drop for Sim {
 impl Sim {
     /// Starts the emulator with `args` (besides `--listen`) and an optional fault plan JSON.
     pub fn start(args: &[&str], faults: Option<&str>) -> Sim {
-        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let faults = faults.map(|json| {
             let f = tempfile::NamedTempFile::new().unwrap();
             std::fs::write(f.path(), json).unwrap();
@@ -39,10 +42,17 @@ impl Sim {
         if let Some(f) = &faults {
             cmd.arg("--faults").arg(f.path());
         }
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let started = Instant::now();
         while TcpStream::connect(addr).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(120), "tariscope-sim did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "tariscope-sim did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Sim {
@@ -53,7 +63,8 @@ impl Sim {
     }
 
     pub fn remote(&self, concurrency: usize) -> ApiRemote {
-        let mut cfg = ClientConfig::new(format!("http://{}", self.addr), "demo", Secret::new("demo"));
+        let mut cfg =
+            ClientConfig::new(format!("http://{}", self.addr), "demo", Secret::new("demo"));
         cfg.rate_per_sec = 0.0;
         cfg.concurrency = concurrency;
         cfg.request_timeout = Duration::from_secs(300);
@@ -67,7 +78,12 @@ pub fn cpu_time() -> Duration {
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After the command name: state is field 3, utime 14, stime 15 (1-based overall).
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
@@ -82,5 +98,8 @@ pub fn peak_rss_mib() -> f64 {
 }
 
 pub fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
