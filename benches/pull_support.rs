@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tariscope_sync::api::{ClientConfig, Secret, TariscopeClient};
-use tariscope_sync::sync::ApiRemote;
 
 /// The emulator child; killed on drop.
 pub struct Sim {
@@ -62,13 +61,13 @@ impl Sim {
         }
     }
 
-    pub fn remote(&self, concurrency: usize) -> ApiRemote {
+    pub fn remote(&self, concurrency: usize) -> TariscopeClient {
         let mut cfg =
             ClientConfig::new(format!("http://{}", self.addr), "demo", Secret::new("demo"));
         cfg.rate_per_sec = 0.0;
         cfg.concurrency = concurrency;
         cfg.request_timeout = Duration::from_secs(300);
-        ApiRemote::new(TariscopeClient::new(cfg).unwrap())
+        TariscopeClient::new(cfg).unwrap()
     }
 }
 

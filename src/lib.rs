@@ -14,7 +14,16 @@
 //! | [`sim`] | the Tariscope emulator (`tariscope-sim`) | import `api` (it is an independent reading of the guide) |
 
 pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod daemon;
+pub mod logging;
 pub mod model;
+pub mod notify;
+pub mod scheduler;
+pub mod serve;
 pub mod sim;
 pub mod store;
 pub mod sync;

@@ -10,7 +10,7 @@ use tariscope_sync::api::{ClientConfig, RetrySettings, Secret, TariscopeClient};
 use tariscope_sync::model::NewSubscriber;
 use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle, SimSnapshot, WireVariant};
 use tariscope_sync::store::{Outcome, Store, StoreError};
-use tariscope_sync::sync::{ApiRemote, FixedClock, JobKind, Progress, PullOptions, Scope, run_job};
+use tariscope_sync::sync::{FixedClock, JobKind, Progress, PullOptions, Scope, run_job};
 
 const END: &str = "2026-03-01";
 
@@ -35,7 +35,7 @@ async fn sim(subscribers: usize, wire: WireVariant) -> SimHandle {
     .unwrap()
 }
 
-fn remote(sim: &SimHandle, partial: bool) -> ApiRemote {
+fn remote(sim: &SimHandle, partial: bool) -> TariscopeClient {
     let mut cfg = ClientConfig::new(sim.base_url(), "demo", Secret::new("demo"));
     cfg.rate_per_sec = 0.0;
     cfg.concurrency = 16;
@@ -46,7 +46,7 @@ fn remote(sim: &SimHandle, partial: bool) -> ApiRemote {
         max_delay: Duration::from_millis(5),
         max_elapsed: Duration::from_secs(5),
     };
-    ApiRemote::new(TariscopeClient::new(cfg).unwrap())
+    TariscopeClient::new(cfg).unwrap()
 }
 
 fn opts(snapshot: &SimSnapshot) -> PullOptions {
@@ -144,7 +144,6 @@ async fn full_pull_edits_and_no_op_against_the_emulator() {
     assert!(sim.operator_update(a, "street", Some("Sadova")));
     assert!(sim.operator_remove(b));
     let created = remote
-        .client()
         .subscriber_create(&NewSubscriber {
             fullname: "New Subscriber".into(),
             department_id: Some(sim.state().subscribers[0].department_id),

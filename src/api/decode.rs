@@ -266,7 +266,7 @@ pub fn claims(v: &Value) -> Result<Vec<String>, WireError> {
         let rec = Record::new(item);
         let name = match rec.scalar() {
             Some(s) => wire::to_text(s).map_err(|e| WireError::new("claims", e))?,
-            None => rec.text(&["method", "name", "claim", "value"])?,
+            None => rec.text(&["method", "name", "claim", "claims", "value"])?,
         };
         match name {
             Some(n) if n.contains(',') => out.extend(

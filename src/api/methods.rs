@@ -15,20 +15,17 @@ use super::error::{ApiError, excerpt};
 use super::wire::{self, WireError};
 use crate::model::{
     AccountSummary, Charge, CreatedSubscriber, DnAssignment, FieldValue, NewDn, NewPayment,
-    NewSubscriber, Payment, RecordedPayment, Service, SqlResult, Subscriber, SubscriberId,
-    SubscriberPatch, SystemInfo, Tariff, TariffFilter, TariffPlan, TariffTime,
+    NewSubscriber, Payment, RecordedPayment, Service, Subscriber, SubscriberId, SubscriberPatch,
+    Tariff, TariffFilter, TariffPlan, TariffTime,
 };
 
-/// The five single-value `tariscope.*` methods, by the field each returns.
-const INFO_FIELDS: [&str; 5] = ["version", "database", "build", "serial", "edition"];
-
 impl TariscopeClient {
-    fn parse(&self, method: &str, reply: &Reply) -> Result<Value, ApiError> {
+    pub(crate) fn parse(&self, method: &str, reply: &Reply) -> Result<Value, ApiError> {
         wire::parse_body(&reply.body, self.inner.format).map_err(|e| decode_error(method, reply, e))
     }
 
     /// A single record; `None` for 404, 204, an empty body or an empty result.
-    fn one<T>(
+    pub(crate) fn one<T>(
         &self,
         method: &str,
         reply: &Reply,
@@ -45,7 +42,7 @@ impl TariscopeClient {
     }
 
     /// A single record that must be there (404 is an error).
-    fn required<T>(
+    pub(crate) fn required<T>(
         &self,
         method: &str,
         reply: &Reply,
@@ -58,8 +55,34 @@ impl TariscopeClient {
             .ok_or_else(|| decode_error(method, reply, WireError::new("(body)", "empty answer")))
     }
 
+    /// For a non-idempotent write: a 2xx answer that cannot be read (empty, or not
+    /// decodable) means the write happened but its result is unknown, so the caller must
+    /// look the record up rather than resend: "outcome unknown".
+    pub(crate) fn written<T>(
+        &self,
+        method: &str,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        match result {
+            Err(e @ ApiError::Decode { .. })
+                if self.profile().method(method).is_some_and(|m| !m.idempotent) =>
+            {
+                self.inner
+                    .counters
+                    .outcome_unknown
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(method, error = %e, "write answered but unreadable; outcome unknown");
+                Err(ApiError::OutcomeUnknown {
+                    method: method.to_owned(),
+                    source: Box::new(e),
+                })
+            }
+            other => other,
+        }
+    }
+
     /// A list; 404 is an empty list when `not_found_is_empty`, else an error.
-    fn list<T>(
+    pub(crate) fn list<T>(
         &self,
         method: &str,
         reply: &Reply,
@@ -180,7 +203,7 @@ impl TariscopeClient {
         opt("bankaccount", s.bankaccount.clone().map(Param::Text));
         opt("rateplanid", s.rateplan_id.map(Param::Int));
         let reply = self.call(M, &params).await?;
-        self.required(M, &reply, decode::created)
+        self.written(M, self.required(M, &reply, decode::created))
     }
 
     /// `subscriber.dnadd` (not idempotent). Fields the answer lacks come from `dn`.
@@ -199,7 +222,10 @@ impl TariscopeClient {
         }
         let reply = self.call(M, &params).await?;
         let fallback = Some((dn.dn.as_str(), dn.from_date, dn.description.as_deref()));
-        self.required(M, &reply, |v| decode::dn(v, dn.subscriber_id, fallback))
+        self.written(
+            M,
+            self.required(M, &reply, |v| decode::dn(v, dn.subscriber_id, fallback)),
+        )
     }
 
     /// `accounts.summary` for one day (`year`, `month`, `day` unpadded, as documented).
@@ -283,9 +309,10 @@ impl TariscopeClient {
             params.push(("bank", Param::Text(bank.clone())));
         }
         let reply = self.call(M, &params).await?;
-        self.required(M, &reply, |v| {
+        let result = self.required(M, &reply, |v| {
             decode::recorded_payment(v, p.subscriber_id, p.payment_day)
-        })
+        });
+        self.written(M, result)
     }
 
     /// `tariffs.plans` (active plans).
@@ -324,108 +351,6 @@ impl TariscopeClient {
         let reply = self.call(M, &[]).await?;
         self.list(M, &reply, true, decode::service)
     }
-
-    /// `tariscope.summary`; if the server lacks it (404/405/501/400) or the user may not
-    /// call it, the five single methods; fields the summary lacks are asked singly too.
-    pub async fn system_info(&self) -> Result<SystemInfo, ApiError> {
-        const M: &str = "tariscope.summary";
-        let summary = match self.call(M, &[]).await {
-            Ok(reply) if reply.status != 404 => self.one(M, &reply, decode::system_info)?,
-            Ok(_) => None,
-            Err(e) if falls_back(&e) => {
-                tracing::debug!(error = %e, "tariscope.summary unavailable; asking the single methods");
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        let mut info = summary.unwrap_or_default();
-        for field in INFO_FIELDS {
-            let slot = match field {
-                "version" => &mut info.version,
-                "database" => &mut info.database,
-                "build" => &mut info.build,
-                "serial" => &mut info.serial,
-                _ => &mut info.edition,
-            };
-            if slot.is_none() {
-                match self.info(field).await {
-                    Ok(v) => *slot = v,
-                    Err(e) if falls_back(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(info)
-    }
-
-    async fn info(&self, field: &str) -> Result<Option<String>, ApiError> {
-        let method = format!("tariscope.{field}");
-        let reply = self.call(&method, &[]).await?;
-        if reply.is_empty_result() {
-            return Ok(None);
-        }
-        let value = self.parse(&method, &reply)?;
-        match wire::single(&value) {
-            None => Ok(None),
-            Some(v) => decode::info_field(v, field).map_err(|e| decode_error(&method, &reply, e)),
-        }
-    }
-
-    /// `tariscope.version`.
-    pub async fn version(&self) -> Result<Option<String>, ApiError> {
-        self.info("version").await
-    }
-    /// `tariscope.database`.
-    pub async fn database(&self) -> Result<Option<String>, ApiError> {
-        self.info("database").await
-    }
-    /// `tariscope.build` (the build date, `yyyy-mm-dd` when it is a date).
-    pub async fn build(&self) -> Result<Option<String>, ApiError> {
-        self.info("build").await
-    }
-    /// `tariscope.serial`.
-    pub async fn serial(&self) -> Result<Option<String>, ApiError> {
-        self.info("serial").await
-    }
-    /// `tariscope.edition`.
-    pub async fn edition(&self) -> Result<Option<String>, ApiError> {
-        self.info("edition").await
-    }
-
-    /// `claims`: the methods the configured user may call.
-    pub async fn claims(&self) -> Result<Vec<String>, ApiError> {
-        const M: &str = "claims";
-        let reply = self.call(M, &[]).await?;
-        if reply.status == 404 {
-            return Err(not_found(M, &reply));
-        }
-        if reply.is_empty_result() {
-            return Ok(Vec::new());
-        }
-        let value = self.parse(M, &reply)?;
-        decode::claims(&value).map_err(|e| decode_error(M, &reply, e))
-    }
-
-    /// `sql` (not idempotent: the text may modify data).
-    pub async fn sql(&self, query: &str) -> Result<SqlResult, ApiError> {
-        const M: &str = "sql";
-        let reply = self
-            .call(M, &[("query", Param::Text(query.to_owned()))])
-            .await?;
-        if reply.status == 404 {
-            return Err(not_found(M, &reply));
-        }
-        if reply.is_empty_result() {
-            return Ok(SqlResult::default());
-        }
-        let value = self.parse(M, &reply)?;
-        decode::sql(&value).map_err(|e| decode_error(M, &reply, e))
-    }
-}
-
-/// Errors after which `system_info` tries the other methods.
-fn falls_back(e: &ApiError) -> bool {
-    matches!(e, ApiError::Unauthorized { .. }) || matches!(e.status(), Some(400 | 404 | 405 | 501))
 }
 
 fn field_param(v: &FieldValue) -> Param {
@@ -441,7 +366,7 @@ fn field_param(v: &FieldValue) -> Param {
     }
 }
 
-fn decode_error(method: &str, reply: &Reply, e: WireError) -> ApiError {
+pub(crate) fn decode_error(method: &str, reply: &Reply, e: WireError) -> ApiError {
     ApiError::Decode {
         method: method.to_owned(),
         field: e.field,
@@ -450,7 +375,7 @@ fn decode_error(method: &str, reply: &Reply, e: WireError) -> ApiError {
     }
 }
 
-fn not_found(method: &str, reply: &Reply) -> ApiError {
+pub(crate) fn not_found(method: &str, reply: &Reply) -> ApiError {
     ApiError::Status {
         method: method.to_owned(),
         status: 404,

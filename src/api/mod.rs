@@ -6,14 +6,15 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `client.rs` | the call loop: profile, limiter, token, re-login, retries, spans |
-//! | `methods.rs` | one typed async fn per API method |
+//! | `client.rs` | the call loop: profile, token, re-login, retries |
+//! | `http.rs` | one HTTP request: limiter, span, encoding, login, error bodies |
+//! | `methods.rs`, `system.rs` | one typed async fn per API method |
 //! | `auth.rs` | [`TokenManager`]: JWT cache, renewal, single flight |
 //! | `retry.rs` | [`RetryPolicy`] and [`retry::classify`], the one retry decision |
 //! | `limit.rs` | [`Limiter`]: rate (governor) and concurrency cap |
 //! | `profile.rs` | [`ApiProfile`]: verb, path, encoding, field names per method |
 //! | `encode.rs` | request parameters to JSON / form / query |
-//! | `wire.rs`, `xml.rs` | tolerant reading of JSON and XML bodies |
+//! | `wire.rs`, `xml.rs`, `scalars.rs` | tolerant reading of JSON and XML bodies and values |
 //! | `decode.rs` | records to model types |
 //! | `config.rs`, `error.rs` | [`ClientConfig`], [`Secret`], [`ApiError`] |
 
@@ -23,10 +24,13 @@ pub mod config;
 pub mod decode;
 pub mod encode;
 pub mod error;
+mod http;
 pub mod limit;
 mod methods;
 pub mod profile;
 pub mod retry;
+pub mod scalars;
+mod system;
 pub mod wire;
 pub mod xml;
 

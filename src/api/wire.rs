@@ -5,12 +5,12 @@
 //! Owns: the generic reading rules (`docs/client.md`, "Decoding"). Must not: know model
 //! types (that is `decode.rs`) or do I/O. Never panics, whatever the bytes.
 
-use chrono::{DateTime, NaiveDate};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
-use std::str::FromStr;
 
 use super::config::Format;
+pub use super::scalars::{to_bool, to_date, to_decimal, to_int, to_text};
 
 /// Why a body or a field could not be read. The client adds the method and an excerpt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +50,30 @@ pub fn parse_body(body: &[u8], format: Format) -> Result<Value, WireError> {
 /// Key normalisation for case-insensitive matching: lower case, `_` and `-` dropped
 /// (`start_debt`, `Start_Debt`, `StartDebt` and `startdebt` all match).
 pub fn norm_key(key: &str) -> String {
+    if key.is_ascii() {
+        return key
+            .bytes()
+            .filter(|b| *b != b'_' && *b != b'-')
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+    }
     key.chars()
         .filter(|c| *c != '_' && *c != '-')
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// [`norm_key`], borrowing when `key` is already normalised (the usual case for the
+/// names the decoders ask for).
+fn norm_name(key: &str) -> std::borrow::Cow<'_, str> {
+    if key
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        std::borrow::Cow::Borrowed(key)
+    } else {
+        std::borrow::Cow::Owned(norm_key(key))
+    }
 }
 
 const WRAPPER_KEYS: &[&str] = &[
@@ -167,10 +187,12 @@ pub fn single(v: &Value) -> Option<&Value> {
     Some(cur)
 }
 
-/// A record read with case-insensitive keys.
-#[derive(Debug, Clone, Copy)]
+/// A record read with case-insensitive keys (normalised once, when built).
+#[derive(Debug, Clone)]
 pub struct Record<'a> {
-    map: Option<&'a Map<String, Value>>,
+    /// `(normalised key, key as sent, value)` of an object record.
+    fields: Vec<(String, &'a str, &'a Value)>,
+    is_object: bool,
     /// For a scalar "record" (e.g. a bare string answer), the scalar.
     scalar: Option<&'a Value>,
 }
@@ -179,18 +201,23 @@ impl<'a> Record<'a> {
     pub fn new(v: &'a Value) -> Self {
         match v {
             Value::Object(map) => Self {
-                map: Some(map),
+                fields: map
+                    .iter()
+                    .map(|(k, v)| (norm_key(k), k.as_str(), v))
+                    .collect(),
+                is_object: true,
                 scalar: None,
             },
             other => Self {
-                map: None,
+                fields: Vec::new(),
+                is_object: false,
                 scalar: Some(other),
             },
         }
     }
 
     pub fn is_object(&self) -> bool {
-        self.map.is_some()
+        self.is_object
     }
 
     /// The scalar, when the "record" is a bare value.
@@ -200,13 +227,14 @@ impl<'a> Record<'a> {
 
     /// The first non-null value among `names` (any casing), with the name that matched.
     pub fn get(&self, names: &[&str]) -> Option<(&'a str, &'a Value)> {
-        let map = self.map?;
         for name in names {
-            let want = norm_key(name);
-            if let Some((k, v)) = map.iter().find(|(k, _)| norm_key(k) == want)
-                && !v.is_null()
+            let want = norm_name(name);
+            if let Some((_, k, v)) = self
+                .fields
+                .iter()
+                .find(|(n, _, v)| *n == *want && !v.is_null())
             {
-                return Some((k.as_str(), v));
+                return Some((k, v));
             }
         }
         None
@@ -263,13 +291,11 @@ impl<'a> Record<'a> {
     /// Every scalar field as `(lower-case key, text)`, sorted by key; nested values as
     /// compact JSON.
     pub fn raw(&self) -> Vec<(String, String)> {
-        let Some(map) = self.map else {
-            return Vec::new();
-        };
-        let mut out: Vec<(String, String)> = map
+        let mut out: Vec<(String, String)> = self
+            .fields
             .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| {
+            .filter(|(_, _, v)| !v.is_null())
+            .map(|(_, k, v)| {
                 let text = match v {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -280,190 +306,6 @@ impl<'a> Record<'a> {
         out.sort();
         out
     }
-}
-
-/// Text: strings as they are, numbers and booleans as their JSON text.
-pub fn to_text(v: &Value) -> Result<Option<String>, String> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        Value::Number(n) => Ok(Some(n.to_string())),
-        Value::Bool(b) => Ok(Some(b.to_string())),
-        Value::Array(_) | Value::Object(_) => Err("expected text, got a list or an object".into()),
-    }
-}
-
-/// Integers: numbers, numeric strings (`"2928"`, `"2928.0"`); blank is `None`.
-pub fn to_int(v: &Value) -> Result<Option<i64>, String> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                    .map(|f| f as i64)
-            })
-            .map(Some)
-            .ok_or_else(|| format!("expected an integer, got {n}")),
-        Value::String(s) => {
-            let t = s.trim();
-            if t.is_empty() {
-                return Ok(None);
-            }
-            if let Ok(i) = t.parse::<i64>() {
-                return Ok(Some(i));
-            }
-            match parse_decimal(t) {
-                Some(d) if d.fract().is_zero() => i64::try_from(d)
-                    .map(Some)
-                    .map_err(|_| format!("integer out of range: {t:?}")),
-                _ => Err(format!("expected an integer, got {:?}", short(t))),
-            }
-        }
-        Value::Bool(_) | Value::Array(_) | Value::Object(_) => {
-            Err(format!("expected an integer, got {}", kind(v)))
-        }
-    }
-}
-
-fn parse_decimal(t: &str) -> Option<Decimal> {
-    let cleaned: String = t
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '\u{a0}' && *c != '\'')
-        .collect();
-    let normalised = if cleaned.contains(',') && cleaned.contains('.') {
-        cleaned.replace(',', "")
-    } else {
-        cleaned.replace(',', ".")
-    };
-    Decimal::from_str(&normalised)
-        .or_else(|_| Decimal::from_scientific(&normalised))
-        .ok()
-}
-
-/// Money and other decimals: numbers or strings (`370.00`, `"370,00"`, `"1 234.50"`),
-/// never through a float for strings.
-pub fn to_decimal(v: &Value) -> Result<Option<Decimal>, String> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => parse_decimal(&n.to_string())
-            .map(Some)
-            .ok_or_else(|| format!("number out of decimal range: {n}")),
-        Value::String(s) => {
-            let t = s.trim();
-            if t.is_empty() {
-                return Ok(None);
-            }
-            parse_decimal(t)
-                .map(Some)
-                .ok_or_else(|| format!("expected a decimal, got {:?}", short(t)))
-        }
-        other => Err(format!("expected a decimal, got {}", kind(other))),
-    }
-}
-
-/// Flags: `true/false`, `0/1`, and the strings `"true"`, `"1"`, `"yes"`, ... (any case).
-pub fn to_bool(v: &Value) -> Result<Option<bool>, String> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Bool(b) => Ok(Some(*b)),
-        Value::Number(n) => match n.as_f64() {
-            Some(0.0) => Ok(Some(false)),
-            Some(1.0) => Ok(Some(true)),
-            _ => Err(format!("expected a flag (0/1), got {n}")),
-        },
-        Value::String(s) => {
-            let t = s.trim().to_ascii_lowercase();
-            match t.as_str() {
-                "" => Ok(None),
-                "true" | "1" | "yes" | "y" | "t" | "on" | "-1" => Ok(Some(true)),
-                "false" | "0" | "no" | "n" | "f" | "off" => Ok(Some(false)),
-                _ => Err(format!("expected a flag, got {:?}", short(s))),
-            }
-        }
-        other => Err(format!("expected a flag, got {}", kind(other))),
-    }
-}
-
-/// Dates: `yyyy-mm-dd`, ISO / .NET date-times (`2023-05-17T00:00:00[.fff][Z|±hh:mm]`,
-/// date part taken as is), `dd.mm.yyyy [hh:mm[:ss]]`, `/Date(ms[±hhmm])/`; blank is `None`.
-pub fn to_date(v: &Value) -> Result<Option<NaiveDate>, String> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => {
-            let t = s.trim();
-            if t.is_empty() {
-                return Ok(None);
-            }
-            parse_date(t)
-                .map(Some)
-                .ok_or_else(|| format!("expected a date, got {:?}", short(t)))
-        }
-        other => Err(format!("expected a date, got {}", kind(other))),
-    }
-}
-
-fn parse_date(t: &str) -> Option<NaiveDate> {
-    if let Some(inner) = t
-        .strip_prefix("/Date(")
-        .or_else(|| t.strip_prefix("\\/Date("))
-        .and_then(|r| r.strip_suffix(")/").or_else(|| r.strip_suffix(")\\/")))
-    {
-        return parse_dotnet_json_date(inner);
-    }
-    let head = t.get(..10)?;
-    let rest = &t[10..];
-    if !(rest.is_empty() || rest.starts_with(['T', 't', ' '])) {
-        return None;
-    }
-    if rest.len() > 40 {
-        return None;
-    }
-    NaiveDate::parse_from_str(head, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(head, "%d.%m.%Y"))
-        .or_else(|_| NaiveDate::parse_from_str(head, "%Y/%m/%d"))
-        .ok()
-        .filter(|_| head.is_ascii() && head.chars().filter(char::is_ascii_digit).count() == 8)
-}
-
-fn parse_dotnet_json_date(inner: &str) -> Option<NaiveDate> {
-    let split = inner
-        .char_indices()
-        .skip(1)
-        .find(|(_, c)| *c == '+' || *c == '-')
-        .map(|(i, _)| i);
-    let (ms, offset) = match split {
-        Some(i) => (&inner[..i], Some(&inner[i..])),
-        None => (inner, None),
-    };
-    let ms: i64 = ms.parse().ok()?;
-    let offset_ms = match offset {
-        None => 0,
-        Some(o) if o.len() == 5 => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let hh: i64 = o.get(1..3)?.parse().ok()?;
-            let mm: i64 = o.get(3..5)?.parse().ok()?;
-            sign * (hh * 3600 + mm * 60) * 1000
-        }
-        Some(_) => return None,
-    };
-    DateTime::from_timestamp_millis(ms.checked_add(offset_ms)?).map(|d| d.date_naive())
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "text",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn short(s: &str) -> String {
-    s.chars().take(40).collect()
 }
 
 #[cfg(test)]

@@ -249,7 +249,7 @@ async fn run(cli: Cli) -> ExitCode {
         ?users,
         seed = cli.seed,
         subscribers = cli.subscribers,
-        "dataset and users ready"
+        "generating the dataset"
     );
     let sim = match SimHandle::start_on(listener, config).await {
         Ok(s) => s,

@@ -11,6 +11,7 @@ use hyper::{Method, Request};
 use serde_json::{Value, json};
 
 use super::config::FaultPlan;
+use super::dataset::WriteError;
 use super::dispatch::{HttpResponse, respond};
 use super::state::Shared;
 
@@ -137,20 +138,25 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
             let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&b) else {
                 return err(400, "the body must be a JSON object of record fields");
             };
-            for (name, value) in fields {
-                let text = match value {
-                    Value::Null => None,
-                    Value::String(s) => Some(s),
-                    other => Some(other.to_string()),
-                };
-                if let Err(m) = shared.operator_update(id, &name, text.as_deref()) {
-                    let status = if m.contains("does not exist") {
-                        404
-                    } else {
-                        400
+            let texts: Vec<(String, Option<String>)> = fields
+                .into_iter()
+                .map(|(name, value)| {
+                    let text = match value {
+                        Value::Null => None,
+                        Value::String(s) => Some(s),
+                        other => Some(other.to_string()),
                     };
-                    return err(status, &m);
-                }
+                    (name, text)
+                })
+                .collect();
+            let refs: Vec<(&str, Option<&str>)> = texts
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_deref()))
+                .collect();
+            match shared.operator_update(id, &refs) {
+                Ok(()) => {}
+                Err(WriteError::NotFound(m)) => return err(404, &m),
+                Err(WriteError::Invalid(m) | WriteError::Conflict(m)) => return err(400, &m),
             }
             match shared.read().subscriber(id) {
                 Some(s) => to_json(s),

@@ -298,10 +298,13 @@ impl SimSubscriber {
     /// (`id`, `nodeid`, `dns`) are not handled here: they give `FieldError::Unknown`.
     pub fn set_field(&mut self, name: &str, v: Option<&str>) -> Result<(), FieldError> {
         let text = v.map(str::to_owned);
+        // An empty string clears a typed (date, number, flag) field.
+        let v_text = v;
+        let v = v.filter(|t| !t.trim().is_empty());
         let lname = name.to_ascii_lowercase();
         let slot: &mut Option<String> = match lname.as_str() {
             "fullname" => {
-                match v.map(str::trim) {
+                match v_text.map(str::trim) {
                     Some(t) if !t.is_empty() => self.fullname = t.to_owned(),
                     _ => return Err(invalid("fullname", "a non-empty text")),
                 }
@@ -408,6 +411,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// For any charges and payments, consecutive days chain: end = start + charge -
+        /// payment, and the next start is this end.
+        #[test]
+        fn summaries_chain(
+            opening in -100_000i64..100_000,
+            charges in proptest::collection::vec((0u64..20, 0i64..100_000), 0..30),
+            payments in proptest::collection::vec((0u64..20, 1i64..100_000), 0..30),
+        ) {
+            let base = d("2025-05-01");
+            let day = |n: u64| base.checked_add_days(chrono::Days::new(n)).unwrap();
+            let c: Vec<_> = charges.iter().map(|(n, a)| (day(*n), Decimal::new(*a, 2))).collect();
+            let p: Vec<_> = payments.iter().map(|(n, a)| (day(*n), Decimal::new(*a, 2))).collect();
+            let mut prev_end = None;
+            for n in 0..21 {
+                let (start, end, charge, payment) = day_summary(Decimal::new(opening, 2), c.iter().copied(), p.iter().copied(), day(n));
+                proptest::prop_assert_eq!(end, start + charge - payment);
+                if let Some(e) = prev_end {
+                    proptest::prop_assert_eq!(start, e);
+                }
+                prev_end = Some(end);
+            }
+        }
+    }
+
     #[test]
     fn set_field_parses_by_type() {
         let cfg = crate::sim::config::DatasetConfig {
@@ -431,6 +459,9 @@ mod tests {
             ("privilegediscount", Some("12.5"), true),
             ("fullname", None, false),
             ("email", None, true),
+            ("birthday", Some(""), true),
+            ("street", Some(""), true),
+            ("fullname", Some(" "), false),
         ];
         for (name, v, ok) in cases {
             assert_eq!(s.set_field(name, *v).is_ok(), *ok, "{name} = {v:?}");
@@ -438,6 +469,12 @@ mod tests {
         assert_eq!(s.house.as_deref(), Some("12a"));
         assert_eq!(s.ispublic, Some(true));
         assert_eq!(s.email, None);
+        assert_eq!(s.birthday, None, "an empty string clears a date");
+        assert_eq!(
+            s.street.as_deref(),
+            Some(""),
+            "an empty string is a text value"
+        );
         assert_eq!(s.set_field("nodeid", Some("1")), Err(FieldError::Unknown));
     }
 }

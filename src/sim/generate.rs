@@ -13,10 +13,7 @@ use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 
 use super::config::DatasetConfig;
-use super::data::{
-    SimCharge, SimDepartment, SimDn, SimNode, SimPayment, SimPbx, SimService, SimSubscriber,
-    SimTariff, SimTariffPlan, SimTariffTime,
-};
+use super::data::{SimDepartment, SimDn, SimNode, SimPbx, SimSubscriber};
 use super::dataset::Dataset;
 use super::names::*;
 
@@ -25,12 +22,12 @@ pub const FIRST_SUBSCRIBER_ID: i64 = 1201;
 /// Id of the first PBX (the guide's example PBX 292 is the second).
 pub const FIRST_PBX_ID: i64 = 291;
 
-fn pick<'a, T>(rng: &mut SmallRng, list: &'a [T]) -> &'a T {
+pub(super) fn pick<'a, T>(rng: &mut SmallRng, list: &'a [T]) -> &'a T {
     // Lists are non-empty constants.
     list.choose(rng).unwrap_or(&list[0])
 }
 
-fn money(rng: &mut SmallRng, min_cents: i64, max_cents: i64) -> Decimal {
+pub(super) fn money(rng: &mut SmallRng, min_cents: i64, max_cents: i64) -> Decimal {
     Decimal::new(rng.random_range(min_cents..=max_cents), 2)
 }
 
@@ -40,7 +37,7 @@ fn digits(rng: &mut SmallRng, n: usize) -> String {
         .collect()
 }
 
-fn add_days(d: NaiveDate, n: u64) -> NaiveDate {
+pub(super) fn add_days(d: NaiveDate, n: u64) -> NaiveDate {
     d.checked_add_days(Days::new(n)).unwrap_or(d)
 }
 
@@ -55,109 +52,12 @@ pub fn generate(cfg: &DatasetConfig) -> Dataset {
     let mut ds = Dataset::default();
     ds.start_date = start;
     ds.end_date = end;
-    reference_data(&mut ds);
+    super::catalog::fill(&mut ds);
     topology(&mut ds, cfg, &mut rng);
     subscribers(&mut ds, cfg, &mut rng);
-    money_history(&mut ds, &mut rng);
+    super::history::fill(&mut ds, &mut rng);
     ds.reindex();
     ds
-}
-
-fn reference_data(ds: &mut Dataset) {
-    let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default();
-    let plans = [
-        (1, "Basic", "Residential plan with per-minute calls", true),
-        (2, "Business", "Legal entities, cheaper long distance", true),
-        (3, "Unlimited city", "Flat fee, free local calls", true),
-        (4, "Social", "Preferential subscribers", true),
-        (5, "Archive 2019", "Closed for new subscribers", false),
-    ];
-    for (id, name, description, active) in plans {
-        ds.plans.push(SimTariffPlan {
-            id,
-            name: name.to_owned(),
-            description: description.to_owned(),
-            currencyid: 980,
-            active,
-        });
-    }
-    // (name, direction, provider, per-minute value in kopiykas, free seconds)
-    let kinds = [
-        ("Local", "out", 1, 50, 0),
-        ("Long distance", "out", 1, 120, 0),
-        ("Mobile", "out", 2, 150, 5),
-        ("International", "out", 2, 900, 0),
-        ("Incoming", "in", 1, 0, 0),
-    ];
-    let mut rate_id = 101;
-    for plan in &ds.plans {
-        for (k, (name, dir, provider, cents, free)) in kinds.iter().enumerate() {
-            let factor = if plan.id == 4 {
-                50
-            } else if plan.id == 2 {
-                80
-            } else {
-                100
-            };
-            let value = Decimal::new(cents * factor / 100, 2);
-            ds.tariffs.push(SimTariff {
-                id: rate_id,
-                name: format!("{} {}", plan.name, name.to_lowercase()),
-                providerid: *provider,
-                parametersid: 1000 + rate_id,
-                planid: plan.id,
-                activedate: d(2024, 1, 1),
-                currencyid: 980,
-                value,
-                roundto: if k == 3 { 1 } else { 60 },
-                freeseconds: *free,
-                substractseconds: 0,
-                roundcostto: 2,
-                rounddurationdown: false,
-                roundcostdown: false,
-                roundfirstminute: k != 4,
-                noaccount: *dir == "in",
-                accountdescription: format!("{name} calls"),
-                accountdns: k == 0,
-                minimumduration: if k == 3 { 60 } else { 0 },
-                stages: 0,
-                minimumcost: Decimal::ZERO.round_dp(2),
-                direction: (*dir).to_owned(),
-            });
-            let bands: &[(i64, i64, i64)] = if *dir == "in" {
-                &[(0, 24, 100)]
-            } else {
-                &[(0, 8, 50), (8, 20, 100), (20, 24, 75)]
-            };
-            for (from, to, pct) in bands {
-                ds.tariff_times.push(SimTariffTime {
-                    rateid: rate_id,
-                    fromhour: *from,
-                    tohour: *to,
-                    value: (value * Decimal::new(*pct, 2)).round_dp(2),
-                });
-            }
-            rate_id += 1;
-        }
-    }
-    let services = [
-        (1, "Subscription fee", 18000, "month"),
-        (2, "Local calls", 50, "sec"),
-        (3, "Long distance calls", 120, "sec"),
-        (4, "Mobile calls", 150, "sec"),
-        (5, "International calls", 900, "sec"),
-        (6, "Internet 100 Mbit/s", 25000, "month"),
-        (7, "Static IP address", 5000, "month"),
-        (8, "Voice mail", 2000, "month"),
-    ];
-    for (id, name, cents, unit) in services {
-        ds.services.push(SimService {
-            id,
-            name: name.to_owned(),
-            price: Decimal::new(cents, 2),
-            unit: unit.to_owned(),
-        });
-    }
 }
 
 fn topology(ds: &mut Dataset, cfg: &DatasetConfig, rng: &mut SmallRng) {
@@ -379,104 +279,6 @@ fn subscribers(ds: &mut Dataset, cfg: &DatasetConfig, rng: &mut SmallRng) {
             opening_debt: money(rng, -20_000, 50_000),
         };
         ds.subscribers.insert(id, sub);
-    }
-}
-
-fn month_end(d: NaiveDate) -> NaiveDate {
-    let (y, m) = if d.month() == 12 {
-        (d.year() + 1, 1)
-    } else {
-        (d.year(), d.month() + 1)
-    };
-    NaiveDate::from_ymd_opt(y, m, 1)
-        .and_then(|n| n.pred_opt())
-        .unwrap_or(d)
-}
-
-fn money_history(ds: &mut Dataset, rng: &mut SmallRng) {
-    let mut charge_id = 900_001;
-    let mut payment_id = 70_001;
-    let days = u64::try_from((ds.end_date - ds.start_date).num_days() + 1).unwrap_or(1);
-    let call_services = [
-        ("Local calls", 50),
-        ("Long distance calls", 120),
-        ("Mobile calls", 150),
-        ("International calls", 900),
-    ];
-    let ids: Vec<(i64, i64)> = ds
-        .subscribers
-        .values()
-        .map(|s| (s.id, s.abonenttype.unwrap_or(0)))
-        .collect();
-    for (id, kind) in ids {
-        let fee = match kind {
-            1 => Decimal::new(35_000, 2),
-            4 => Decimal::new(9_000, 2),
-            _ => Decimal::new(18_000, 2),
-        };
-        let internet = rng.random_bool(0.4);
-        for offset in 0..days {
-            let day = add_days(ds.start_date, offset);
-            if day.day() == 1 {
-                let mut monthly = vec![("Subscription fee", fee)];
-                if internet {
-                    monthly.push(("Internet 100 Mbit/s", Decimal::new(25_000, 2)));
-                }
-                for (name, amount) in monthly {
-                    ds.charges.push(SimCharge {
-                        id: charge_id,
-                        subscriber_id: id,
-                        recdate: day,
-                        fromdate: day,
-                        todate: month_end(day),
-                        servicename: name.to_owned(),
-                        amount,
-                        numberofservices: 1,
-                    });
-                    charge_id += 1;
-                }
-            }
-            if rng.random_bool(0.12) {
-                let (name, cents) = *pick(rng, &call_services);
-                let seconds = rng.random_range(30..3600);
-                let amount = (Decimal::new(cents * seconds, 2) / Decimal::new(60, 0)).round_dp(2);
-                ds.charges.push(SimCharge {
-                    id: charge_id,
-                    subscriber_id: id,
-                    recdate: day,
-                    fromdate: day,
-                    todate: day,
-                    servicename: name.to_owned(),
-                    amount,
-                    numberofservices: seconds,
-                });
-                charge_id += 1;
-            }
-            if offset % 30 == 0 && rng.random_bool(0.85) {
-                let pay_day = add_days(day, rng.random_range(0..30)).min(ds.end_date);
-                let payment_type = rng.random_range(0..4);
-                let bank = match payment_type {
-                    3 => Some(
-                        (*pick(
-                            rng,
-                            &["PrivatBank", "Monobank", "Oschadbank", "Raiffeisen Bank"],
-                        ))
-                        .to_owned(),
-                    ),
-                    2 => Some("Ukrposhta".to_owned()),
-                    _ => None,
-                };
-                ds.payments.push(SimPayment {
-                    payment_id,
-                    subscriber_id: id,
-                    payment_day: pay_day,
-                    amount: money(rng, 10_000, 60_000),
-                    payment_type,
-                    bank,
-                });
-                payment_id += 1;
-            }
-        }
     }
 }
 

@@ -17,6 +17,7 @@
 //! ```
 
 mod auth;
+mod catalog;
 mod config;
 mod control;
 mod data;
@@ -25,6 +26,7 @@ mod dispatch;
 mod error;
 mod generate;
 mod handlers;
+mod history;
 mod names;
 mod params;
 mod routes;

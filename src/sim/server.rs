@@ -24,7 +24,6 @@ use super::dispatch::{self, Dropped, HttpResponse};
 use super::state::Shared;
 
 /// A running emulator. Dropping it stops the server (`shutdown` also waits for it).
-#[derive(Debug)]
 pub struct SimHandle {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -156,10 +155,10 @@ impl SimHandle {
     /// e.g. `street`, `House`, `accountId`, `departmentid`; `None` clears). False when the
     /// subscriber or field is unknown or the value does not parse.
     pub fn operator_update(&self, id: i64, field: &str, value: Option<&str>) -> bool {
-        match self.shared.operator_update(id, field, value) {
+        match self.shared.operator_update(id, &[(field, value)]) {
             Ok(()) => true,
             Err(m) => {
-                tracing::debug!(id, field, reason = %m, "operator update refused");
+                tracing::debug!(id, field, reason = ?m, "operator update refused");
                 false
             }
         }
@@ -174,6 +173,14 @@ impl SimHandle {
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(3), self.done.recv()).await;
+    }
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::auth::TokenSigner;
 use super::config::{Fault, FaultPlan, SimConfig, SimUser, WireVariant};
-use super::data::{FieldError, SimSnapshot};
-use super::dataset::Dataset;
+use super::data::SimSnapshot;
+use super::dataset::{Dataset, WriteError};
 use super::generate::generate;
 use super::handlers::sql::SqlCache;
 use super::routes::{METHODS, method_index};
@@ -115,40 +115,14 @@ impl Shared {
         self.read().snapshot()
     }
 
-    /// Operator edit of one record field (record name, case-insensitive).
-    pub fn operator_update(&self, id: i64, field: &str, value: Option<&str>) -> Result<(), String> {
-        let mut ds = self.write();
-        if ds.subscriber(id).is_none() {
-            return Err(format!("subscriber {id} does not exist"));
-        }
-        let lname = field.to_ascii_lowercase();
-        match lname.as_str() {
-            "departmentid" => {
-                let d = value
-                    .and_then(|v| v.trim().parse::<i64>().ok())
-                    .ok_or_else(|| "departmentid must be an integer".to_owned())?;
-                ds.set_department(id, d).map_err(|e| format!("{e:?}"))
-            }
-            "rateplanid" => {
-                let p = value
-                    .map(|v| {
-                        v.trim()
-                            .parse::<i64>()
-                            .map_err(|_| "rateplanid must be an integer".to_owned())
-                    })
-                    .transpose()?;
-                ds.set_rateplan(id, p).map_err(|e| format!("{e:?}"))
-            }
-            _ => {
-                let s = ds
-                    .subscriber_mut(id)
-                    .ok_or_else(|| format!("subscriber {id} does not exist"))?;
-                s.set_field(&lname, value).map_err(|e| match e {
-                    FieldError::Unknown => format!("{field} is not an editable record field"),
-                    FieldError::Invalid(m) => m,
-                })
-            }
-        }
+    /// Operator edit of record fields (record names, case-insensitive; `None` clears);
+    /// all or nothing: an unknown field or a bad value changes nothing.
+    pub fn operator_update(
+        &self,
+        id: i64,
+        fields: &[(&str, Option<&str>)],
+    ) -> Result<(), WriteError> {
+        self.write().update_subscriber(id, fields, true)
     }
 
     pub fn operator_remove(&self, id: i64) -> bool {

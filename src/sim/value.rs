@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
 use super::config::{DateStyle, Envelope, KeyCase, WireVariant};
@@ -141,7 +141,7 @@ fn scalar_text(v: &Val<'_>, wire: &WireVariant, out: &mut String) {
         Val::Bool(b) if wire.numbers_as_strings => out.push(if *b { '1' } else { '0' }),
         Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Val::Date(d) => {
-            let _ = write!(out, "{}", d.format("%Y-%m-%d"));
+            let _ = write!(out, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
             if wire.dates == DateStyle::DotNet {
                 out.push_str("T00:00:00");
             }
@@ -195,19 +195,26 @@ fn json(out: &mut String, v: &Val<'_>, wire: &WireVariant) {
 
 fn json_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(esc);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -242,16 +249,21 @@ fn xml(out: &mut String, v: &Val<'_>, wire: &WireVariant) {
 }
 
 fn xml_text(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&apos;",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(esc);
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
 }
 
 #[cfg(test)]
@@ -350,6 +362,36 @@ mod tests {
         assert!(!body.contains("<email>"), "nulls are omitted");
         assert!(body.contains("<name>A &quot;B&quot; &lt;&amp;&gt;</name>"));
         assert!(body.ends_with("</item></response>"));
+    }
+
+    #[test]
+    fn escapes() {
+        let mut out = String::new();
+        json_str(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(out, "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        let mut out = String::new();
+        xml_text(&mut out, "é<a & 'b'>");
+        assert_eq!(out, "é&lt;a &amp; &apos;b&apos;&gt;");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_round_trips_through_json(text in "\\PC*", ctl in proptest::collection::vec(0u8..0x20, 0..4)) {
+            let mut text = text;
+            text.extend(ctl.into_iter().map(char::from));
+            let body = render(Val::Obj(vec![("k", Val::str(&text))]), &WireVariant::default(), Format::Json);
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            proptest::prop_assert_eq!(v["k"].as_str().unwrap(), text.as_str());
+        }
+
+        #[test]
+        fn any_string_round_trips_through_xml(text in "\\PC*") {
+            let mut out = String::new();
+            xml_text(&mut out, &text);
+            proptest::prop_assert!(!out.contains('<') && !out.contains('>'));
+            let back = quick_xml::escape::unescape(&out).unwrap();
+            proptest::prop_assert_eq!(back.as_ref(), text.as_str());
+        }
     }
 
     #[test]

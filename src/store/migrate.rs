@@ -8,7 +8,10 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. The push issue appends `0002_*.sql`.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_mirror", include_str!("migrations/0001_mirror.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_mirror", include_str!("migrations/0001_mirror.sql")),
+    ("0002_push", include_str!("migrations/0002_push.sql")),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -11,8 +11,10 @@
 //! timestamps are RFC 3339 UTC text.
 
 mod accounts;
+mod desired;
 mod error;
 mod migrate;
+mod outbox;
 mod reference;
 mod runs;
 mod subscribers;
@@ -27,8 +29,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::charge_keys;
+pub use desired::ImportCounts;
 pub use error::StoreError;
 pub use migrate::SCHEMA_VERSION;
+pub use outbox::{OutboxEntry, OutboxState, StoredConflict};
 pub use reference::ReferenceCounts;
 pub use runs::{Checkpoint, Counts, JobRun, Mode, Outcome, RunStart};
 pub use subscribers::{ApplyCounts, content_hash};

@@ -1,17 +1,20 @@
-//! The sync engine: pull jobs now; the pure push planner (`plan.rs`) and the push executor
-//! (`push.rs`) come with the push issue.
+//! The sync engine: pull jobs (mirror Tariscope into SQLite), the pure push planner
+//! (`plan.rs`), desired-state import (`import.rs`) and the push executor.
 //!
 //! Owns: what each job does, in terms of `remote::Remote` (reads from Tariscope) and
 //! `crate::store::Store` (the mirror). Must not: see reqwest or SQL, or read the clock or
 //! the config directly (everything comes in `options::PullOptions`).
 
-pub mod api_remote;
 pub mod fake;
+pub mod fields;
+pub mod import;
 pub mod options;
+pub mod plan;
 pub mod pull;
 pub mod remote;
 
-pub use api_remote::ApiRemote;
 pub use options::{Clock, FixedClock, JobKind, Progress, PullOptions, Scope, SystemClock};
 pub use pull::{JobReport, SyncError, run_job};
 pub use remote::{Remote, RemoteError, RemoteErrorKind, RemoteResult, TariffFilter};
+pub mod adapter;
+pub mod push;

@@ -11,10 +11,9 @@ use std::future::Future;
 
 use chrono::NaiveDate;
 
-pub use crate::model::TariffFilter;
 use crate::model::{
-    AccountSummary, Charge, Payment, Service, Subscriber, SubscriberId, SystemInfo, Tariff,
-    TariffPlan,
+    AccountSummary, Charge, Direction, Payment, Service, Subscriber, SubscriberId, SystemInfo,
+    Tariff, TariffPlan,
 };
 
 /// What kind of failure a remote call had; the jobs decide per kind.
@@ -76,6 +75,16 @@ impl RemoteError {
             source: Some(Box::new(source)),
         }
     }
+}
+
+/// Filter of `tariffs.details` (`None` means "all"). `crate::sync::adapter` maps it to
+/// the client's `model::TariffFilter` (where `0` means "all").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TariffFilter {
+    pub provider_id: Option<i64>,
+    pub plan_id: Option<i64>,
+    pub rate_id: Option<i64>,
+    pub direction: Direction,
 }
 
 /// Result of a remote call.

@@ -6,7 +6,7 @@
 
 use chrono::NaiveDate;
 
-use crate::sim::data::{FieldError, SimDn, SimSubscriber};
+use crate::sim::data::{SimDn, SimSubscriber};
 use crate::sim::dataset::{Dataset, NewSubscriber};
 use crate::sim::error::ApiError;
 use crate::sim::params::{PVal, Params};
@@ -135,62 +135,17 @@ pub fn list_node<'a>(ds: &'a Dataset, p: &Params, partial: bool) -> Result<Val<'
 /// every field before changing anything.
 pub fn update<'a>(ds: &'a mut Dataset, p: &Params) -> Result<Val<'a>, ApiError> {
     let id = p.required_int("id")?;
-    let mut copy = ds
-        .subscriber(id)
-        .cloned()
-        .ok_or_else(|| unknown_subscriber(id))?;
-    let mut department = None;
-    let mut plan = None;
-    for (name, value) in p.iter() {
-        let text = match value {
-            PVal::Null => None,
-            PVal::Text(t) => Some(t.as_str()),
-        };
-        match name {
-            "id" | "nodeid" | "dns" => {}
-            "departmentid" => {
-                let d = text
-                    .and_then(|t| t.trim().parse::<i64>().ok())
-                    .ok_or_else(|| ApiError::invalid("departmentid must be an integer"))?;
-                department = Some(d);
-            }
-            "rateplanid" => {
-                let v = text
-                    .map(|t| {
-                        t.trim()
-                            .parse::<i64>()
-                            .map_err(|_| ApiError::invalid("rateplanid must be an integer"))
-                    })
-                    .transpose()?;
-                plan = Some(v);
-            }
-            _ => match copy.set_field(name, text) {
-                Ok(()) | Err(FieldError::Unknown) => {}
-                Err(FieldError::Invalid(m)) => return Err(ApiError::invalid(m)),
-            },
-        }
-    }
-    if let Some(d) = department
-        && ds.department(d).is_none()
-    {
-        return Err(ApiError::not_found(format!(
-            "department {d} does not exist"
-        )));
-    }
-    if let Some(Some(pl)) = plan
-        && !ds.plans.iter().any(|x| x.id == pl)
-    {
-        return Err(ApiError::invalid(format!("rateplanid {pl} does not exist")));
-    }
-    if let Some(slot) = ds.subscriber_mut(id) {
-        *slot = copy;
-    }
-    if let Some(d) = department {
-        ds.set_department(id, d)?;
-    }
-    if let Some(pl) = plan {
-        ds.set_rateplan(id, pl)?;
-    }
+    let fields: Vec<(&str, Option<&str>)> = p
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                PVal::Null => None,
+                PVal::Text(t) => Some(t.as_str()),
+            };
+            (name, text)
+        })
+        .collect();
+    ds.update_subscriber(id, &fields, false)?;
     ds.subscriber(id)
         .map(|s| record(s, false))
         .ok_or_else(|| unknown_subscriber(id))

@@ -1,0 +1,127 @@
+//! The command line (clap). Flags here change how the program runs; what the pipeline does
+//! lives in the configuration file.
+//!
+//! Must not: load configuration or do any work (that is `main` and the library).
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Sync daemon between the Tariscope 4.6 API and a local SQLite mirror.
+///
+/// Without a command it runs the daemon: every enabled job on its cron schedule.
+/// Exit codes: 0 ok, 1 runtime failure, 2 partial failure (some items failed),
+/// 3 configuration error.
+#[derive(Debug, Parser)]
+#[command(name = "tariscope-sync", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: ./tariscope-sync.toml, then /etc/tariscope-sync/config.toml).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log filter such as info or tariscope_sync=debug (overrides log.level).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Run the selected jobs once and exit, instead of scheduling them.
+    #[arg(long)]
+    pub run_once: bool,
+
+    /// Jobs to run with --run-once (comma-separated; default: every enabled job).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "JOB,...",
+        requires = "run_once"
+    )]
+    pub jobs: Vec<String>,
+
+    /// First day of a backfill for payments, charges and summaries (yyyy-mm-dd).
+    #[arg(long, value_name = "DATE", requires = "run_once")]
+    pub from: Option<NaiveDate>,
+
+    /// Last day of a backfill, inclusive (yyyy-mm-dd; default: today).
+    #[arg(long, value_name = "DATE", requires = "from")]
+    pub to: Option<NaiveDate>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration, list every problem, and exit 0 or 3.
+    CheckConfig,
+    /// Show per job the last run, outcome, counts, age and next run; the outbox; conflicts;
+    /// rejected import rows.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dry run of a push: what would be created, updated and attached (sends nothing).
+    Plan {
+        /// How many operations to list in detail.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Load desired subscribers and numbers from a CSV or JSON file (see docs/schema.md).
+    Import {
+        /// The file (`.json` is read as JSON, anything else as CSV).
+        file: PathBuf,
+    },
+    /// Check connectivity, credentials, method rights, server version and the mirror.
+    Doctor,
+    /// Start the emulator in-process, sync it into a SQLite file, push a few subscribers, and
+    /// show the result.
+    Demo {
+        /// Folder for the demo's config and mirror.
+        #[arg(long, default_value = "tariscope-demo")]
+        dir: PathBuf,
+        /// Subscribers in the emulated dataset.
+        #[arg(long, default_value_t = 300)]
+        subscribers: usize,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backfill_flags_need_run_once() {
+        assert!(Cli::try_parse_from(["t", "--from", "2025-01-01"]).is_err());
+        let c = Cli::try_parse_from([
+            "t",
+            "--run-once",
+            "--jobs",
+            "payments,charges",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2025-01-31",
+        ])
+        .unwrap();
+        assert_eq!(c.jobs, vec!["payments", "charges"]);
+        assert_eq!(c.to, NaiveDate::from_ymd_opt(2025, 1, 31));
+    }
+}

@@ -1,0 +1,138 @@
+//! `tariscope-sync doctor`: can this configuration work? Each problem with what to do.
+
+use crate::api::TariscopeClient;
+use crate::config::Config;
+use crate::daemon::{Exit, client_config, select_jobs};
+use crate::store::{SCHEMA_VERSION, Store};
+
+/// The API methods each job calls.
+pub fn methods_needed(job: &str, config: &Config) -> Vec<&'static str> {
+    let mut lists = Vec::new();
+    if !config.scope.nodes.is_empty() {
+        lists.push("subscriber.list.node");
+    }
+    if !config.scope.departments.is_empty() {
+        lists.push("subscriber.list.department");
+    }
+    match job {
+        "reference" => vec![
+            "tariffs.plans",
+            "tariffs.details",
+            "services.list",
+            "tariscope.summary",
+        ],
+        "subscribers" => {
+            let mut m = lists;
+            if config.api.profile.lists_are_partial {
+                m.push("subscriber.get");
+            }
+            m
+        }
+        "payments" => vec!["accounts.payments"],
+        "charges" => vec!["accounts.charges"],
+        "summaries" => vec!["accounts.summary"],
+        "push" => vec![
+            "subscriber.create",
+            "subscriber.update",
+            "subscriber.dnadd",
+            "subscriber.get",
+            "subscriber.list.department",
+        ],
+        _ => vec![],
+    }
+}
+
+pub async fn run(config: &Config) -> Exit {
+    let mut problems = 0;
+    let mut check = |ok: bool, what: String, fix: &str| {
+        if ok {
+            println!("  ok    {what}");
+        } else {
+            problems += 1;
+            println!("  FAIL  {what}\n        -> {fix}");
+        }
+    };
+    println!("mirror {}", config.mirror.path.display());
+    match Store::open(&config.mirror.path) {
+        Ok(store) => {
+            let version = store.schema_version().await.unwrap_or(0);
+            check(
+                version == SCHEMA_VERSION,
+                format!("schema version {version} (this build: {SCHEMA_VERSION})"),
+                "open the mirror with this build once to migrate it",
+            );
+            let w = store.probe_write().await;
+            check(
+                w.is_ok(),
+                format!(
+                    "writable{}",
+                    w.err().map(|e| format!(": {e}")).unwrap_or_default()
+                ),
+                "check the file's owner and mode and free disk space",
+            );
+        }
+        Err(e) => check(
+            false,
+            format!("cannot open: {e}"),
+            "check mirror.path and the folder's permissions",
+        ),
+    }
+    println!("api {} as {:?}", config.api.base_url, config.api.username);
+    let client = match TariscopeClient::new(client_config(config)) {
+        Ok(c) => c,
+        Err(e) => {
+            check(false, format!("client: {e}"), "fix the [api] settings");
+            return Exit::Runtime;
+        }
+    };
+    match client.claims().await {
+        Ok(claims) => {
+            check(true, "reached the server and logged in".into(), "");
+            let jobs = select_jobs(config, &[]).unwrap_or_default();
+            for job in &jobs {
+                let missing: Vec<_> = methods_needed(job, config)
+                    .into_iter()
+                    .filter(|m| !claims.iter().any(|c| c == m))
+                    .collect();
+                check(
+                    missing.is_empty(),
+                    format!(
+                        "rights for the {job} job{}",
+                        if missing.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": missing {}", missing.join(", "))
+                        }
+                    ),
+                    "grant these methods to the API user (Integration > Tariscope API > API Users > Method Rights), or disable the job",
+                );
+            }
+            if claims.iter().any(|c| c == "sql") {
+                println!(
+                    "  warn  the API user may call `sql` (full database access); tariscope-sync never needs it: revoke that right"
+                );
+            }
+        }
+        Err(e) => check(
+            false,
+            format!("login or claims: {e}"),
+            "check api.base_url, api.username, the password and that this host's IP may reach the server",
+        ),
+    }
+    match client.system_info().await {
+        Ok(info) => println!(
+            "  info  Tariscope version {}, database {}, edition {}",
+            info.version.as_deref().unwrap_or("?"),
+            info.database.as_deref().unwrap_or("?"),
+            info.edition.as_deref().unwrap_or("?")
+        ),
+        Err(e) => println!("  warn  cannot read the server version: {e}"),
+    }
+    if problems == 0 {
+        println!("\nall checks passed");
+        Exit::Ok
+    } else {
+        println!("\n{problems} problem(s)");
+        Exit::Runtime
+    }
+}

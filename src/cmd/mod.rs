@@ -1,0 +1,10 @@
+//! The commands of the `tariscope-sync` binary other than the daemon itself.
+//!
+//! Owns: what each command prints (this is the only library code that writes to stdout) and
+//! its exit code. Must not: hold sync logic (it calls `daemon`, `store`, `sync`).
+
+pub mod demo;
+pub mod doctor;
+pub mod import;
+pub mod plan;
+pub mod status;

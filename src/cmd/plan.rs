@@ -1,0 +1,117 @@
+//! `tariscope-sync plan`: what the next push would do, computed by the same planner from the
+//! same inputs; sends nothing.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::daemon::{Exit, jobs::push_options};
+use crate::store::Store;
+use crate::sync::fields::Fields;
+use crate::sync::plan::{Op, Resolution};
+use crate::sync::push::plan_now;
+
+fn show(fields: &Fields) -> String {
+    fields
+        .iter()
+        .map(|(f, v)| format!("{}={v:?}", f.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Counts per operation kind: (create, update, dnadd, link, conflicts open).
+pub fn counts(ops: &[Op]) -> [(&'static str, usize); 5] {
+    let mut c = [
+        ("create", 0),
+        ("update", 0),
+        ("dnadd", 0),
+        ("link", 0),
+        ("open conflicts", 0),
+    ];
+    for op in ops {
+        match op {
+            Op::Create { follow_up, dns, .. } => {
+                c[0].1 += 1;
+                c[2].1 += dns.len();
+                c[1].1 += usize::from(!follow_up.is_empty());
+            }
+            Op::Update { .. } => c[1].1 += 1,
+            Op::DnAdd { .. } => c[2].1 += 1,
+            Op::Link { .. } => c[3].1 += 1,
+            Op::Conflict(x) if matches!(x.resolution, Resolution::Manual | Resolution::Blocked) => {
+                c[4].1 += 1
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+pub async fn run(config: &Config, limit: usize) -> Exit {
+    let store = match Store::open(&config.mirror.path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tariscope-sync plan: {e}");
+            return Exit::Runtime;
+        }
+    };
+    let ops = match plan_now(&store, &push_options(config, Clock::system())).await {
+        Ok(ops) => ops,
+        Err(e) => {
+            eprintln!("tariscope-sync plan: {e}");
+            return Exit::Runtime;
+        }
+    };
+    println!("A push now would send (requests to Tariscope):");
+    for (name, n) in counts(&ops) {
+        println!("  {name:<15} {n}");
+    }
+    let shown: Vec<&Op> = ops
+        .iter()
+        .filter(|o| !matches!(o, Op::AdvanceBase { .. }))
+        .take(limit)
+        .collect();
+    if !shown.is_empty() {
+        println!("\nFirst {} operation(s):", shown.len());
+    }
+    for op in shown {
+        let line = match op {
+            Op::Create {
+                key,
+                fields,
+                follow_up,
+                dns,
+            } => format!(
+                "create {key}: {}{}{}",
+                show(fields),
+                if follow_up.is_empty() {
+                    String::new()
+                } else {
+                    format!("; then update {}", show(follow_up))
+                },
+                if dns.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; then dnadd {}",
+                        dns.iter()
+                            .map(|d| format!("{}/{}", d.pbx_id, d.dn))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                }
+            ),
+            Op::Update { key, id, changes } => format!("update {key} (#{id}): {}", show(changes)),
+            Op::DnAdd { key, id, dn } => format!("dnadd {key} (#{id}): {}/{}", dn.pbx_id, dn.dn),
+            Op::Link { key, id, .. } => format!("link {key} to existing subscriber #{id}"),
+            Op::AdvanceBase { .. } => continue,
+            Op::Conflict(c) => format!(
+                "conflict {} {} [{:?}]: {}",
+                c.key,
+                c.subject(),
+                c.resolution,
+                c.reason
+            ),
+        };
+        println!("  {line}");
+    }
+    Exit::Ok
+}

@@ -1,0 +1,202 @@
+//! `tariscope-sync status`: what ran, how it went, what waits.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::clock::Clock;
+use crate::config::{Config, JOB_NAMES};
+use crate::daemon::Exit;
+use crate::scheduler::next_fire;
+use crate::store::{OutboxState, Store, StoreError};
+
+/// Collects the status as JSON (also the source of the text form).
+pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Value, StoreError> {
+    let now = clock.now();
+    let mut jobs = Vec::new();
+    for job in JOB_NAMES {
+        let settings = &config.jobs[*job];
+        let last = store.job_runs(job).await?.into_iter().next();
+        let next = settings
+            .cron
+            .as_ref()
+            .filter(|_| settings.enabled)
+            .and_then(|c| next_fire(c, config.timezone, now));
+        let age = last
+            .as_ref()
+            .and_then(|r| r.ended_at.as_deref().or(Some(r.started_at.as_str())))
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| (now - t.to_utc()).num_seconds());
+        jobs.push(json!({
+            "job": job,
+            "enabled": settings.enabled,
+            "schedule": settings.schedule,
+            "next_run": next.map(|t: DateTime<Utc>| t.to_rfc3339()),
+            "last_run": last.as_ref().map(|r| json!({
+                "started_at": r.started_at,
+                "ended_at": r.ended_at,
+                "outcome": r.outcome.as_str(),
+                "age_secs": age,
+                "fetched": r.counts.fetched,
+                "inserted": r.counts.inserted,
+                "updated": r.counts.updated,
+                "removed": r.counts.removed,
+                "unchanged": r.counts.unchanged,
+                "errors": r.counts.errors,
+                "error": r.error,
+            })),
+        }));
+    }
+    let waiting = store
+        .outbox_in(&[
+            OutboxState::Pending,
+            OutboxState::Sent,
+            OutboxState::Ambiguous,
+            OutboxState::Failed,
+            OutboxState::Terminal,
+        ])
+        .await?;
+    let outbox: Vec<Value> = waiting
+        .iter()
+        .map(|e| json!({"id": e.id, "key": e.key, "op": e.op, "state": e.state.as_str(), "attempts": e.attempts, "last_error": e.last_error}))
+        .collect();
+    let conflicts: Vec<Value> = store
+        .conflicts()
+        .await?
+        .into_iter()
+        .filter(|c| c.resolution == "manual" || c.resolution == "blocked")
+        .map(|c| json!({"key": c.key, "subject": c.subject, "subscriber_id": c.subscriber_id, "base": c.base, "local": c.local, "remote": c.remote, "resolution": c.resolution, "reason": c.reason, "since": c.first_seen_at}))
+        .collect();
+    let rejected: Vec<Value> = store
+        .rejected_rows()
+        .await?
+        .into_iter()
+        .map(
+            |(source, r)| json!({"source": source, "row": r.row, "key": r.key, "reason": r.reason}),
+        )
+        .collect();
+    Ok(json!({
+        "mirror": config.mirror.path.display().to_string(),
+        "jobs": jobs,
+        "outbox": outbox,
+        "open_conflicts": conflicts,
+        "rejected_rows": rejected,
+    }))
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn age(secs: &Value) -> String {
+    match secs.as_i64() {
+        None => "-".into(),
+        Some(s) if s < 120 => format!("{s}s ago"),
+        Some(s) if s < 7200 => format!("{}m ago", s / 60),
+        Some(s) if s < 172_800 => format!("{}h ago", s / 3600),
+        Some(s) => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// Prints the status; exit 0 unless the mirror cannot be read.
+pub async fn run(config: &Config, json_out: bool) -> Exit {
+    let store = match Store::open(&config.mirror.path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tariscope-sync status: {e}");
+            return Exit::Runtime;
+        }
+    };
+    let status = match collect(config, &store, Clock::system()).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("tariscope-sync status: {e}");
+            return Exit::Runtime;
+        }
+    };
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
+        return Exit::Ok;
+    }
+    println!("mirror: {}", s(&status["mirror"]));
+    println!(
+        "{:<12} {:<8} {:<10} {:>8} {:>8} {:>8} {:>7} {:>6}  {:<12} next run",
+        "job",
+        "enabled",
+        "outcome",
+        "fetched",
+        "inserted",
+        "updated",
+        "removed",
+        "errors",
+        "last run"
+    );
+    for j in status["jobs"].as_array().into_iter().flatten() {
+        let last = &j["last_run"];
+        println!(
+            "{:<12} {:<8} {:<10} {:>8} {:>8} {:>8} {:>7} {:>6}  {:<12} {}",
+            s(&j["job"]),
+            s(&j["enabled"]),
+            s(&last["outcome"]),
+            s(&last["fetched"]),
+            s(&last["inserted"]),
+            s(&last["updated"]),
+            s(&last["removed"]),
+            s(&last["errors"]),
+            age(&last["age_secs"]),
+            s(&j["next_run"])
+        );
+        if let Some(err) = last["error"].as_str() {
+            println!("             last error: {err}");
+        }
+    }
+    let section = |title: &str, items: &Value, line: &dyn Fn(&Value) -> String| {
+        let list = items.as_array().cloned().unwrap_or_default();
+        println!("\n{title}: {}", list.len());
+        for item in list.iter().take(50) {
+            println!("  {}", line(item));
+        }
+        if list.len() > 50 {
+            println!("  ... and {} more (use --json)", list.len() - 50);
+        }
+    };
+    section("outbox entries not done", &status["outbox"], &|e| {
+        format!(
+            "#{} {} {} {} (attempts {}): {}",
+            s(&e["id"]),
+            s(&e["key"]),
+            s(&e["op"]),
+            s(&e["state"]),
+            s(&e["attempts"]),
+            s(&e["last_error"])
+        )
+    });
+    section("open conflicts", &status["open_conflicts"], &|c| {
+        format!(
+            "{} {} [{}]: {} (base {}, local {}, remote {})",
+            s(&c["key"]),
+            s(&c["subject"]),
+            s(&c["resolution"]),
+            s(&c["reason"]),
+            s(&c["base"]),
+            s(&c["local"]),
+            s(&c["remote"])
+        )
+    });
+    section("rejected import rows", &status["rejected_rows"], &|r| {
+        format!(
+            "{} row {} key {}: {}",
+            s(&r["source"]),
+            s(&r["row"]),
+            s(&r["key"]),
+            s(&r["reason"])
+        )
+    });
+    Exit::Ok
+}

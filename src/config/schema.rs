@@ -1,0 +1,420 @@
+//! The typed configuration and the one function that reads and validates it.
+//!
+//! Owns: every key's name, type, default and check. Must not: read files other than the
+//! password file, or touch the network.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::reader::{Problem, Reader};
+use crate::api::{ApiProfile, Secret};
+
+/// The jobs the daemon knows, in the order `--run-once` runs them (pull before push).
+pub const JOB_NAMES: &[&str] = &[
+    "reference",
+    "subscribers",
+    "payments",
+    "charges",
+    "summaries",
+    "push",
+];
+
+/// File name of the API password under `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
+pub const CREDENTIAL_NAME: &str = "tariscope-api-password";
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api: ApiSettings,
+    pub retry: RetrySettings,
+    pub mirror: MirrorSettings,
+    pub scope: Scope,
+    /// Settings per job name (every name of [`JOB_NAMES`] is present).
+    pub jobs: BTreeMap<String, JobSettings>,
+    pub push: PushSettings,
+    pub serve: ServeSettings,
+    pub log: LogSettings,
+    /// Time zone of Tariscope's calendar dates and of the cron schedules.
+    pub timezone: chrono_tz::Tz,
+    /// How long running jobs may take to finish their batch after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// `[api]`: how to reach and log in to Tariscope.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub base_url: String,
+    pub username: String,
+    pub password: Secret,
+    /// `json` or `xml`.
+    pub format: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub token_lifetime: Duration,
+    pub token_margin: Duration,
+    pub rate_per_sec: f64,
+    pub concurrency: usize,
+    pub ca_file: Option<PathBuf>,
+    pub local_address: Option<IpAddr>,
+    /// `[api.profile]`: the reference wire profile with the configured overrides.
+    pub profile: ApiProfile,
+}
+
+/// `[retry]`: the retry policy of idempotent calls.
+#[derive(Debug, Clone)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    pub max_elapsed: Duration,
+}
+
+/// `[mirror]`: the SQLite file.
+#[derive(Debug, Clone)]
+pub struct MirrorSettings {
+    pub path: PathBuf,
+}
+
+/// `[scope]`: which part of Tariscope is mirrored.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub nodes: Vec<i64>,
+    pub departments: Vec<i64>,
+}
+
+/// `[jobs.<name>]`.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub enabled: bool,
+    /// The schedule as written (5-field crontab lines get a leading `0` seconds field).
+    pub schedule: String,
+    /// Parsed schedule (six or seven fields, seconds first).
+    pub cron: Option<cron::Schedule>,
+    /// Days re-fetched before the last successful window (payments, charges, summaries).
+    pub lookback_days: u32,
+    /// Concurrent per-subscriber requests of this job.
+    pub concurrency: usize,
+}
+
+/// `[push]`.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// `remote-wins`, `local-wins` or `manual`.
+    pub conflict_policy: String,
+    /// Field used to find an existing Tariscope subscriber for a desired row.
+    pub natural_key: String,
+    /// How many times a failed write is retried on later runs before it is terminal.
+    pub max_attempts: u32,
+}
+
+/// `[serve]`: metrics and health endpoints.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// A `tracing` filter (`info`, `tariscope_sync=debug`, ...).
+    pub level: String,
+    /// `pretty` or `json`.
+    pub format: String,
+}
+
+struct JobDefaults {
+    schedule: &'static str,
+    lookback_days: u64,
+}
+
+fn job_defaults(name: &str) -> JobDefaults {
+    let (schedule, lookback_days) = match name {
+        "reference" => ("0 0 3 * * *", 0),
+        "subscribers" => ("0 */15 * * * *", 0),
+        "payments" => ("0 5 * * * *", 3),
+        "charges" => ("0 10 * * * *", 3),
+        "summaries" => ("0 30 2 * * *", 1),
+        _ => ("0 */5 * * * *", 0),
+    };
+    JobDefaults {
+        schedule,
+        lookback_days,
+    }
+}
+
+/// Reads and validates the merged tree; returns every problem found.
+pub(super) fn read(tree: &Value, env: &HashMap<String, String>) -> Result<Config, Vec<Problem>> {
+    let mut r = Reader::new(tree);
+    let config = read_all(&mut r, env);
+    let problems = r.finish();
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Every leaf key the schema reads.
+pub(super) fn known_keys() -> Vec<String> {
+    let empty = Value::Object(Default::default());
+    let mut r = Reader::new(&empty);
+    let _ = read_all(&mut r, &HashMap::new());
+    r.known_keys().iter().cloned().collect()
+}
+
+fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
+    let api = read_api(r, env);
+    let retry = RetrySettings {
+        max_attempts: r.u64_in("retry.max_attempts", 5, 1, 100) as u32,
+        initial_delay: Duration::from_millis(r.u64_in("retry.initial_delay_ms", 200, 1, 60_000)),
+        max_delay: Duration::from_millis(r.u64_in("retry.max_delay_ms", 10_000, 1, 600_000)),
+        max_elapsed: Duration::from_secs(r.u64_in("retry.max_elapsed_secs", 60, 1, 86_400)),
+    };
+    if retry.max_delay < retry.initial_delay {
+        r.problem(
+            "retry.max_delay_ms",
+            "must not be smaller than retry.initial_delay_ms",
+        );
+    }
+    let mirror = MirrorSettings {
+        path: PathBuf::from(r.string("mirror.path", "./tariscope-mirror.db")),
+    };
+    let scope = Scope {
+        nodes: r.id_list("scope.nodes"),
+        departments: r.id_list("scope.departments"),
+    };
+    let jobs = JOB_NAMES
+        .iter()
+        .map(|name| (name.to_string(), read_job(r, name)))
+        .collect::<BTreeMap<_, _>>();
+    let pulls_subscribers = ["subscribers", "payments", "charges", "summaries"]
+        .iter()
+        .any(|j| jobs[*j].enabled);
+    if pulls_subscribers && scope.nodes.is_empty() && scope.departments.is_empty() {
+        r.problem(
+            "scope",
+            "no nodes and no departments: set scope.nodes and/or scope.departments to the ids to mirror",
+        );
+    }
+    let push = PushSettings {
+        conflict_policy: r.choice(
+            "push.conflict_policy",
+            "remote-wins",
+            &["remote-wins", "local-wins", "manual"],
+        ),
+        natural_key: r.choice(
+            "push.natural_key",
+            "account_number",
+            &[
+                "account_number",
+                "contract_number",
+                "email",
+                "edrpou",
+                "personal_code",
+                "none",
+            ],
+        ),
+        max_attempts: r.u64_in("push.max_attempts", 5, 1, 1000) as u32,
+    };
+    let serve = ServeSettings {
+        listen: r.opt_string("serve.listen").and_then(|s| match s.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                r.problem(
+                    "serve.listen",
+                    format!("{s:?} is not an address like 127.0.0.1:9184 (leave empty to turn the endpoints off)"),
+                );
+                None
+            }
+        }),
+    };
+    let log = LogSettings {
+        level: r.string("log.level", "info"),
+        format: r.choice("log.format", "pretty", &["pretty", "json"]),
+    };
+    if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
+        r.problem(
+            "log.level",
+            format!(
+                "{:?} is not a valid log filter (try info, debug or tariscope_sync=debug)",
+                log.level
+            ),
+        );
+    }
+    let tz_text = r.string("timezone", "Europe/Kyiv");
+    let timezone = chrono_tz::Tz::from_str(&tz_text).unwrap_or_else(|_| {
+        r.problem(
+            "timezone",
+            format!("{tz_text:?} is not an IANA time zone name like Europe/Kyiv or UTC"),
+        );
+        chrono_tz::UTC
+    });
+    let shutdown_grace = Duration::from_secs(r.u64_in("shutdown_grace_secs", 30, 0, 3600));
+    Config {
+        api,
+        retry,
+        mirror,
+        scope,
+        jobs,
+        push,
+        serve,
+        log,
+        timezone,
+        shutdown_grace,
+    }
+}
+
+fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
+    let base_url = r.string("api.base_url", "http://127.0.0.1:8085");
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        r.problem(
+            "api.base_url",
+            format!("{base_url:?} must start with http:// or https://"),
+        );
+    }
+    let username = r.string("api.username", "");
+    if username.is_empty() {
+        r.problem("api.username", "missing: the Tariscope API user name");
+    }
+    let password = read_password(r, env);
+    let format = r.choice("api.format", "json", &["json", "xml"]);
+    let connect_timeout = Duration::from_secs(r.u64_in("api.connect_timeout_secs", 10, 1, 600));
+    let request_timeout = Duration::from_secs(r.u64_in("api.request_timeout_secs", 30, 1, 3600));
+    let token_lifetime =
+        Duration::from_secs(r.u64_in("api.token_lifetime_secs", 6 * 3600, 60, 7 * 86_400));
+    let token_margin = Duration::from_secs(r.u64_in("api.token_margin_secs", 300, 0, 86_400));
+    if token_margin >= token_lifetime {
+        r.problem(
+            "api.token_margin_secs",
+            "must be smaller than api.token_lifetime_secs",
+        );
+    }
+    let rate_per_sec = r.positive_f64("api.rate_per_sec", 20.0);
+    let concurrency = r.u64_in("api.concurrency", 8, 1, 1024) as usize;
+    let ca_file = r.opt_string("api.ca_file").map(PathBuf::from);
+    if let Some(p) = ca_file.as_ref().filter(|p| !p.is_file()) {
+        r.problem(
+            "api.ca_file",
+            format!("{} does not exist or is not a file", p.display()),
+        );
+    }
+    let local_address = r
+        .opt_string("api.local_address")
+        .and_then(|s| match s.parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                r.problem("api.local_address", format!("{s:?} is not an IP address"));
+                None
+            }
+        });
+    let profile = match r.opaque("api.profile").cloned() {
+        None => ApiProfile::default(),
+        Some(v) => serde_json::from_value::<ApiProfile>(v).unwrap_or_else(|e| {
+            r.problem(
+                "api.profile",
+                format!("{e} (docs/client.md lists the profile keys)"),
+            );
+            ApiProfile::default()
+        }),
+    };
+    ApiSettings {
+        base_url,
+        username,
+        password,
+        format,
+        connect_timeout,
+        request_timeout,
+        token_lifetime,
+        token_margin,
+        rate_per_sec,
+        concurrency,
+        ca_file,
+        local_address,
+        profile,
+    }
+}
+
+/// The password, from (first found) `api.password_file`, `api.password` (file or
+/// `TARISCOPE_SYNC__API__PASSWORD`), or `$CREDENTIALS_DIRECTORY/tariscope-api-password`.
+fn read_password(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Secret {
+    let file = r.opt_string("api.password_file");
+    let inline = r.opt_string("api.password");
+    if file.is_some() && inline.is_some() {
+        r.problem(
+            "api.password",
+            "set either api.password or api.password_file, not both",
+        );
+    }
+    let credential = env
+        .get("CREDENTIALS_DIRECTORY")
+        .map(|dir| Path::new(dir).join(CREDENTIAL_NAME))
+        .filter(|p| p.is_file());
+    let from_file = |r: &mut Reader<'_>, key: &str, path: &Path| match std::fs::read_to_string(path)
+    {
+        Ok(text) => Secret::new(text.trim_end_matches(['\r', '\n']).to_string()),
+        Err(e) => {
+            r.problem(
+                key,
+                format!("cannot read the password file {}: {e}", path.display()),
+            );
+            Secret::new(String::new())
+        }
+    };
+    if let Some(f) = file {
+        from_file(r, "api.password_file", Path::new(&f))
+    } else if let Some(p) = inline {
+        Secret::new(p)
+    } else if let Some(c) = credential {
+        from_file(r, "api.password", &c)
+    } else {
+        r.problem(
+            "api.password",
+            "missing: set api.password_file, the environment variable TARISCOPE_SYNC__API__PASSWORD, or a systemd credential named tariscope-api-password",
+        );
+        Secret::new(String::new())
+    }
+}
+
+fn read_job(r: &mut Reader<'_>, name: &str) -> JobSettings {
+    let d = job_defaults(name);
+    let key = |k: &str| format!("jobs.{name}.{k}");
+    let enabled = r.bool(&key("enabled"), true);
+    let schedule = r.string(&key("schedule"), d.schedule);
+    let cron = match parse_schedule(&schedule) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            r.problem(&key("schedule"), format!("{schedule:?} is not a valid cron expression ({e}); use 5 fields (min hour day month weekday) or 6 with seconds first"));
+            None
+        }
+    };
+    let lookback_days = r.u64_in(&key("lookback_days"), d.lookback_days, 0, 366) as u32;
+    let concurrency = r.u64_in(&key("concurrency"), 8, 1, 256) as usize;
+    JobSettings {
+        enabled,
+        schedule,
+        cron,
+        lookback_days,
+        concurrency,
+    }
+}
+
+/// Parses a cron line: 6 or 7 fields (seconds first) as the `cron` crate takes them, or a
+/// standard 5-field crontab line (seconds = 0).
+pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
+    let fields = text.split_whitespace().count();
+    let line = if fields == 5 {
+        format!("0 {text}")
+    } else {
+        text.to_string()
+    };
+    cron::Schedule::from_str(&line).map_err(|e| {
+        // The cron crate's message draws a caret under the bad field; keep the last line.
+        let text = e.to_string();
+        text.lines().last().unwrap_or_default().trim().to_string()
+    })
+}

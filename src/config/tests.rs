@@ -1,0 +1,183 @@
+//! Config pipeline tests: strings in, every problem out.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../config/tariscope-sync.example.toml");
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn problems(text: &str, e: &HashMap<String, String>) -> Vec<String> {
+    match from_toml_str(text, e) {
+        Ok(_) => Vec::new(),
+        Err(ConfigError::Invalid(p)) => p.iter().map(|p| p.to_string()).collect(),
+        Err(other) => vec![other.to_string()],
+    }
+}
+
+#[test]
+fn example_config_is_valid_with_a_password_from_the_environment() {
+    let e = env(&[("TARISCOPE_SYNC__API__PASSWORD", "s3cret")]);
+    let c = from_toml_str(EXAMPLE, &e).expect("example config must be valid");
+    assert_eq!(c.api.password.expose(), "s3cret");
+    assert_eq!(c.scope.nodes, vec![1]);
+    assert_eq!(c.jobs.len(), JOB_NAMES.len());
+    assert!(c.jobs["payments"].cron.is_some());
+}
+
+#[test]
+fn example_config_lists_every_key() {
+    let tree = merged_tree(EXAMPLE, &HashMap::new()).unwrap();
+    let mut present = BTreeSet::new();
+    flatten(&tree, String::new(), &mut present);
+    // Empty tables (like [api.profile]) count as present.
+    present.insert("api.profile".to_string());
+    let missing: Vec<_> = known_keys()
+        .into_iter()
+        .filter(|k| !present.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from config/tariscope-sync.example.toml: {missing:?}"
+    );
+}
+
+fn flatten(v: &serde_json::Value, prefix: String, out: &mut BTreeSet<String>) {
+    match v.as_object() {
+        Some(map) => {
+            for (k, child) in map {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(child, p, out);
+            }
+        }
+        None => {
+            out.insert(prefix);
+        }
+    }
+}
+
+#[test]
+fn reports_every_problem_at_once_by_key_path() {
+    let text = r#"
+        timezone = "Mars/Olympus"
+        [api]
+        base_url = "ftp://x"
+        username = "u"
+        password = "p"
+        format = "yaml"
+        rate_per_sec = 0
+        [jobs.payments]
+        schedule = "*/61 * * * *"
+        [jobs.nonsense]
+        enabled = true
+        [push]
+        conflict_policy = "coin-flip"
+        [serve]
+        listen = "not an address"
+    "#;
+    let p = problems(text, &HashMap::new());
+    let expect = [
+        "api.base_url:",
+        "api.format: \"yaml\" is not one of json, xml",
+        "api.rate_per_sec:",
+        "jobs.payments.schedule: \"*/61 * * * *\" is not a valid cron expression",
+        "jobs.nonsense.enabled: unknown key",
+        "scope: no nodes",
+        "push.conflict_policy:",
+        "serve.listen:",
+        "timezone:",
+    ];
+    for e in expect {
+        assert!(
+            p.iter().any(|x| x.starts_with(e)),
+            "no problem starting {e:?} in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), expect.len(), "{p:#?}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let e = env(&[
+        ("TARISCOPE_SYNC__API__PASSWORD", "x"),
+        ("TARISCOPE_SYNC__API__RATE_PER_SEC", "3.5"),
+        ("TARISCOPE_SYNC__SCOPE__NODES", "4,5"),
+        ("TARISCOPE_SYNC__JOBS__PAYMENTS__ENABLED", "false"),
+        ("UNRELATED", "ignored"),
+    ]);
+    let c = from_toml_str("[api]\nusername = \"u\"\nrate_per_sec = 9\n", &e).unwrap();
+    assert_eq!(c.api.rate_per_sec, 3.5);
+    assert_eq!(c.scope.nodes, vec![4, 5]);
+    assert!(!c.jobs["payments"].enabled);
+}
+
+#[test]
+fn password_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let base = "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\n";
+    let text = format!("{base}password_file = {:?}\n", file.display().to_string());
+    let c = from_toml_str(&text, &HashMap::new()).unwrap();
+    assert_eq!(c.api.password.expose(), "from-file");
+    assert_eq!(format!("{:?}", c.api.password), "[redacted]");
+
+    std::fs::write(dir.path().join(schema::CREDENTIAL_NAME), "cred").unwrap();
+    let e = env(&[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())]);
+    let c = from_toml_str(base, &e).unwrap();
+    assert_eq!(c.api.password.expose(), "cred");
+
+    let p = problems(base, &HashMap::new());
+    assert!(p[0].starts_with("api.password: missing"), "{p:?}");
+    let p = problems(
+        &format!("{base}password_file = \"/nonexistent/pw\"\n"),
+        &HashMap::new(),
+    );
+    assert!(p[0].contains("cannot read the password file"), "{p:?}");
+}
+
+#[test]
+fn five_field_crontab_lines_are_accepted() {
+    assert!(schema::parse_schedule("*/5 * * * *").is_ok());
+    assert!(schema::parse_schedule("0 */5 * * * *").is_ok());
+    assert!(schema::parse_schedule("*/61 * * * *").is_err());
+    assert!(schema::parse_schedule("every day").is_err());
+}
+
+#[test]
+fn empty_scope_is_a_problem_only_when_pull_jobs_run() {
+    let base = "[api]\nusername = \"u\"\npassword = \"p\"\n";
+    let p = problems(base, &HashMap::new());
+    assert!(p.iter().any(|x| x.starts_with("scope:")), "{p:?}");
+    let off = format!(
+        "{base}[jobs.subscribers]\nenabled=false\n[jobs.payments]\nenabled=false\n[jobs.charges]\nenabled=false\n[jobs.summaries]\nenabled=false\n"
+    );
+    assert!(problems(&off, &HashMap::new()).is_empty());
+}
+
+#[test]
+fn bad_toml_is_a_parse_error() {
+    let err = from_toml_str("[api\nx=", &HashMap::new()).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+}
+
+#[test]
+fn api_profile_overrides_are_parsed_and_checked() {
+    let base = "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\npassword = \"p\"\n";
+    let good = format!("{base}[api.profile]\nlists_are_partial = true\n");
+    let c = from_toml_str(&good, &HashMap::new()).unwrap();
+    assert!(c.api.profile.lists_are_partial);
+    let bad = format!("{base}[api.profile]\nno_such_key = 1\n");
+    let p = problems(&bad, &HashMap::new());
+    assert!(p.len() == 1 && p[0].starts_with("api.profile:"), "{p:?}");
+}

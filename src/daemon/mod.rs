@@ -1,0 +1,314 @@
+//! Wiring: configuration in, a running daemon (or one pass of `--run-once`) out.
+//!
+//! Owns: opening the mirror and building the client from the validated [`Config`], the
+//! daemon's main loop (scheduler, `/metrics` server, systemd notifications, watchdog,
+//! shutdown), and `--run-once`. Must not: parse the command line or print (the binary and
+//! `cmd` do), or read the clock or wait for signals itself: the [`Clock`] and the shutdown
+//! future are injected so tests drive them.
+
+pub mod jobs;
+pub mod progress;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use jobs::{JobSummary, Jobs};
+
+use crate::api::{ClientConfig, Format, RetrySettings, TariscopeClient};
+use crate::clock::Clock;
+use crate::config::{Config, JOB_NAMES};
+use crate::notify::Notifier;
+use crate::scheduler::{self, RunOutcome, ScheduledJob, SchedulerOptions};
+use crate::serve::{self, Health};
+use crate::store::{Outcome, Store, StoreError};
+
+/// Documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: everything succeeded.
+    Ok,
+    /// 1: a runtime failure (API unreachable, mirror unusable, a job failed).
+    Runtime,
+    /// 2: partial failure: some items failed, the rest is done.
+    Partial,
+    /// 3: the configuration is invalid.
+    Config,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Runtime => 1,
+            Exit::Partial => 2,
+            Exit::Config => 3,
+        }
+    }
+
+    /// The exit of a set of job outcomes: any failure → 1, else any partial → 2.
+    pub fn of(outcomes: impl IntoIterator<Item = RunOutcome>) -> Exit {
+        outcomes
+            .into_iter()
+            .fold(Exit::Ok, |acc, o| match (acc, o) {
+                (Exit::Runtime, _) | (_, RunOutcome::Failed) => Exit::Runtime,
+                (_, RunOutcome::Partial) => Exit::Partial,
+                (acc, RunOutcome::Ok) => acc,
+            })
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the mirror: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot build the API client: {0}")]
+    Client(#[from] crate::api::ApiError),
+    #[error(
+        "cannot listen for the metrics endpoints on {addr}: {source} (change serve.listen, or leave it empty)"
+    )]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The client settings of a configuration.
+pub fn client_config(config: &Config) -> ClientConfig {
+    let a = &config.api;
+    let mut c = ClientConfig::new(a.base_url.clone(), a.username.clone(), a.password.clone());
+    c.format = if a.format == "xml" {
+        Format::Xml
+    } else {
+        Format::Json
+    };
+    c.connect_timeout = a.connect_timeout;
+    c.request_timeout = a.request_timeout;
+    c.ca_file = a.ca_file.clone();
+    c.local_address = a.local_address;
+    c.token_lifetime = a.token_lifetime;
+    c.token_margin = a.token_margin;
+    c.rate_per_sec = a.rate_per_sec;
+    c.concurrency = a.concurrency;
+    c.retry = RetrySettings {
+        max_attempts: config.retry.max_attempts,
+        initial_delay: config.retry.initial_delay,
+        max_delay: config.retry.max_delay,
+        max_elapsed: config.retry.max_elapsed,
+    };
+    c.profile = a.profile.clone();
+    c
+}
+
+/// Opens the mirror and builds the client.
+pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
+    let store = Store::open(&config.mirror.path)?;
+    let client = TariscopeClient::new(client_config(config))?;
+    Ok(Jobs {
+        config: config.clone(),
+        client,
+        store,
+        clock,
+        range: None,
+        progress: Mutex::new(Vec::new()),
+        last: Mutex::new(None),
+    })
+}
+
+/// The enabled jobs in run order, or the ones named (unknown names are an error).
+pub fn select_jobs(config: &Config, named: &[String]) -> Result<Vec<String>, String> {
+    if named.is_empty() {
+        return Ok(JOB_NAMES
+            .iter()
+            .filter(|j| config.jobs[**j].enabled)
+            .map(|j| j.to_string())
+            .collect());
+    }
+    if let Some(bad) = named.iter().find(|n| !JOB_NAMES.contains(&n.as_str())) {
+        return Err(format!(
+            "unknown job {bad:?}: choose from {}",
+            JOB_NAMES.join(", ")
+        ));
+    }
+    Ok(JOB_NAMES
+        .iter()
+        .filter(|j| named.iter().any(|n| n == *j))
+        .map(|j| j.to_string())
+        .collect())
+}
+
+/// Marks runs left `running` by an interrupted process as failed, so `status` tells the
+/// truth; the jobs resume from their checkpoints.
+async fn close_interrupted_runs(jobs: &Jobs) -> Result<(), StoreError> {
+    let now = jobs
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for job in JOB_NAMES {
+        for run in jobs
+            .store
+            .job_runs(job)
+            .await?
+            .into_iter()
+            .filter(|r| r.outcome == Outcome::Running)
+        {
+            let why = "interrupted (shutdown or crash); the next run resumes from the checkpoint"
+                .to_string();
+            jobs.store
+                .finish_run(
+                    run.id,
+                    Outcome::Failed,
+                    run.counts,
+                    Some(why),
+                    now.clone(),
+                    None,
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `--run-once`: the selected jobs once, in order. Returns each job's summary.
+pub async fn run_once(
+    jobs: &Jobs,
+    selected: &[String],
+    stop: CancellationToken,
+) -> Vec<JobSummary> {
+    if let Err(e) = close_interrupted_runs(jobs).await {
+        tracing::warn!(error = %e, "cannot close interrupted runs");
+    }
+    let mut out = Vec::new();
+    for job in selected {
+        if stop.is_cancelled() {
+            break;
+        }
+        out.push(jobs.run_named(job, &stop).await);
+    }
+    out
+}
+
+/// The last successful end time of each job, for catch-up.
+async fn last_success(store: &Store, job: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let runs = store.job_runs(job).await.ok()?;
+    let ok = runs.into_iter().find(|r| r.outcome == Outcome::Ok)?;
+    chrono::DateTime::parse_from_rfc3339(ok.ended_at.as_deref()?)
+        .ok()
+        .map(|t| t.to_utc())
+}
+
+/// The daemon: every enabled job on its schedule until `shutdown`. `listener` serves
+/// `/metrics`, `/healthz`, `/readyz` (the caller binds `serve.listen`).
+pub async fn run(
+    jobs: Jobs,
+    listener: Option<tokio::net::TcpListener>,
+    notifier: Notifier,
+    shutdown: impl Future<Output = ()>,
+) -> Exit {
+    let jobs = Arc::new(jobs);
+    let health = Health::new(jobs.clock, 120);
+    health.set_mirror_open(true);
+    if let Err(e) = close_interrupted_runs(&jobs).await {
+        tracing::error!(error = %e, "the mirror is not usable");
+        return Exit::Runtime;
+    }
+    match jobs.client.claims().await {
+        Ok(_) => health.set_login_ok(true),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot log in to Tariscope yet; jobs will retry on schedule")
+        }
+    }
+    let stop_serving = CancellationToken::new();
+    let server = listener.map(|l| {
+        let stop = stop_serving.clone();
+        tokio::spawn(serve::serve(
+            l,
+            health.clone(),
+            serve::install_metrics(),
+            async move { stop.cancelled().await },
+        ))
+    });
+
+    let mut scheduled = Vec::new();
+    for name in select_jobs(&jobs.config, &[]).unwrap_or_default() {
+        let Some(schedule) = jobs.config.jobs[&name].cron.clone() else {
+            continue;
+        };
+        let last_success = last_success(&jobs.store, &name).await;
+        scheduled.push(ScheduledJob {
+            name,
+            schedule,
+            last_success,
+        });
+    }
+    tracing::info!(jobs = scheduled.len(), "daemon started");
+    notifier.ready();
+    notifier.status(&format!("running {} jobs", scheduled.len()));
+
+    let stop_ticking = CancellationToken::new();
+    let ticker = {
+        let (jobs, health, notifier, stop) = (
+            jobs.clone(),
+            health.clone(),
+            notifier.clone(),
+            stop_ticking.clone(),
+        );
+        let every = notifier
+            .watchdog_interval()
+            .unwrap_or(Duration::from_secs(10))
+            .min(Duration::from_secs(10));
+        tokio::spawn(async move {
+            let mut last_status = String::new();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                health.tick();
+                notifier.watchdog();
+                let last = jobs.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some(s) = last {
+                    let status = format!("last: {} {:?}: {}", s.job, s.outcome, s.detail);
+                    if status != last_status {
+                        notifier.status(&status);
+                        last_status = status;
+                    }
+                }
+                let ok = jobs
+                    .last
+                    .lock()
+                    .map(|l| l.as_ref().is_none_or(|s| s.outcome != RunOutcome::Failed))
+                    .unwrap_or(true);
+                health.set_login_ok(ok);
+            }
+        })
+    };
+
+    let options = SchedulerOptions {
+        timezone: jobs.config.timezone,
+        grace: jobs.config.shutdown_grace,
+    };
+    let notifier_stop = notifier.clone();
+    let shutdown = async move {
+        shutdown.await;
+        notifier_stop.stopping();
+    };
+    let finished = scheduler::run(scheduled, jobs.clone(), jobs.clock, options, shutdown).await;
+    stop_ticking.cancel();
+    let _ = ticker.await;
+    stop_serving.cancel();
+    if let Some(s) = server {
+        let _ = s.await;
+    }
+    if !finished {
+        tracing::warn!(
+            "some jobs did not finish within shutdown_grace_secs; they resume from their checkpoints"
+        );
+    }
+    tracing::info!("daemon stopped");
+    Exit::Ok
+}

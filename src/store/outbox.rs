@@ -1,0 +1,407 @@
+//! The outbox (every push write recorded before it is sent) and the conflicts table.
+//!
+//! Owns: `outbox` rows and their state machine (pending → sent → done | failed | ambiguous;
+//! failed → terminal after the configured attempts), and replacing `conflicts` with the
+//! latest plan's. Must not: send anything or decide how an ambiguous write is resolved
+//! (that is `sync::push`).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+use crate::sync::plan::{Conflict, Resolution};
+
+/// `outbox.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OutboxState {
+    Pending,
+    Sent,
+    Done,
+    Failed,
+    Ambiguous,
+    Terminal,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Ambiguous => "ambiguous",
+            Self::Terminal => "terminal",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "sent" => Self::Sent,
+            "done" => Self::Done,
+            "failed" => Self::Failed,
+            "ambiguous" => Self::Ambiguous,
+            "terminal" => Self::Terminal,
+            other => {
+                return Err(StoreError::Corrupt {
+                    table: "outbox",
+                    column: "state",
+                    value: other.into(),
+                });
+            }
+        })
+    }
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub key: String,
+    /// `create`, `update` or `dnadd`.
+    pub op: String,
+    pub subscriber_id: Option<i64>,
+    /// JSON of the intended request.
+    pub payload: String,
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// JSON of the API's answer, once done.
+    pub result: Option<String>,
+}
+
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OutboxEntry, String)> {
+    let state: String = r.get(5)?;
+    Ok((
+        OutboxEntry {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            op: r.get(2)?,
+            subscriber_id: r.get(3)?,
+            payload: r.get(4)?,
+            state: OutboxState::Pending,
+            attempts: r.get(6)?,
+            last_error: r.get(7)?,
+            result: r.get(8)?,
+        },
+        state,
+    ))
+}
+
+const COLUMNS: &str = "id, key, op, subscriber_id, payload, state, attempts, last_error, result";
+
+fn resolution_str(r: Resolution) -> &'static str {
+    match r {
+        Resolution::KeepRemote => "keep-remote",
+        Resolution::PushLocal => "push-local",
+        Resolution::Manual => "manual",
+        Resolution::Blocked => "blocked",
+    }
+}
+
+/// A stored conflict (for `status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConflict {
+    pub key: String,
+    pub subject: String,
+    pub subscriber_id: Option<i64>,
+    pub base: Option<String>,
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    pub resolution: String,
+    pub reason: String,
+    pub first_seen_at: String,
+}
+
+impl Store {
+    /// Records a write before it is sent; returns its id.
+    pub async fn outbox_insert(
+        &self,
+        key: String,
+        op: &'static str,
+        subscriber_id: Option<i64>,
+        payload: String,
+        now: String,
+    ) -> Result<i64, StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO outbox (key, op, subscriber_id, payload, state, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+                params![key, op, subscriber_id, payload, now],
+            )
+            .map_err(StoreError::sql("recording an outbox entry"))?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// Moves an entry to `state`. `attempt` counts one more send. `subscriber_id`, `error` and
+    /// `result` are written when given.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn outbox_mark(
+        &self,
+        id: i64,
+        state: OutboxState,
+        attempt: bool,
+        subscriber_id: Option<i64>,
+        error: Option<String>,
+        result: Option<String>,
+        now: String,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE outbox SET state = ?2, attempts = attempts + ?3, \
+                 subscriber_id = COALESCE(?4, subscriber_id), last_error = COALESCE(?5, last_error), \
+                 result = COALESCE(?6, result), updated_at = ?7 WHERE id = ?1",
+                params![id, state.as_str(), i64::from(attempt), subscriber_id, error, result, now],
+            )
+            .map(drop)
+            .map_err(StoreError::sql("updating an outbox entry"))
+        })
+        .await
+    }
+
+    /// Entries not done and not terminal, oldest first: what a push run must finish.
+    pub async fn outbox_open(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox_query(format!(
+            "SELECT {COLUMNS} FROM outbox WHERE state NOT IN ('done', 'terminal') ORDER BY id"
+        ))
+        .await
+    }
+
+    /// The newest entry of `key` and `op` (any state).
+    pub async fn outbox_latest(
+        &self,
+        key: String,
+        op: &'static str,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        self.read(move |conn| {
+            let found = conn
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM outbox WHERE key = ?1 AND op = ?2 ORDER BY id DESC LIMIT 1"),
+                    params![key, op],
+                    entry,
+                )
+                .optional()
+                .map_err(StoreError::sql("reading the outbox"))?;
+            found.map(|(mut e, s)| {
+                e.state = OutboxState::parse(&s)?;
+                Ok(e)
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    /// Open entries (not done, not terminal) of one desired key and operation, oldest first.
+    pub async fn outbox_open_for(
+        &self,
+        key: String,
+        op: &'static str,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM outbox WHERE key = ?1 AND op = ?2 AND state NOT IN ('done', 'terminal') ORDER BY id"
+                ))
+                .map_err(StoreError::sql("preparing an outbox read"))?;
+            let rows = stmt
+                .query_map(params![key, op], entry)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(StoreError::sql("reading the outbox"))?;
+            rows.into_iter()
+                .map(|(mut e, s)| {
+                    e.state = OutboxState::parse(&s)?;
+                    Ok(e)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// When an entry was first recorded (RFC 3339).
+    pub async fn outbox_created_at(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row("SELECT created_at FROM outbox WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(StoreError::sql("reading the outbox"))
+        })
+        .await
+    }
+
+    /// Entries in the given states (for `status`), oldest first.
+    pub async fn outbox_in(&self, states: &[OutboxState]) -> Result<Vec<OutboxEntry>, StoreError> {
+        let list = states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.outbox_query(format!(
+            "SELECT {COLUMNS} FROM outbox WHERE state IN ({list}) ORDER BY id"
+        ))
+        .await
+    }
+
+    async fn outbox_query(&self, sql: String) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&sql)
+                .map_err(StoreError::sql("preparing an outbox read"))?;
+            let rows = stmt
+                .query_map([], entry)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(StoreError::sql("reading the outbox"))?;
+            rows.into_iter()
+                .map(|(mut e, s)| {
+                    e.state = OutboxState::parse(&s)?;
+                    Ok(e)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Replaces the conflicts table with `conflicts` (the latest plan's), keeping the first
+    /// time each (key, subject) was seen.
+    pub async fn replace_conflicts(
+        &self,
+        conflicts: Vec<Conflict>,
+        now: String,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_conflicts (key TEXT, field TEXT)", [])
+                .and_then(|_| conn.execute("DELETE FROM seen_conflicts", []))
+                .map_err(StoreError::sql("preparing the conflicts update"))?;
+            for c in &conflicts {
+                let subject = c.subject();
+                conn.execute(
+                    "INSERT INTO conflicts (key, field, subscriber_id, base, local, remote, resolution, reason, first_seen_at, last_seen_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) \
+                     ON CONFLICT (key, field) DO UPDATE SET subscriber_id = excluded.subscriber_id, base = excluded.base, \
+                     local = excluded.local, remote = excluded.remote, resolution = excluded.resolution, \
+                     reason = excluded.reason, last_seen_at = excluded.last_seen_at",
+                    params![c.key, subject, c.id, c.base, c.local, c.remote, resolution_str(c.resolution), c.reason, now],
+                )
+                .and_then(|_| conn.execute("INSERT INTO seen_conflicts VALUES (?1, ?2)", params![c.key, subject]))
+                .map_err(StoreError::sql("recording a conflict"))?;
+            }
+            conn.execute(
+                "DELETE FROM conflicts WHERE NOT EXISTS \
+                 (SELECT 1 FROM seen_conflicts s WHERE s.key = conflicts.key AND s.field = conflicts.field)",
+                [],
+            )
+            .map(drop)
+            .map_err(StoreError::sql("clearing settled conflicts"))
+        })
+        .await
+    }
+
+    /// Every recorded conflict, by key.
+    pub async fn conflicts(&self) -> Result<Vec<StoredConflict>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT key, field, subscriber_id, base, local, remote, resolution, reason, first_seen_at \
+                     FROM conflicts ORDER BY key, field",
+                )
+                .map_err(StoreError::sql("preparing the conflicts read"))?;
+            stmt.query_map([], |r| {
+                Ok(StoredConflict {
+                    key: r.get(0)?,
+                    subject: r.get(1)?,
+                    subscriber_id: r.get(2)?,
+                    base: r.get(3)?,
+                    local: r.get(4)?,
+                    remote: r.get(5)?,
+                    resolution: r.get(6)?,
+                    reason: r.get(7)?,
+                    first_seen_at: r.get(8)?,
+                })
+            })
+            .and_then(|it| it.collect())
+            .map_err(StoreError::sql("reading conflicts"))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> String {
+        "2025-05-20T10:00:00Z".into()
+    }
+
+    #[tokio::test]
+    async fn outbox_state_machine() {
+        let store = Store::open_in_memory().unwrap();
+        let id = store
+            .outbox_insert("k".into(), "create", None, "{}".into(), now())
+            .await
+            .unwrap();
+        store
+            .outbox_mark(id, OutboxState::Sent, true, None, None, None, now())
+            .await
+            .unwrap();
+        let open = store.outbox_open().await.unwrap();
+        assert_eq!((open[0].state, open[0].attempts), (OutboxState::Sent, 1));
+        store
+            .outbox_mark(
+                id,
+                OutboxState::Done,
+                false,
+                Some(9),
+                None,
+                Some("{\"id\":9}".into()),
+                now(),
+            )
+            .await
+            .unwrap();
+        assert!(store.outbox_open().await.unwrap().is_empty());
+        let latest = store
+            .outbox_latest("k".into(), "create")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (latest.state, latest.subscriber_id),
+            (OutboxState::Done, Some(9))
+        );
+        assert_eq!(
+            store.outbox_in(&[OutboxState::Done]).await.unwrap().len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_replaced_keeping_first_seen() {
+        let store = Store::open_in_memory().unwrap();
+        let c = |key: &str, reason: &str| Conflict {
+            key: key.into(),
+            id: Some(1),
+            field: None,
+            dn: None,
+            base: None,
+            local: None,
+            remote: None,
+            resolution: Resolution::Blocked,
+            reason: reason.into(),
+        };
+        store
+            .replace_conflicts(vec![c("a", "one"), c("b", "two")], "t1".into())
+            .await
+            .unwrap();
+        store
+            .replace_conflicts(vec![c("a", "one again")], "t2".into())
+            .await
+            .unwrap();
+        let all = store.conflicts().await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            (all[0].reason.as_str(), all[0].first_seen_at.as_str()),
+            ("one again", "t1")
+        );
+    }
+}

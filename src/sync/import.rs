@@ -1,0 +1,381 @@
+//! Parsing and validating desired-state files for `tariscope-sync import FILE`.
+//!
+//! Owns: the CSV and JSON formats (header-driven), per-row validation with a reason for
+//! every rejected row, and turning valid rows into [`DesiredSubscriber`]s. Must not: write
+//! anything (the store does) or stop at the first bad row (valid rows still go in).
+//!
+//! ## Format
+//! One row per desired subscriber. Columns (CSV header) or keys (JSON objects):
+//! * `key` (required): the integrator's own key, unique in the file;
+//! * `tariscope_id` (optional): link to an existing Tariscope subscriber;
+//! * any subscriber field by its canonical name (`fullname`, `departmentid`, `abonenttype`
+//!   (alias `subscribertype`), `street`, `house`, `flat`, `email`, `accountid` (alias
+//!   `accountnumber`), `contractid` (alias `contactnumber`), `code` (alias `edrpou`), ...;
+//!   see `docs/schema.md`). An empty cell or `null` means "not managed";
+//! * `dns` (optional): the numbers, `PBX/DN` or `PBX/DN/yyyy-mm-dd`, separated by `;`
+//!   (JSON: that string, or an array of `{"pbx_id", "dn", "from_date", "description"}`).
+//!
+//! A row without `tariscope_id` needs `fullname`. Unknown columns reject the whole file.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+use super::fields::{Field, canonical};
+use super::plan::{DesiredDn, DesiredSubscriber};
+
+/// A row that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// 1-based line (CSV, counting the header) or 1-based array index (JSON).
+    pub row: usize,
+    pub key: Option<String>,
+    pub reason: String,
+}
+
+/// The outcome of parsing one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportBatch {
+    pub rows: Vec<DesiredSubscriber>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// A file that cannot be read as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read the CSV file: {0} (check that it is UTF-8 CSV with a header row)")]
+    Csv(#[from] csv::Error),
+    #[error("cannot read the JSON file: {0} (expected an array of objects)")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "unknown column {0:?}: use key, tariscope_id, dns or a subscriber field name (docs/schema.md lists them)"
+    )]
+    UnknownColumn(String),
+    #[error("the file has no `key` column: every row needs the integrator's own key")]
+    NoKeyColumn,
+}
+
+/// File formats `import` understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+impl Format {
+    /// By file extension: `.json` is JSON, everything else CSV.
+    pub fn from_path(path: &std::path::Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
+            _ => Format::Csv,
+        }
+    }
+}
+
+/// Parses a whole file.
+pub fn parse(text: &str, format: Format) -> Result<ImportBatch, ImportError> {
+    let records = match format {
+        Format::Csv => csv_records(text)?,
+        Format::Json => json_records(text)?,
+    };
+    let mut batch = ImportBatch::default();
+    let mut seen = BTreeSet::new();
+    for (row, record) in records {
+        match validate(&record) {
+            Ok(d) if !seen.insert(d.key.clone()) => batch.rejected.push(Rejected {
+                row,
+                key: Some(d.key),
+                reason: "the key appears more than once in the file".into(),
+            }),
+            Ok(d) => batch.rows.push(d),
+            Err(reason) => batch.rejected.push(Rejected {
+                row,
+                key: record
+                    .get("key")
+                    .and_then(text_of)
+                    .filter(|k| !k.is_empty()),
+                reason,
+            }),
+        }
+    }
+    Ok(batch)
+}
+
+type Record = BTreeMap<String, Value>;
+
+/// Maps a column name to its canonical form, or `None` if unknown.
+fn column(name: &str) -> Option<String> {
+    let lower = name.trim().to_ascii_lowercase();
+    let alias = match lower.as_str() {
+        "key" | "tariscope_id" | "dns" => return Some(lower),
+        "subscribertype" => "abonenttype",
+        "accountnumber" => "accountid",
+        "contactnumber" | "contractnumber" => "contractid",
+        "edrpou" => "code",
+        "bankcode" => "bankmfo",
+        other => other,
+    };
+    alias.parse::<Field>().ok().map(|f| f.name().to_string())
+}
+
+fn csv_records(text: &str) -> Result<Vec<(usize, Record)>, ImportError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::Headers)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()?
+        .iter()
+        .map(|h| column(h).ok_or_else(|| ImportError::UnknownColumn(h.to_string())))
+        .collect::<Result<_, _>>()?;
+    if !headers.iter().any(|h| h == "key") {
+        return Err(ImportError::NoKeyColumn);
+    }
+    let mut out = Vec::new();
+    for (i, rec) in reader.records().enumerate() {
+        let rec = rec?;
+        let record = headers
+            .iter()
+            .zip(rec.iter())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(h, v)| (h.clone(), Value::String(v.to_string())))
+            .collect();
+        out.push((i + 2, record));
+    }
+    Ok(out)
+}
+
+fn json_records(text: &str) -> Result<Vec<(usize, Record)>, ImportError> {
+    let items: Vec<serde_json::Map<String, Value>> = serde_json::from_str(text)?;
+    let mut out = Vec::new();
+    for (i, obj) in items.into_iter().enumerate() {
+        let mut record = Record::new();
+        for (k, v) in obj {
+            let name = column(&k).ok_or(ImportError::UnknownColumn(k))?;
+            if !v.is_null() {
+                record.insert(name, v);
+            }
+        }
+        out.push((i + 1, record));
+    }
+    Ok(out)
+}
+
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn validate(record: &Record) -> Result<DesiredSubscriber, String> {
+    let key = record
+        .get("key")
+        .and_then(text_of)
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .ok_or("missing key")?;
+    let tariscope_id = match record.get("tariscope_id").and_then(text_of) {
+        None => None,
+        Some(t) => Some(
+            t.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or(format!("tariscope_id {t:?} is not a positive whole number"))?,
+        ),
+    };
+    let mut fields = BTreeMap::new();
+    for (name, value) in record {
+        let Ok(field) = name.parse::<Field>() else {
+            continue;
+        };
+        let raw = text_of(value).ok_or(format!("{name}: expected a value, not {value}"))?;
+        let v = canonical(field, &raw).map_err(|e| format!("{name}: {e}"))?;
+        fields.insert(field, v);
+    }
+    if tariscope_id.is_none()
+        && fields
+            .get(&Field::Fullname)
+            .is_none_or(|v| v.trim().is_empty())
+    {
+        return Err(
+            "missing fullname (required to create a subscriber; or give tariscope_id)".into(),
+        );
+    }
+    let known_type = |t: &&String| matches!(t.as_str(), "" | "0" | "1" | "2" | "3" | "4");
+    if let Some(t) = fields
+        .get(&Field::SubscriberType)
+        .filter(|t| !known_type(t))
+    {
+        return Err(format!(
+            "abonenttype {t:?} is not a known subscriber type (0 individual, 1 legal entity, 2 official, 3 budget, 4 preferential)"
+        ));
+    }
+    let dns = match record.get("dns") {
+        None => Vec::new(),
+        Some(v) => parse_dns(v)?,
+    };
+    Ok(DesiredSubscriber {
+        key,
+        tariscope_id,
+        fields,
+        dns,
+    })
+}
+
+fn parse_dns(v: &Value) -> Result<Vec<DesiredDn>, String> {
+    let mut out: Vec<DesiredDn> = match v {
+        Value::String(s) => s
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(parse_dn_text)
+            .collect::<Result<_, _>>()?,
+        Value::Array(items) => items
+            .iter()
+            .map(parse_dn_object)
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(format!(
+                "dns: expected \"PBX/DN;...\" or a list, not {other}"
+            ));
+        }
+    };
+    let mut seen = BTreeSet::new();
+    out.retain(|d| seen.insert(d.key()));
+    Ok(out)
+}
+
+fn parse_dn_text(item: &str) -> Result<DesiredDn, String> {
+    let parts: Vec<&str> = item.split('/').map(str::trim).collect();
+    let (pbx, dn, date) = match parts.as_slice() {
+        [pbx, dn] => (*pbx, *dn, None),
+        [pbx, dn, date] => (*pbx, *dn, Some(*date)),
+        _ => return Err(format!("dns: {item:?} is not PBX/DN or PBX/DN/yyyy-mm-dd")),
+    };
+    dn_from(pbx, dn, date, None)
+}
+
+fn parse_dn_object(v: &Value) -> Result<DesiredDn, String> {
+    let get = |k: &str| v.get(k).and_then(text_of);
+    let pbx = get("pbx_id")
+        .or_else(|| get("pbxid"))
+        .ok_or("dns: an entry has no pbx_id")?;
+    let dn = get("dn").ok_or("dns: an entry has no dn")?;
+    dn_from(&pbx, &dn, get("from_date").as_deref(), get("description"))
+}
+
+fn dn_from(
+    pbx: &str,
+    dn: &str,
+    date: Option<&str>,
+    description: Option<String>,
+) -> Result<DesiredDn, String> {
+    let pbx_id = pbx
+        .parse::<i64>()
+        .map_err(|_| format!("dns: PBX id {pbx:?} is not a whole number"))?;
+    let digits = dn.strip_prefix('+').unwrap_or(dn);
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "dns: {dn:?} is not a phone number (digits, optionally a leading +)"
+        ));
+    }
+    let from_date = match date {
+        None | Some("") => None,
+        Some(d) => Some(
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| format!("dns: {d:?} is not a date (yyyy-mm-dd)"))?,
+        ),
+    };
+    Ok(DesiredDn {
+        pbx_id,
+        dn: dn.to_string(),
+        from_date,
+        description,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "key,fullname,departmentid,subscribertype,email,birthday,dns\n\
+        crm-1,Kovalenko Olena,3,0,o@example.org,1990-02-03,292/2001;292/2002/2023-06-02\n\
+        crm-2,,3,0,,,\n\
+        crm-3,TOV Dnipro,3,9,,,\n\
+        crm-4,Shevchenko Taras,3,0,,03.02.1990,\n\
+        crm-5,Bondar Ivan,3,1,,,292/20A1\n\
+        crm-1,Duplicate,3,0,,,\n\
+        crm-6,Melnyk Anna,x,0,,,\n";
+
+    #[test]
+    fn csv_rows_are_validated_one_by_one() {
+        let b = parse(CSV, Format::Csv).unwrap();
+        assert_eq!(b.rows.len(), 1);
+        let r = &b.rows[0];
+        assert_eq!(r.key, "crm-1");
+        assert_eq!(r.fields[&Field::SubscriberType], "0");
+        assert_eq!(r.dns.len(), 2);
+        assert_eq!(r.dns[1].from_date, NaiveDate::from_ymd_opt(2023, 6, 2));
+        let reasons: Vec<(usize, &str)> = b
+            .rejected
+            .iter()
+            .map(|r| (r.row, r.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 6, "{reasons:#?}");
+        assert!(reasons[0].1.starts_with("missing fullname"));
+        assert!(reasons[1].1.contains("not a known subscriber type"));
+        assert!(reasons[2].1.contains("birthday"));
+        assert!(reasons[3].1.contains("not a phone number"));
+        assert!(reasons[4].1.contains("more than once"));
+        assert!(reasons[5].1.starts_with("departmentid"));
+        assert_eq!(b.rejected[0].row, 3);
+        assert_eq!(b.rejected[0].key.as_deref(), Some("crm-2"));
+    }
+
+    #[test]
+    fn json_rows_with_aliases_and_dn_objects() {
+        let text = r#"[
+            {"key": "a", "fullname": "Ivanenko Ivan", "accountnumber": "ACC-1", "edrpou": null,
+             "dns": [{"pbx_id": 292, "dn": "+380441234567", "description": "office"}]},
+            {"key": "b", "tariscope_id": 7334, "street": "Khreshchatyk"},
+            {"key": "c", "tariscope_id": "x"}
+        ]"#;
+        let b = parse(text, Format::Json).unwrap();
+        assert_eq!(b.rows.len(), 2);
+        assert_eq!(b.rows[0].fields[&Field::AccountId], "ACC-1");
+        assert!(
+            !b.rows[0].fields.contains_key(&Field::Edrpou),
+            "null = not managed"
+        );
+        assert_eq!(b.rows[0].dns[0].description.as_deref(), Some("office"));
+        assert_eq!(b.rows[1].tariscope_id, Some(7334));
+        assert!(b.rejected[0].reason.contains("tariscope_id"));
+    }
+
+    #[test]
+    fn whole_file_errors() {
+        assert!(
+            matches!(parse("key,colour\n1,red\n", Format::Csv), Err(ImportError::UnknownColumn(c)) if c == "colour")
+        );
+        assert!(matches!(
+            parse("fullname\nx\n", Format::Csv),
+            Err(ImportError::NoKeyColumn)
+        ));
+        assert!(matches!(
+            parse("{", Format::Json),
+            Err(ImportError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn parsing_is_deterministic() {
+        assert_eq!(
+            parse(CSV, Format::Csv).unwrap(),
+            parse(CSV, Format::Csv).unwrap()
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! The push planner: a pure function from three observations to the work to do.
+//!
+//! Owns: deciding, for every desired subscriber, what to send to Tariscope (create, update,
+//! dnadd), what to record (links, conflicts) and how the merge base moves. Must not: do I/O,
+//! read a clock, or depend on anything but its inputs (planning twice gives the same plan).
+//!
+//! ## The three states
+//! * **desired**: what local software wants (only managed fields: a NULL column is absent);
+//! * **remote**: the mirror of Tariscope;
+//! * **base**: per desired row and field, the local value last reconciled with Tariscope.
+//!
+//! Per managed field with desired `d`, remote `r` and base `b`:
+//!
+//! | case | action |
+//! |---|---|
+//! | `d == r` | nothing to send; if `b != d` the base advances to `d` |
+//! | `b == d` (local unchanged) | nothing: a remote edit made by an operator stands |
+//! | `b == r`, or no base and `r` empty (only local changed) | `subscriber.update` of the field |
+//! | otherwise (both changed, or no base and `r` differs) | conflict, resolved by policy |
+//!
+//! Conflict policies: `remote-wins` keeps Tariscope's value and acknowledges the local one
+//! (base := `d`, so it is not pushed later); `local-wins` pushes `d`; `manual` pushes nothing
+//! and leaves the conflict open until the desired value is changed to agree.
+//!
+//! One deliberate difference from a textbook three-way merge (design.md §4 says "the base
+//! advances" when only the remote changed): here the base does **not** move then. Moving it
+//! would make the unchanged desired value look like a fresh local edit on the next run and
+//! push it over the operator's change, unless the daemon also rewrote the integrator's row.
+//! Keeping the base means an integrator that re-exports the same old value changes nothing.
+//!
+//! Unlinked desired rows are linked to an existing subscriber found by the natural key (one
+//! match, not linked elsewhere), else created: `subscriber.create` with the fields it takes,
+//! then `subscriber.dnadd` per number, then `subscriber.update` for the rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+
+use super::fields::{Field, Fields};
+
+/// A subscriber that local software wants to exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredSubscriber {
+    /// The integrator's own key.
+    pub key: String,
+    /// The Tariscope id once linked or created.
+    pub tariscope_id: Option<i64>,
+    /// Managed fields only, canonical text (see `fields`).
+    pub fields: Fields,
+    pub dns: Vec<DesiredDn>,
+}
+
+/// A phone number a desired subscriber should hold.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DesiredDn {
+    pub pbx_id: i64,
+    pub dn: String,
+    pub from_date: Option<NaiveDate>,
+    pub description: Option<String>,
+}
+
+impl DesiredDn {
+    pub fn key(&self) -> DnKey {
+        DnKey {
+            pbx_id: self.pbx_id,
+            dn: self.dn.clone(),
+        }
+    }
+}
+
+/// A number on a PBX: unique in Tariscope.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DnKey {
+    pub pbx_id: i64,
+    pub dn: String,
+}
+
+/// A subscriber as the mirror knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoteSubscriber {
+    pub id: i64,
+    /// Every field, canonical text (absent = empty).
+    pub fields: Fields,
+    pub dns: BTreeSet<DnKey>,
+    /// Tombstoned: gone from Tariscope's lists.
+    pub removed: bool,
+}
+
+/// How a field changed on both sides is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConflictPolicy {
+    #[default]
+    RemoteWins,
+    LocalWins,
+    Manual,
+}
+
+impl std::str::FromStr for ConflictPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "remote-wins" => Ok(Self::RemoteWins),
+            "local-wins" => Ok(Self::LocalWins),
+            "manual" => Ok(Self::Manual),
+            other => Err(format!("unknown conflict policy {other:?}")),
+        }
+    }
+}
+
+/// Everything the planner looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub desired: &'a [DesiredSubscriber],
+    pub remote: &'a BTreeMap<i64, RemoteSubscriber>,
+    /// Merge base per desired key.
+    pub base: &'a BTreeMap<String, Fields>,
+    pub policy: ConflictPolicy,
+    /// Field used to link unlinked rows to existing subscribers (`None`: always create).
+    pub natural_key: Option<Field>,
+}
+
+/// How a recorded conflict was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Tariscope's value stays; the base takes the local value so it is not pushed later.
+    KeepRemote,
+    /// The local value is pushed (it is part of an `Update` in the same plan).
+    PushLocal,
+    /// Nothing is pushed; the conflict stays open.
+    Manual,
+    /// The row cannot be pushed until someone fixes what `reason` says.
+    Blocked,
+}
+
+/// One step of a plan. Steps of one desired key are in execution order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `subscriber.create` with `fields`, then `dnadd` for each of `dns`, then `update` of
+    /// `follow_up` (fields create does not take). The base becomes `fields ∪ follow_up`.
+    Create {
+        key: String,
+        fields: Fields,
+        follow_up: Fields,
+        dns: Vec<DesiredDn>,
+    },
+    /// Adopt an existing subscriber found by the natural key; the base takes `agreed`.
+    Link {
+        key: String,
+        id: i64,
+        agreed: Fields,
+    },
+    /// `subscriber.update` of `changes`; on success the base takes them.
+    Update {
+        key: String,
+        id: i64,
+        changes: Fields,
+    },
+    /// Both sides already agree on these values: only the base moves.
+    AdvanceBase {
+        key: String,
+        id: i64,
+        fields: Fields,
+    },
+    /// `subscriber.dnadd`.
+    DnAdd { key: String, id: i64, dn: DesiredDn },
+    /// Something the policy settled or a person must settle; recorded for `status`.
+    Conflict(Conflict),
+}
+
+/// A recorded conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub key: String,
+    pub id: Option<i64>,
+    pub field: Option<Field>,
+    /// The number concerned, for conflicts about a DN.
+    pub dn: Option<DnKey>,
+    pub base: Option<String>,
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    pub resolution: Resolution,
+    pub reason: String,
+}
+
+impl Conflict {
+    /// What the conflict is about, unique per desired key: the field name, `dn:PBX/DN`, or
+    /// empty for the row as a whole.
+    pub fn subject(&self) -> String {
+        match (&self.field, &self.dn) {
+            (Some(f), _) => f.name().to_string(),
+            (None, Some(d)) => format!("dn:{}/{}", d.pbx_id, d.dn),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+impl Op {
+    /// True for steps that send a request to Tariscope.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Op::Create { .. } | Op::Update { .. } | Op::DnAdd { .. }
+        )
+    }
+}
+
+/// Plans the push. Pure and deterministic: rows are visited in key order.
+pub fn plan(input: PlanInput<'_>) -> Vec<Op> {
+    let mut desired: Vec<&DesiredSubscriber> = input.desired.iter().collect();
+    desired.sort_by(|a, b| a.key.cmp(&b.key));
+
+    let mut dn_owner: BTreeMap<&DnKey, i64> = BTreeMap::new();
+    for r in input.remote.values().filter(|r| !r.removed) {
+        for dn in &r.dns {
+            dn_owner.insert(dn, r.id);
+        }
+    }
+    let linked: BTreeMap<i64, &str> = desired
+        .iter()
+        .filter_map(|d| d.tariscope_id.map(|id| (id, d.key.as_str())))
+        .collect();
+
+    let mut ops = Vec::new();
+    let mut claimed_dns: BTreeSet<DnKey> = BTreeSet::new();
+    let mut claimed_ids: BTreeMap<i64, &str> = BTreeMap::new();
+    let empty = Fields::new();
+    for d in desired {
+        let base = input.base.get(&d.key).unwrap_or(&empty);
+        let id = match d.tariscope_id {
+            Some(id) => id,
+            None => match find_by_natural_key(&input, d, &linked, &claimed_ids) {
+                Lookup::Found(id) => {
+                    claimed_ids.insert(id, d.key.as_str());
+                    id
+                }
+                Lookup::NotFound => {
+                    plan_create(d, &dn_owner, &mut claimed_dns, &mut ops);
+                    continue;
+                }
+                Lookup::Blocked(reason) => {
+                    ops.push(blocked(d, None, reason));
+                    continue;
+                }
+            },
+        };
+        let Some(remote) = input.remote.get(&id) else {
+            ops.push(blocked(
+                d,
+                Some(id),
+                format!(
+                    "subscriber {id} is not in the mirror: run the subscribers job or widen [scope]"
+                ),
+            ));
+            continue;
+        };
+        if remote.removed {
+            ops.push(blocked(
+                d,
+                Some(id),
+                format!("subscriber {id} was removed in Tariscope"),
+            ));
+            continue;
+        }
+        let linking = d.tariscope_id.is_none();
+        plan_fields(&input, d, id, remote, base, linking, &mut ops);
+        for dn in &d.dns {
+            plan_dn(d, id, dn, remote, &dn_owner, &mut claimed_dns, &mut ops);
+        }
+    }
+    ops
+}
+
+enum Lookup {
+    Found(i64),
+    NotFound,
+    Blocked(String),
+}
+
+fn find_by_natural_key(
+    input: &PlanInput<'_>,
+    d: &DesiredSubscriber,
+    linked: &BTreeMap<i64, &str>,
+    claimed: &BTreeMap<i64, &str>,
+) -> Lookup {
+    let Some(field) = input.natural_key else {
+        return Lookup::NotFound;
+    };
+    let Some(want) = d
+        .fields
+        .get(&field)
+        .map(|v| normalise_key(v))
+        .filter(|v| !v.is_empty())
+    else {
+        return Lookup::NotFound;
+    };
+    let matches: Vec<i64> = input
+        .remote
+        .values()
+        .filter(|r| !r.removed)
+        .filter(|r| {
+            r.fields.get(&field).map(|v| normalise_key(v)).as_deref() == Some(want.as_str())
+        })
+        .map(|r| r.id)
+        .collect();
+    match matches.as_slice() {
+        [] => Lookup::NotFound,
+        [id] => match linked.get(id).or_else(|| claimed.get(id)) {
+            Some(other) => Lookup::Blocked(format!(
+                "{} {want:?} matches subscriber {id}, which is linked to desired row {other:?}",
+                field.name()
+            )),
+            None => Lookup::Found(*id),
+        },
+        many => Lookup::Blocked(format!(
+            "{} {want:?} matches {} subscribers ({many:?}): link the row by setting tariscope_id",
+            field.name(),
+            many.len()
+        )),
+    }
+}
+
+/// Natural keys compare trimmed and case-insensitively (e-mail addresses, codes).
+fn normalise_key(v: &str) -> String {
+    v.trim().to_lowercase()
+}
+
+fn plan_create(
+    d: &DesiredSubscriber,
+    dn_owner: &BTreeMap<&DnKey, i64>,
+    claimed: &mut BTreeSet<DnKey>,
+    ops: &mut Vec<Op>,
+) {
+    let missing: Vec<&str> = [Field::Fullname, Field::DepartmentId]
+        .into_iter()
+        .filter(|f| d.fields.get(f).is_none_or(|v| v.trim().is_empty()))
+        .map(Field::name)
+        .collect();
+    if !missing.is_empty() {
+        ops.push(blocked(
+            d,
+            None,
+            format!("cannot create: {} required", missing.join(" and ")),
+        ));
+        return;
+    }
+    let (fields, follow_up): (Fields, Fields) = d
+        .fields
+        .iter()
+        .map(|(f, v)| (*f, v.clone()))
+        .partition(|(f, _)| f.create_param().is_some());
+    let mut dns = Vec::new();
+    let mut conflicts = Vec::new();
+    for dn in &d.dns {
+        match dn_taken(dn, None, dn_owner, claimed) {
+            Some(reason) => conflicts.push(blocked_dn(d, None, dn, reason)),
+            None => {
+                claimed.insert(dn.key());
+                dns.push(dn.clone());
+            }
+        }
+    }
+    ops.push(Op::Create {
+        key: d.key.clone(),
+        fields,
+        follow_up,
+        dns,
+    });
+    ops.extend(conflicts);
+}
+
+fn plan_fields(
+    input: &PlanInput<'_>,
+    d: &DesiredSubscriber,
+    id: i64,
+    remote: &RemoteSubscriber,
+    base: &Fields,
+    linking: bool,
+    ops: &mut Vec<Op>,
+) {
+    let mut agreed = Fields::new();
+    let mut changes = Fields::new();
+    let mut conflicts = Vec::new();
+    for (&field, local) in &d.fields {
+        let r = remote.fields.get(&field).cloned().unwrap_or_default();
+        let b = base.get(&field);
+        if *local == r {
+            if b != Some(local) {
+                agreed.insert(field, local.clone());
+            }
+            continue;
+        }
+        if b == Some(local) {
+            continue;
+        }
+        if b == Some(&r) || (b.is_none() && r.is_empty()) {
+            changes.insert(field, local.clone());
+            continue;
+        }
+        let resolution = match input.policy {
+            ConflictPolicy::RemoteWins => Resolution::KeepRemote,
+            ConflictPolicy::LocalWins => {
+                changes.insert(field, local.clone());
+                Resolution::PushLocal
+            }
+            ConflictPolicy::Manual => Resolution::Manual,
+        };
+        conflicts.push(Op::Conflict(Conflict {
+            key: d.key.clone(),
+            id: Some(id),
+            field: Some(field),
+            dn: None,
+            base: b.cloned(),
+            local: Some(local.clone()),
+            remote: Some(r),
+            resolution,
+            reason: if b.is_none() {
+                "the field differs and was never reconciled".into()
+            } else {
+                "changed both locally and in Tariscope".into()
+            },
+        }));
+    }
+    if linking {
+        ops.push(Op::Link {
+            key: d.key.clone(),
+            id,
+            agreed,
+        });
+    } else if !agreed.is_empty() {
+        ops.push(Op::AdvanceBase {
+            key: d.key.clone(),
+            id,
+            fields: agreed,
+        });
+    }
+    ops.extend(conflicts);
+    if !changes.is_empty() {
+        ops.push(Op::Update {
+            key: d.key.clone(),
+            id,
+            changes,
+        });
+    }
+}
+
+fn plan_dn(
+    d: &DesiredSubscriber,
+    id: i64,
+    dn: &DesiredDn,
+    remote: &RemoteSubscriber,
+    dn_owner: &BTreeMap<&DnKey, i64>,
+    claimed: &mut BTreeSet<DnKey>,
+    ops: &mut Vec<Op>,
+) {
+    if remote.dns.contains(&dn.key()) {
+        claimed.insert(dn.key());
+        return;
+    }
+    match dn_taken(dn, Some(id), dn_owner, claimed) {
+        Some(reason) => ops.push(blocked_dn(d, Some(id), dn, reason)),
+        None => {
+            claimed.insert(dn.key());
+            ops.push(Op::DnAdd {
+                key: d.key.clone(),
+                id,
+                dn: dn.clone(),
+            });
+        }
+    }
+}
+
+fn dn_taken(
+    dn: &DesiredDn,
+    own: Option<i64>,
+    dn_owner: &BTreeMap<&DnKey, i64>,
+    claimed: &BTreeSet<DnKey>,
+) -> Option<String> {
+    let key = dn.key();
+    if let Some(&owner) = dn_owner.get(&key).filter(|&&o| Some(o) != own) {
+        return Some(format!(
+            "DN {} on PBX {} belongs to subscriber {owner} in Tariscope",
+            dn.dn, dn.pbx_id
+        ));
+    }
+    claimed.contains(&key).then(|| {
+        format!(
+            "DN {} on PBX {} is wanted by more than one desired subscriber",
+            dn.dn, dn.pbx_id
+        )
+    })
+}
+
+fn blocked_dn(d: &DesiredSubscriber, id: Option<i64>, dn: &DesiredDn, reason: String) -> Op {
+    match blocked(d, id, reason) {
+        Op::Conflict(c) => Op::Conflict(Conflict {
+            dn: Some(dn.key()),
+            ..c
+        }),
+        other => other,
+    }
+}
+
+fn blocked(d: &DesiredSubscriber, id: Option<i64>, reason: String) -> Op {
+    Op::Conflict(Conflict {
+        key: d.key.clone(),
+        id,
+        field: None,
+        dn: None,
+        base: None,
+        local: None,
+        remote: None,
+        resolution: Resolution::Blocked,
+        reason,
+    })
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

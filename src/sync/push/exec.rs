@@ -1,0 +1,536 @@
+//! The three writes, each wrapped in the outbox so it happens exactly once.
+//!
+//! Owns: recording the intent before sending, the state moves of the outbox entry, the
+//! look-up that settles an unknown outcome before anything is resent, the attempt limit,
+//! and reading back what was written to check every pushed field took.
+//! Must not: plan (that is `sync::plan`) or decide the order of steps (that is `push::mod`).
+
+use chrono::SecondsFormat;
+use serde_json::json;
+
+use super::lookup::{Found, find_created, has_dn};
+use super::remote::{PushRemote, WriteErrorKind};
+use super::{PushOptions, StepError};
+use crate::model::{NewDn, Subscriber};
+use std::collections::BTreeSet;
+
+use crate::store::{OutboxEntry, OutboxState, Store, StoreError};
+use crate::sync::fields::{Field, Fields, fields_of, new_subscriber, patch};
+use crate::sync::plan::DesiredDn;
+use crate::sync::plan::Op;
+
+/// A field that did not take the pushed value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub field: Field,
+    pub pushed: String,
+    pub found: String,
+}
+
+/// Shared state of one push run.
+pub(super) struct Exec<'a, R> {
+    pub remote: &'a R,
+    pub store: &'a Store,
+    pub opts: &'a PushOptions,
+}
+
+fn fields_json(fields: &Fields) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|(f, v)| (f.name().to_string(), json!(v)))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+impl<'a, R: PushRemote> Exec<'a, R> {
+    fn now(&self) -> String {
+        self.opts
+            .clock
+            .now()
+            .to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
+    async fn mark(
+        &self,
+        e: &OutboxEntry,
+        state: OutboxState,
+        attempt: bool,
+        id: Option<i64>,
+        error: Option<String>,
+        result: Option<String>,
+    ) -> Result<(), StepError> {
+        self.store
+            .outbox_mark(e.id, state, attempt, id, error, result, self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// The open entry for this step, or a new pending one.
+    async fn entry(
+        &self,
+        key: &str,
+        op: &'static str,
+        id: Option<i64>,
+        payload: String,
+        same: impl Fn(&OutboxEntry) -> bool,
+    ) -> Result<OutboxEntry, StepError> {
+        let open = self.store.outbox_open_for(key.to_string(), op).await?;
+        if let Some(e) = open.into_iter().find(|e| same(e)) {
+            return Ok(e);
+        }
+        let now = self.now();
+        let new_id = self
+            .store
+            .outbox_insert(key.to_string(), op, id, payload.clone(), now)
+            .await?;
+        Ok(OutboxEntry {
+            id: new_id,
+            key: key.to_string(),
+            op: op.to_string(),
+            subscriber_id: id,
+            payload,
+            state: OutboxState::Pending,
+            attempts: 0,
+            last_error: None,
+            result: None,
+        })
+    }
+
+    /// Gives up when the entry has used its attempts.
+    async fn spend_attempt(&self, e: &mut OutboxEntry) -> Result<(), StepError> {
+        if e.attempts >= self.opts.max_attempts {
+            let why = format!(
+                "gave up after {} attempts (last error: {}); fix the cause, then set the outbox row's state to 'failed' and attempts to 0 to retry",
+                e.attempts,
+                e.last_error.as_deref().unwrap_or("none")
+            );
+            self.mark(
+                e,
+                OutboxState::Terminal,
+                false,
+                None,
+                Some(why.clone()),
+                None,
+            )
+            .await?;
+            return Err(StepError::Failed(why));
+        }
+        e.attempts += 1;
+        self.mark(e, OutboxState::Sent, true, None, None, None)
+            .await
+    }
+
+    async fn fail(&self, e: &OutboxEntry, error: String) -> Result<(), StepError> {
+        let state = if e.attempts >= self.opts.max_attempts {
+            OutboxState::Terminal
+        } else {
+            OutboxState::Failed
+        };
+        self.mark(e, state, false, None, Some(error.clone()), None)
+            .await?;
+        Err(StepError::Failed(error))
+    }
+
+    /// Closes open outbox entries the plan no longer needs: their write took effect (the
+    /// mirror shows it) before an interruption kept the entry from being marked done.
+    pub async fn settle_stale(&self, ops: &[Op]) -> Result<(), StoreError> {
+        let wanted: BTreeSet<(String, &'static str, String)> =
+            ops.iter().filter_map(step_identity).collect();
+        for e in self.store.outbox_open().await? {
+            let subject = match e.op.as_str() {
+                "dnadd" => dn_subject(&e.payload),
+                _ => String::new(),
+            };
+            let op: &'static str = match e.op.as_str() {
+                "create" => "create",
+                "update" => "update",
+                _ => "dnadd",
+            };
+            if wanted.contains(&(e.key.clone(), op, subject)) {
+                continue;
+            }
+            tracing::info!(key = %e.key, op, id = e.id, "outbox entry no longer needed: the mirror shows it applied");
+            let note = json!({"settled": "the plan no longer needs this write"}).to_string();
+            self.store
+                .outbox_mark(
+                    e.id,
+                    OutboxState::Done,
+                    false,
+                    None,
+                    None,
+                    Some(note),
+                    self.now(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `subscriber.create`, exactly once. Returns the Tariscope id (created or adopted).
+    pub async fn create(&self, key: &str, fields: &Fields) -> Result<(i64, bool), StepError> {
+        let latest = self.store.outbox_latest(key.to_string(), "create").await?;
+        if let Some((OutboxState::Done, Some(id))) = latest.map(|d| (d.state, d.subscriber_id)) {
+            // Created earlier, but the link was not written (interrupted): adopt.
+            return Ok((id, true));
+        }
+        let mut e = self
+            .entry(key, "create", None, fields_json(fields), |_| true)
+            .await?;
+        if matches!(e.state, OutboxState::Sent | OutboxState::Ambiguous) {
+            // A previous run may have sent it: look before sending again.
+            if let Some(id) = self.settle_create(&e, fields).await? {
+                return Ok((id, true));
+            }
+        }
+        let request = new_subscriber(fields);
+        loop {
+            self.spend_attempt(&mut e).await?;
+            match self.remote.create(&request).await {
+                Ok(c) => {
+                    let result = json!({"id": c.id, "accountnumber": c.account_number, "fullname": c.fullname}).to_string();
+                    self.mark(&e, OutboxState::Done, false, Some(c.id), None, Some(result))
+                        .await?;
+                    return Ok((c.id, false));
+                }
+                Err(err)
+                    if matches!(
+                        err.kind,
+                        WriteErrorKind::OutcomeUnknown | WriteErrorKind::AlreadyExists
+                    ) =>
+                {
+                    self.mark(
+                        &e,
+                        OutboxState::Ambiguous,
+                        false,
+                        None,
+                        Some(err.to_string()),
+                        None,
+                    )
+                    .await?;
+                    if let Some(id) = self.settle_create(&e, fields).await? {
+                        return Ok((id, true));
+                    }
+                    if err.kind == WriteErrorKind::AlreadyExists {
+                        return self
+                            .fail(&e, format!("{err}; no matching subscriber found to adopt"))
+                            .await
+                            .map(|_| (0, false));
+                    }
+                    tracing::info!(
+                        key,
+                        "create certainly absent after an unknown outcome; sending again"
+                    );
+                }
+                Err(err) => return self.fail(&e, err.to_string()).await.map(|_| (0, false)),
+            }
+        }
+    }
+
+    /// Looks the subscriber up; adopts it (entry done) or says it is certainly absent.
+    async fn settle_create(
+        &self,
+        e: &OutboxEntry,
+        fields: &Fields,
+    ) -> Result<Option<i64>, StepError> {
+        let created_at = self.entry_created_at(e).await?;
+        let known = self.store.known_subscriber_ids(created_at).await?;
+        match find_created(self.remote, fields, self.opts.natural_key, &known).await {
+            Ok(Found::Present(id)) => {
+                tracing::info!(key = %e.key, id, "adopted a subscriber the unknown-outcome create had made");
+                self.mark(
+                    e,
+                    OutboxState::Done,
+                    false,
+                    Some(id),
+                    None,
+                    Some(json!({"adopted": id}).to_string()),
+                )
+                .await?;
+                Ok(Some(id))
+            }
+            Ok(Found::Absent) => Ok(None),
+            Err(err) => {
+                self.mark(
+                    e,
+                    OutboxState::Ambiguous,
+                    false,
+                    None,
+                    Some(format!("look-up failed: {err}")),
+                    None,
+                )
+                .await?;
+                Err(StepError::Failed(format!(
+                    "outcome of create unknown and the look-up failed ({err}); the next run looks again"
+                )))
+            }
+        }
+    }
+
+    async fn entry_created_at(&self, e: &OutboxEntry) -> Result<String, StepError> {
+        Ok(self
+            .store
+            .outbox_created_at(e.id)
+            .await?
+            .unwrap_or_else(|| self.now()))
+    }
+
+    /// `subscriber.dnadd`, exactly once.
+    pub async fn dnadd(&self, key: &str, id: i64, dn: &DesiredDn) -> Result<(), StepError> {
+        let payload = json!({"subscriber_id": id, "pbx_id": dn.pbx_id, "dn": dn.dn}).to_string();
+        let same = |e: &OutboxEntry| {
+            serde_json::from_str::<serde_json::Value>(&e.payload)
+                .is_ok_and(|p| p["pbx_id"] == json!(dn.pbx_id) && p["dn"] == json!(dn.dn))
+        };
+        let mut e = self.entry(key, "dnadd", Some(id), payload, same).await?;
+        if matches!(e.state, OutboxState::Sent | OutboxState::Ambiguous)
+            && self.dn_present(&e, id, dn).await? == Some(true)
+        {
+            return Ok(());
+        }
+        let request = NewDn {
+            subscriber_id: id,
+            dn: dn.dn.clone(),
+            pbx_id: dn.pbx_id,
+            from_date: dn.from_date,
+            description: dn.description.clone(),
+        };
+        loop {
+            self.spend_attempt(&mut e).await?;
+            match self.remote.dnadd(&request).await {
+                Ok(a) => {
+                    let result = json!({"id": a.id, "subscriberid": a.subscriber_id, "dn": a.dn})
+                        .to_string();
+                    return self
+                        .mark(&e, OutboxState::Done, false, Some(id), None, Some(result))
+                        .await;
+                }
+                Err(err) if err.kind == WriteErrorKind::AlreadyExists => {
+                    // "Already assigned": success if it is assigned to this subscriber.
+                    return match self.dn_present(&e, id, dn).await? {
+                        Some(false) => {
+                            self.fail(
+                                &e,
+                                format!("{err}: the number belongs to another subscriber"),
+                            )
+                            .await
+                        }
+                        _ => {
+                            self.mark(
+                                &e,
+                                OutboxState::Done,
+                                false,
+                                Some(id),
+                                None,
+                                Some(json!({"already_assigned": true}).to_string()),
+                            )
+                            .await
+                        }
+                    };
+                }
+                Err(err) if err.kind == WriteErrorKind::OutcomeUnknown => {
+                    self.mark(
+                        &e,
+                        OutboxState::Ambiguous,
+                        false,
+                        None,
+                        Some(err.to_string()),
+                        None,
+                    )
+                    .await?;
+                    if self.dn_present(&e, id, dn).await? == Some(true) {
+                        return Ok(());
+                    }
+                    // Absent (or the server does not list numbers: a resend then answers 409).
+                }
+                Err(err) => return self.fail(&e, err.to_string()).await,
+            }
+        }
+    }
+
+    async fn dn_present(
+        &self,
+        e: &OutboxEntry,
+        id: i64,
+        dn: &DesiredDn,
+    ) -> Result<Option<bool>, StepError> {
+        match has_dn(self.remote, id, dn).await {
+            Ok(Some(true)) => {
+                self.mark(
+                    e,
+                    OutboxState::Done,
+                    false,
+                    Some(id),
+                    None,
+                    Some(json!({"found_assigned": true}).to_string()),
+                )
+                .await?;
+                Ok(Some(true))
+            }
+            Ok(other) => Ok(other),
+            Err(err) => {
+                self.mark(
+                    e,
+                    OutboxState::Ambiguous,
+                    false,
+                    None,
+                    Some(format!("look-up failed: {err}")),
+                    None,
+                )
+                .await?;
+                Err(StepError::Failed(format!(
+                    "outcome of dnadd unknown and the look-up failed ({err}); the next run looks again"
+                )))
+            }
+        }
+    }
+
+    /// `subscriber.update` of `changes`, then a read-back. Returns the fields that took and
+    /// those the server ignored.
+    pub async fn update(
+        &self,
+        key: &str,
+        id: i64,
+        changes: &Fields,
+    ) -> Result<(Fields, Vec<Ignored>), StepError> {
+        let mut e = self
+            .entry(key, "update", Some(id), fields_json(changes), |_| true)
+            .await?;
+        let request = patch(id, changes);
+        loop {
+            self.spend_attempt(&mut e).await?;
+            let answer = match self.remote.update(&request).await {
+                Ok(Some(s)) => s,
+                Ok(None) => match self.read_back(&e, id).await? {
+                    Some(s) => s,
+                    None => {
+                        return self
+                            .fail(&e, format!("subscriber {id} not found after the update"))
+                            .await
+                            .map(|_| Default::default());
+                    }
+                },
+                Err(err) if err.kind == WriteErrorKind::OutcomeUnknown => {
+                    match self.read_back(&e, id).await? {
+                        Some(s) if verify(&s, changes).1.is_empty() => s,
+                        _ => continue,
+                    }
+                }
+                Err(err) => {
+                    return self
+                        .fail(&e, err.to_string())
+                        .await
+                        .map(|_| Default::default());
+                }
+            };
+            let (took, ignored) = verify(&answer, changes);
+            if ignored.is_empty() {
+                self.mark(
+                    &e,
+                    OutboxState::Done,
+                    false,
+                    Some(id),
+                    None,
+                    Some(json!({"verified": took.len()}).to_string()),
+                )
+                .await?;
+            } else {
+                let why = ignored_message(&ignored);
+                self.fail(&e, why).await.ok();
+            }
+            return Ok((took, ignored));
+        }
+    }
+
+    async fn read_back(&self, e: &OutboxEntry, id: i64) -> Result<Option<Subscriber>, StepError> {
+        match self.remote.get(id).await {
+            Ok(s) => Ok(s),
+            Err(err) => {
+                self.mark(
+                    e,
+                    OutboxState::Ambiguous,
+                    false,
+                    None,
+                    Some(format!("read-back failed: {err}")),
+                    None,
+                )
+                .await?;
+                Err(StepError::Failed(format!(
+                    "could not read subscriber {id} back ({err}); the next run checks again"
+                )))
+            }
+        }
+    }
+
+    /// Reads `id` back (after a create) and checks the create fields.
+    pub async fn read_created(
+        &self,
+        id: i64,
+        sent: &Fields,
+    ) -> Result<(Option<Subscriber>, Fields, Vec<Ignored>), StepError> {
+        let s = self.remote.get(id).await.map_err(|e| {
+            StepError::Failed(format!("reading subscriber {id} back after create: {e}"))
+        })?;
+        Ok(match s {
+            Some(s) => {
+                let (took, ignored) = verify(&s, sent);
+                (Some(s), took, ignored)
+            }
+            None => (None, Fields::new(), Vec::new()),
+        })
+    }
+}
+
+/// `(key, op, subject)` of a write step, as outbox entries are identified.
+fn step_identity(op: &Op) -> Option<(String, &'static str, String)> {
+    match op {
+        Op::Create { key, .. } => Some((key.clone(), "create", String::new())),
+        Op::Update { key, .. } => Some((key.clone(), "update", String::new())),
+        Op::DnAdd { key, dn, .. } => {
+            Some((key.clone(), "dnadd", format!("{}/{}", dn.pbx_id, dn.dn)))
+        }
+        _ => None,
+    }
+}
+
+fn dn_subject(payload: &str) -> String {
+    let p: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    format!("{}/{}", p["pbx_id"], p["dn"].as_str().unwrap_or_default())
+}
+
+/// Splits `pushed` into fields the record shows and fields it does not.
+pub fn verify(record: &Subscriber, pushed: &Fields) -> (Fields, Vec<Ignored>) {
+    let now = fields_of(record);
+    let mut took = Fields::new();
+    let mut ignored = Vec::new();
+    for (f, v) in pushed {
+        let found = now.get(f).cloned().unwrap_or_default();
+        if found == *v {
+            took.insert(*f, v.clone());
+        } else {
+            ignored.push(Ignored {
+                field: *f,
+                pushed: v.clone(),
+                found,
+            });
+        }
+    }
+    (took, ignored)
+}
+
+pub fn ignored_message(ignored: &[Ignored]) -> String {
+    let list = ignored
+        .iter()
+        .map(|i| {
+            format!(
+                "{} (pushed {:?}, server has {:?})",
+                i.field.name(),
+                i.pushed,
+                i.found
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "the server accepted the write but these fields did not take: {list}; it may know them by other names: map them in [api.profile.methods.\"subscriber.update\"] (docs/client.md)"
+    )
+}

@@ -1,0 +1,649 @@
+//! The Docker images from `deploy/Dockerfile`, run for real: the emulator container and the
+//! daemon container on a private network, the mirror on a volume, non-root with a read-only
+//! root filesystem, `docker stop`, the health check, an emulator outage.
+//!
+//! Owns: building the images once per test process (`scripts/build-images.sh`, which makes the
+//! local base images when missing) and the container plumbing. The emulator container is run
+//! by `testcontainers` (its docker-CLI client: the engine here speaks API 1.41, too old for the
+//! bollard-based releases); the daemon container by the docker CLI, since it needs
+//! `--read-only`, `--tmpfs` and a secret file that testcontainers' CLI client cannot pass.
+//! Must not: touch containers, networks or volumes it did not create (all are named
+//! `tsync-test-<pid>-<n>-...` and removed on drop), or reach beyond the private network.
+//!
+//! Skips (passing, with a printed reason) when no Docker engine answers or when
+//! `TARISCOPE_DOCKER_TESTS=0`. With an engine, an image that cannot be built is a failure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use testcontainers::clients::Cli;
+use testcontainers::core::WaitFor;
+use testcontainers::{GenericImage, RunnableImage};
+
+const SIM_IMAGE: &str = "tariscope-sim:local";
+const SYNC_IMAGE: &str = "tariscope-sync:local";
+const MIRROR: &str = "/var/lib/tariscope-sync/tariscope-mirror.db";
+const SECRET: &str = "/run/secrets/tariscope-api-password";
+
+// ---------------------------------------------------------------- docker plumbing
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run the docker CLI")
+}
+
+/// Runs docker and returns trimmed stdout; panics with stderr on failure.
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Why the Docker tests cannot run here, if they cannot.
+fn skip_reason() -> Option<String> {
+    if std::env::var("TARISCOPE_DOCKER_TESTS").as_deref() == Ok("0") {
+        return Some("TARISCOPE_DOCKER_TESTS=0".into());
+    }
+    match Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+    {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "no Docker engine reachable ({})",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("no docker CLI ({e})")),
+    }
+}
+
+/// Builds both images once per test process; `Err` = skip reason.
+fn images() -> Result<(), String> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(reason) = skip_reason() {
+                return Err(reason);
+            }
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let started = Instant::now();
+            let out = Command::new(root.join("scripts/build-images.sh"))
+                .env("SIM_IMAGE", SIM_IMAGE)
+                .env("SYNC_IMAGE", SYNC_IMAGE)
+                .output()
+                .expect("run scripts/build-images.sh");
+            assert!(
+                out.status.success(),
+                "scripts/build-images.sh failed (a Docker engine is here, so this is a failure, \
+                 not a skip):\n{}",
+                tail(&String::from_utf8_lossy(&out.stderr), 60)
+            );
+            eprintln!("images built in {:.0?}", started.elapsed());
+            Ok(())
+        })
+        .clone()
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `let Some(_) = ready!()` at the top of each test: builds the images or skips.
+macro_rules! ready {
+    () => {
+        match images() {
+            Ok(()) => (),
+            Err(reason) => {
+                eprintln!("SKIPPED: {reason}");
+                return;
+            }
+        }
+    };
+}
+
+/// A unique name prefix per test: `tsync-test-<pid>-<n>`.
+fn prefix() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "tsync-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Something docker made for one test, removed on drop (containers before networks/volumes:
+/// declare them after the network and volume so they drop first).
+struct Removed(&'static str, String);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let args: Vec<&str> = match self.0 {
+            "container" => vec!["rm", "-f", "-v", &self.1],
+            "network" => vec!["network", "rm", &self.1],
+            _ => vec!["volume", "rm", "-f", &self.1],
+        };
+        let _ = docker(&args);
+    }
+}
+
+/// A private network and a mirror volume for one test.
+struct Stage {
+    name: String,
+    _volume: Removed,
+    _network: Removed,
+    secret_dir: tempfile::TempDir,
+}
+
+impl Stage {
+    fn new() -> Self {
+        let name = prefix();
+        docker_ok(&["network", "create", &format!("{name}-net")]);
+        let network = Removed("network", format!("{name}-net"));
+        docker_ok(&["volume", "create", &format!("{name}-mirror")]);
+        let volume = Removed("volume", format!("{name}-mirror"));
+        // The Docker secret: a file the container's user (10001) can read.
+        let secret_dir = tempfile::tempdir().unwrap();
+        let secret = secret_dir.path().join("api-password");
+        std::fs::write(&secret, "demo\n").unwrap();
+        set_mode(&secret, 0o644);
+        set_mode(secret_dir.path(), 0o755);
+        Self {
+            name,
+            _volume: volume,
+            _network: network,
+            secret_dir,
+        }
+    }
+
+    fn network(&self) -> String {
+        format!("{}-net", self.name)
+    }
+
+    fn volume(&self) -> String {
+        format!("{}-mirror", self.name)
+    }
+
+    fn sim_host(&self) -> String {
+        format!("{}-sim", self.name)
+    }
+
+    fn secret(&self) -> PathBuf {
+        self.secret_dir.path().join("api-password")
+    }
+
+    /// `docker run` arguments for the daemon image as an operator runs it: non-root (the
+    /// image's user), read-only root filesystem, tmpfs /tmp, the mirror volume, the password
+    /// as a secret file, the emulator by its name on the private network.
+    fn daemon_args(&self, name: &str, detached: bool) -> Vec<String> {
+        let mut a: Vec<String> = vec!["run".into()];
+        if detached {
+            a.push("-d".into());
+        }
+        for s in [
+            format!("--name={name}"),
+            format!("--network={}", self.network()),
+            "--read-only".into(),
+            "--tmpfs=/tmp".into(),
+            format!("--volume={}:/var/lib/tariscope-sync", self.volume()),
+            format!("--volume={}:{SECRET}:ro", self.secret().display()),
+            format!(
+                "--env=TARISCOPE_SYNC__API__BASE_URL=http://{}:8085",
+                self.sim_host()
+            ),
+            "--env=TARISCOPE_SYNC__API__USERNAME=demo".into(),
+            format!("--env=TARISCOPE_SYNC__API__PASSWORD_FILE={SECRET}"),
+            "--env=TARISCOPE_SYNC__SCOPE__NODES=1".into(),
+        ] {
+            a.push(s);
+        }
+        a
+    }
+
+    /// Copies the mirror out of the volume (through a throwaway container of the image).
+    fn mirror_copy(&self) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), 0o777);
+        let out = format!("{}:/out", dir.path().display());
+        let vol = format!("{}:/var/lib/tariscope-sync:ro", self.volume());
+        docker_ok(&[
+            "run",
+            "--rm",
+            "--user=0",
+            "--volume",
+            &vol,
+            "--volume",
+            &out,
+            "--entrypoint=bash",
+            SYNC_IMAGE,
+            "-c",
+            "cp -a /var/lib/tariscope-sync/. /out/",
+        ]);
+        let db = dir.path().join("tariscope-mirror.db");
+        (dir, db)
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The emulator container (testcontainers), named `<stage>-sim` on the stage's network,
+/// its port 8085 published on the host's loopback.
+fn start_sim<'d>(cli: &'d Cli, stage: &Stage) -> testcontainers::Container<'d, GenericImage> {
+    let (name, tag) = SIM_IMAGE.split_once(':').unwrap();
+    let image = GenericImage::new(name, tag)
+        .with_exposed_port(8085)
+        .with_wait_for(WaitFor::message_on_stderr("dataset and users ready"));
+    let runnable = RunnableImage::from(image)
+        .with_network(stage.network())
+        .with_container_name(stage.sim_host());
+    cli.run(runnable)
+}
+
+/// One HTTP/1.0 GET over loopback: (status, body).
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    Ok((status, body.to_string()))
+}
+
+fn sim_json(port: u16, path: &str) -> serde_json::Value {
+    let (status, body) = http_get(port, path).unwrap();
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn inspect(container: &str, format: &str) -> String {
+    docker_ok(&["inspect", "-f", format, container])
+}
+
+// ---------------------------------------------------------------- tests that run today
+
+#[test]
+fn images_are_non_root_with_volume_healthcheck_and_stopsignal() {
+    ready!();
+    for image in [SIM_IMAGE, SYNC_IMAGE] {
+        assert_eq!(inspect(image, "{{.Config.User}}"), "10001:10001", "{image}");
+        assert_eq!(
+            inspect(image, "{{.Config.StopSignal}}"),
+            "SIGTERM",
+            "{image}"
+        );
+        // The user really is unprivileged inside, even with a read-only root filesystem.
+        let id = docker_ok(&["run", "--rm", "--read-only", "--entrypoint=id", image, "-u"]);
+        assert_eq!(id, "10001", "{image}");
+    }
+    let volumes = inspect(SYNC_IMAGE, "{{json .Config.Volumes}}");
+    assert!(volumes.contains("/var/lib/tariscope-sync"), "{volumes}");
+    let health = inspect(SYNC_IMAGE, "{{json .Config.Healthcheck.Test}}");
+    assert!(health.contains("/healthz"), "{health}");
+    let entry = inspect(SYNC_IMAGE, "{{json .Config.Entrypoint}}");
+    assert_eq!(entry, r#"["/usr/local/bin/tariscope-sync"]"#);
+}
+
+#[test]
+fn daemon_image_reads_config_from_env_and_secret_on_a_read_only_root() {
+    ready!();
+    let stage = Stage::new();
+    let mut args = stage.daemon_args(&format!("{}-check", stage.name), false);
+    args.push("--rm".into());
+    args.push(SYNC_IMAGE.into());
+    args.push("check-config".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = docker_ok(&args);
+    assert!(out.contains("configuration OK"), "{out}");
+    assert!(
+        out.contains(MIRROR),
+        "the mirror lives on the volume: {out}"
+    );
+
+    // A missing secret is a configuration error (exit 3) naming what to do.
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--env=TARISCOPE_SYNC__API__PASSWORD_FILE=/run/secrets/nope",
+        SYNC_IMAGE,
+        "check-config",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}
+
+#[test]
+fn emulator_container_serves_its_private_network_and_the_host() {
+    ready!();
+    let stage = Stage::new();
+    let cli = Cli::default();
+    let sim = start_sim(&cli, &stage);
+    // From the host, through the published port.
+    let port = sim.get_host_port_ipv4(8085);
+    let stats = sim_json(port, "/_sim/stats");
+    assert!(
+        stats["counts"]["subscribers"].as_u64().unwrap_or(0) > 0,
+        "{stats}"
+    );
+    // From another container on the private network, by the emulator's name.
+    let probe = format!(
+        "exec 3<>/dev/tcp/{}/8085 && printf 'GET /_sim/health HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
+        stage.sim_host()
+    );
+    let net = format!("--network={}", stage.network());
+    let out = docker_ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        &net,
+        "--entrypoint=bash",
+        SYNC_IMAGE,
+        "-c",
+        &probe,
+    ]);
+    assert!(out.contains(" 200 ") && out.contains("ok"), "{out}");
+}
+
+// ---------------------------------------------------------------- tests of the daemon
+
+/// Subscriber ids of the scoped node (1) in the emulator.
+fn sim_subscribers(port: u16) -> BTreeSet<i64> {
+    sim_json(port, "/_sim/subscribers")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["node_id"] == 1)
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// (subscriber ids, payment keys with their multiplicity) in a mirror file.
+fn mirror_rows(db: &Path) -> (BTreeSet<i64>, BTreeMap<(i64, i64), u32>) {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut st = conn.prepare("SELECT id FROM subscribers").unwrap();
+    let subs = st
+        .query_map([], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut st = conn
+        .prepare("SELECT subscriber_id, payment_id, COUNT(*) FROM payments GROUP BY 1, 2")
+        .unwrap();
+    let pays = st
+        .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (subs, pays)
+}
+
+/// Payments of the scoped subscribers in the emulator, keyed like the mirror's.
+fn sim_payments(port: u16, subs: &BTreeSet<i64>) -> BTreeSet<(i64, i64)> {
+    sim_json(port, "/_sim/payments")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["subscriber_id"].as_i64().unwrap(),
+                p["payment_id"].as_i64().unwrap(),
+            )
+        })
+        .filter(|(s, _)| subs.contains(s))
+        .collect()
+}
+
+/// The desired subscriber pushed by the tests: a CSV for `tariscope-sync import`.
+fn desired_csv(stage: &Stage, department: i64) -> String {
+    let csv = format!(
+        "key,fullname,departmentid,accountid\nDOCKER-1,Docker Test Subscriber,{department},ACC-DOCKER-1\n"
+    );
+    let path = stage.secret_dir.path().join("desired.csv");
+    std::fs::write(&path, csv).unwrap();
+    set_mode(&path, 0o644);
+    path.display().to_string()
+}
+
+/// Runs the daemon image once with extra args (not detached) and returns its output.
+fn run_daemon_once(stage: &Stage, extra_volume: Option<&str>, args: &[&str]) -> Output {
+    let name = format!("{}-once-{}", stage.name, prefix());
+    let mut a = stage.daemon_args(&name, false);
+    a.push("--rm".into());
+    if let Some(v) = extra_volume {
+        a.push(format!("--volume={v}"));
+    }
+    a.push(SYNC_IMAGE.into());
+    a.extend(args.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    docker(&a)
+}
+
+/// Starts the daemon detached; jobs every 10 s so a test sees several runs.
+fn start_daemon(stage: &Stage) -> Removed {
+    let name = format!("{}-sync", stage.name);
+    let mut a = stage.daemon_args(&name, true);
+    for job in ["subscribers", "payments", "push"] {
+        a.push(format!(
+            "--env=TARISCOPE_SYNC__JOBS__{}__SCHEDULE=*/10 * * * * *",
+            job.to_uppercase()
+        ));
+    }
+    a.push(SYNC_IMAGE.into());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    docker_ok(&a);
+    Removed("container", name)
+}
+
+/// The pushed subscriber, as often as the emulator holds it.
+fn pushed_count(port: u16) -> usize {
+    sim_json(port, "/_sim/subscribers")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["account_number"] == "ACC-DOCKER-1")
+        .count()
+}
+
+#[test]
+#[ignore = "needs the daemon"]
+fn run_once_entry_backfills_the_volume_and_exits_0() {
+    ready!();
+    let stage = Stage::new();
+    let cli = Cli::default();
+    let sim = start_sim(&cli, &stage);
+    let port = sim.get_host_port_ipv4(8085);
+    let out = run_daemon_once(
+        &stage,
+        None,
+        &["--run-once", "--jobs", "subscribers,payments"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let (_dir, db) = stage.mirror_copy();
+    let (subs, pays) = mirror_rows(&db);
+    let want = sim_subscribers(port);
+    assert_eq!(subs, want);
+    assert_eq!(
+        pays.keys().copied().collect::<BTreeSet<_>>(),
+        sim_payments(port, &want)
+    );
+}
+
+#[test]
+#[ignore = "needs the daemon"]
+fn daemon_pulls_pushes_turns_healthy_and_stops_cleanly_on_docker_stop() {
+    ready!();
+    let stage = Stage::new();
+    let cli = Cli::default();
+    let sim = start_sim(&cli, &stage);
+    let port = sim.get_host_port_ipv4(8085);
+    let department = sim_json(port, "/_sim/subscribers")[0]["department_id"]
+        .as_i64()
+        .unwrap();
+    let csv = desired_csv(&stage, department);
+    let out = run_daemon_once(
+        &stage,
+        Some(&format!("{csv}:/desired.csv:ro")),
+        &["import", "/desired.csv"],
+    );
+    assert_eq!(out.status.code(), Some(0), "import: {out:?}");
+
+    let daemon = start_daemon(&stage);
+    wait_until(
+        "the health check to turn healthy",
+        Duration::from_secs(90),
+        || {
+            let s = inspect(&daemon.1, "{{.State.Health.Status}}");
+            assert_ne!(s, "unhealthy", "{}", docker_ok(&["logs", &daemon.1]));
+            s == "healthy"
+        },
+    );
+    wait_until(
+        "the push to create the subscriber",
+        Duration::from_secs(90),
+        || pushed_count(port) == 1,
+    );
+    // Let a pull cycle finish after the push, then stop as an operator would.
+    std::thread::sleep(Duration::from_secs(12));
+    docker_ok(&["stop", "--time=45", &daemon.1]);
+    assert_eq!(
+        inspect(&daemon.1, "{{.State.ExitCode}}"),
+        "0",
+        "docker stop ends it with exit 0"
+    );
+    assert_eq!(inspect(&daemon.1, "{{.State.OOMKilled}}"), "false");
+
+    let (_dir, db) = stage.mirror_copy();
+    let (subs, pays) = mirror_rows(&db);
+    let want = sim_subscribers(port);
+    assert_eq!(
+        subs, want,
+        "the mirror holds the node's subscribers, pushed one included"
+    );
+    assert!(pays.values().all(|&n| n == 1), "no duplicate payments");
+    assert_eq!(
+        pays.keys().copied().collect::<BTreeSet<_>>(),
+        sim_payments(port, &want)
+    );
+    assert_eq!(pushed_count(port), 1, "pushed exactly once");
+}
+
+#[test]
+#[ignore = "needs the daemon"]
+fn emulator_paused_or_stopped_mid_run_daemon_retries_and_recovers_without_duplicates() {
+    ready!();
+    let stage = Stage::new();
+    let cli = Cli::default();
+    let sim = start_sim(&cli, &stage);
+    let port = sim.get_host_port_ipv4(8085);
+    let department = sim_json(port, "/_sim/subscribers")[0]["department_id"]
+        .as_i64()
+        .unwrap();
+    let csv = desired_csv(&stage, department);
+    let out = run_daemon_once(
+        &stage,
+        Some(&format!("{csv}:/desired.csv:ro")),
+        &["import", "/desired.csv"],
+    );
+    assert_eq!(out.status.code(), Some(0), "import: {out:?}");
+    let daemon = start_daemon(&stage);
+    let requests = |port: u16| -> u64 {
+        sim_json(port, "/_sim/stats")["requests"]
+            .as_object()
+            .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+            .unwrap_or(0)
+    };
+    wait_until("the first requests", Duration::from_secs(60), || {
+        requests(port) > 0
+    });
+
+    // Pause mid-run: connections hang, then time out; the daemon retries.
+    docker_ok(&["pause", sim.id()]);
+    std::thread::sleep(Duration::from_secs(15));
+    docker_ok(&["unpause", sim.id()]);
+    let after_pause = requests(port);
+    wait_until("requests after the pause", Duration::from_secs(90), || {
+        requests(port) > after_pause
+    });
+    wait_until("the push to land once", Duration::from_secs(90), || {
+        pushed_count(port) == 1
+    });
+    assert_eq!(
+        inspect(&daemon.1, "{{.State.Running}}"),
+        "true",
+        "the daemon survives the outage: {}",
+        docker_ok(&["logs", &daemon.1])
+    );
+
+    // Stop and start it: connection refused, then a fresh emulator with new tokens. (The
+    // emulator keeps its data in memory, so the pushed subscriber goes: the daemon pushes it
+    // again, once.)
+    docker_ok(&["stop", "--time=5", sim.id()]);
+    std::thread::sleep(Duration::from_secs(12));
+    docker_ok(&["start", sim.id()]);
+    let port = sim.get_host_port_ipv4(8085);
+    let port = if http_get(port, "/_sim/health").is_ok() {
+        port
+    } else {
+        // Published ports can change on restart.
+        inspect(
+            sim.id(),
+            r#"{{(index (index .NetworkSettings.Ports "8085/tcp") 0).HostPort}}"#,
+        )
+        .parse()
+        .unwrap()
+    };
+    wait_until(
+        "the emulator to answer again",
+        Duration::from_secs(30),
+        || http_get(port, "/_sim/health").is_ok(),
+    );
+    wait_until(
+        "requests after the restart",
+        Duration::from_secs(90),
+        || requests(port) > 5,
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    docker_ok(&["stop", "--time=45", &daemon.1]);
+    assert_eq!(inspect(&daemon.1, "{{.State.ExitCode}}"), "0");
+
+    let (_dir, db) = stage.mirror_copy();
+    let (subs, pays) = mirror_rows(&db);
+    assert!(pays.values().all(|&n| n == 1), "no duplicate payments");
+    let want = sim_subscribers(port);
+    assert!(want.is_subset(&subs), "every node subscriber is mirrored");
+    assert!(
+        pushed_count(port) <= 1,
+        "never pushed twice into one emulator"
+    );
+}

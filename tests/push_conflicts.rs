@@ -1,0 +1,184 @@
+//! Push acceptance: operator edits in Tariscope survive, conflicts are recorded, `plan`
+//! predicts the push, rejected rows do not block valid ones.
+
+mod push_support;
+
+use push_support::*;
+use tariscope_sync::store::Store;
+use tariscope_sync::sync::import::{Format, parse};
+use tariscope_sync::sync::plan::{ConflictPolicy, Op};
+use tariscope_sync::sync::push::plan_now;
+
+fn street_of(sim: &tariscope_sync::sim::SimHandle, acc: &str) -> Option<String> {
+    sim.state()
+        .subscribers
+        .iter()
+        .find(|s| s.account_number.as_deref() == Some(acc))
+        .and_then(|s| s.street.clone())
+}
+
+fn id_of(sim: &tariscope_sync::sim::SimHandle, acc: &str) -> i64 {
+    sim.state()
+        .subscribers
+        .iter()
+        .find(|s| s.account_number.as_deref() == Some(acc))
+        .unwrap()
+        .id
+}
+
+/// Creates 3 desired subscribers, pushes, pulls; returns (sim, client, store, csv).
+async fn synced() -> (
+    tariscope_sync::sim::SimHandle,
+    tariscope_sync::api::TariscopeClient,
+    Store,
+    String,
+) {
+    let sim = sim().await;
+    let client = client(&sim);
+    let store = Store::open_in_memory().unwrap();
+    pull(&client, &store).await;
+    let (dep, pbx) = department_and_pbx(&sim);
+    let csv = desired_csv(3, dep, pbx);
+    import(&store, &csv).await;
+    let r = push(&client, &store, &options(ConflictPolicy::RemoteWins)).await;
+    assert_eq!(r.created, 3, "{r:?}");
+    pull(&client, &store).await;
+    (sim, client, store, csv)
+}
+
+#[tokio::test]
+async fn operator_edits_survive_remote_wins_and_manual() {
+    for policy in [ConflictPolicy::RemoteWins, ConflictPolicy::Manual] {
+        let (sim, client, store, csv) = synced().await;
+        // An operator edits crm-0000's street in Tariscope; locally nothing changed.
+        assert!(sim.operator_update(id_of(&sim, "ACC-0"), "street", Some("Operator Street 1")));
+        // Both edited crm-0001's street differently.
+        assert!(sim.operator_update(id_of(&sim, "ACC-1"), "street", Some("Operator Street 2")));
+        import(&store, &csv.replace("Vulytsia 1,", "Local Street 2,")).await;
+        pull(&client, &store).await;
+        sim.reset_counters();
+        let r = push(&client, &store, &options(policy)).await;
+        assert_eq!(
+            sim.request_count("subscriber.update"),
+            0,
+            "{policy:?}: nothing pushed: {r:?}"
+        );
+        assert_eq!(
+            street_of(&sim, "ACC-0").as_deref(),
+            Some("Operator Street 1")
+        );
+        assert_eq!(
+            street_of(&sim, "ACC-1").as_deref(),
+            Some("Operator Street 2")
+        );
+        let conflicts = store.conflicts().await.unwrap();
+        let c = conflicts
+            .iter()
+            .find(|c| c.key == "crm-0001" && c.subject == "street");
+        let c = c.unwrap_or_else(|| panic!("{policy:?}: conflict recorded: {conflicts:?}"));
+        assert_eq!(c.local.as_deref(), Some("Local Street 2"));
+        assert_eq!(c.remote.as_deref(), Some("Operator Street 2"));
+        assert_eq!(c.base.as_deref(), Some("Vulytsia 1"));
+        let expect = if policy == ConflictPolicy::Manual {
+            "manual"
+        } else {
+            "keep-remote"
+        };
+        assert_eq!(c.resolution, expect);
+        assert!(
+            !conflicts.iter().any(|c| c.key == "crm-0000"),
+            "a remote-only edit is no conflict"
+        );
+        // Pushing again changes nothing either.
+        sim.reset_counters();
+        push(&client, &store, &options(policy)).await;
+        assert_eq!(writes(&sim), 0, "{policy:?}");
+        assert_eq!(
+            street_of(&sim, "ACC-1").as_deref(),
+            Some("Operator Street 2")
+        );
+    }
+}
+
+#[tokio::test]
+async fn local_wins_pushes_and_local_only_edits_are_pushed() {
+    let (sim, client, store, csv) = synced().await;
+    assert!(sim.operator_update(id_of(&sim, "ACC-1"), "street", Some("Operator Street 2")));
+    let edited = csv
+        .replace("Vulytsia 1,", "Local Street 2,")
+        .replace("Vulytsia 2,", "Local Street 3,");
+    import(&store, &edited).await;
+    pull(&client, &store).await;
+    let r = push(&client, &store, &options(ConflictPolicy::LocalWins)).await;
+    assert_eq!((r.updated, r.failed), (2, 0), "{r:?}");
+    assert_eq!(street_of(&sim, "ACC-1").as_deref(), Some("Local Street 2"));
+    assert_eq!(street_of(&sim, "ACC-2").as_deref(), Some("Local Street 3"));
+}
+
+#[tokio::test]
+async fn plan_predicts_the_push() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let store = Store::open_in_memory().unwrap();
+    pull(&client, &store).await;
+    let (dep, pbx) = department_and_pbx(&sim);
+    import(&store, &desired_csv(25, dep, pbx)).await;
+    let opts = options(ConflictPolicy::RemoteWins);
+    let ops = plan_now(&store, &opts).await.unwrap();
+    let creates = ops
+        .iter()
+        .filter(|o| matches!(o, Op::Create { .. }))
+        .count() as u64;
+    let dns: u64 = ops
+        .iter()
+        .map(|o| {
+            if let Op::Create { dns, .. } = o {
+                dns.len() as u64
+            } else {
+                0
+            }
+        })
+        .sum();
+    let follow_ups = ops
+        .iter()
+        .filter(|o| matches!(o, Op::Create { follow_up, .. } if !follow_up.is_empty()))
+        .count() as u64;
+    sim.reset_counters();
+    let r = push(&client, &store, &opts).await;
+    assert_eq!(sim.request_count("subscriber.create"), creates);
+    assert_eq!(sim.request_count("subscriber.dnadd"), dns);
+    assert_eq!(sim.request_count("subscriber.update"), follow_ups);
+    assert_eq!((r.created, r.dns_added), (creates, dns));
+}
+
+#[tokio::test]
+async fn rejected_rows_keep_their_reason_and_do_not_block_valid_rows() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let store = Store::open_in_memory().unwrap();
+    pull(&client, &store).await;
+    let (dep, pbx) = department_and_pbx(&sim);
+    let csv = format!(
+        "key,fullname,departmentid,accountnumber,birthday,dns\n\
+         ok-1,Valid Person,{dep},ACC-V1,,{pbx}/5550001\n\
+         bad-1,,{dep},ACC-B1,,\n\
+         bad-2,Bad Date,{dep},ACC-B2,31.12.1990,\n\
+         bad-3,Bad Number,{dep},ACC-B3,,{pbx}/55A\n"
+    );
+    let batch = parse(&csv, Format::Csv).unwrap();
+    let counts = store
+        .import_desired(batch, "mixed.csv".into(), "2025-05-20T10:00:00Z".into())
+        .await
+        .unwrap();
+    assert_eq!((counts.inserted, counts.rejected), (1, 3));
+    let rejected = store.rejected_rows().await.unwrap();
+    let reasons: Vec<_> = rejected
+        .iter()
+        .map(|(_, r)| (r.key.clone().unwrap_or_default(), r.reason.clone()))
+        .collect();
+    assert!(reasons[0].1.contains("fullname"), "{reasons:?}");
+    assert!(reasons[1].1.contains("birthday"), "{reasons:?}");
+    assert!(reasons[2].1.contains("phone number"), "{reasons:?}");
+    let r = push(&client, &store, &options(ConflictPolicy::RemoteWins)).await;
+    assert_eq!((r.created, r.dns_added, r.failed), (1, 1, 0), "{r:?}");
+}

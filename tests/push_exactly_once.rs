@@ -1,0 +1,159 @@
+//! Push acceptance against the in-process emulator: creates, DNs, faults, interruptions.
+
+mod push_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use push_support::*;
+use tariscope_sync::model::{
+    CreatedSubscriber, DnAssignment, NewDn, NewSubscriber, Subscriber, SubscriberPatch,
+};
+use tariscope_sync::sim::{Fault, FaultPlan};
+use tariscope_sync::store::{OutboxState, Store};
+use tariscope_sync::sync::plan::ConflictPolicy;
+use tariscope_sync::sync::push::{PushRemote, WriteResult};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_a_thousand_subscribers_once_and_then_nothing() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let store = Store::open_in_memory().unwrap();
+    pull(&client, &store).await;
+    let (dep, pbx) = department_and_pbx(&sim);
+    let before = sim.state().subscribers.len();
+    import(&store, &desired_csv(1000, dep, pbx)).await;
+    let opts = options(ConflictPolicy::RemoteWins);
+    let report = push(&client, &store, &opts).await;
+    assert_eq!((report.created, report.failed), (1000, 0), "{report:?}");
+    assert!(report.unverified.is_empty(), "{:?}", report.unverified);
+    assert_eq!(
+        report.dns_added,
+        (0..1000).map(|i| (i % 3 + 1) as u64).sum::<u64>()
+    );
+    assert_eq!(sim.state().subscribers.len(), before + 1000);
+    assert_exactly_once(&sim, 1000, pbx);
+
+    sim.reset_counters();
+    let again = push(&client, &store, &opts).await;
+    assert_eq!(writes(&sim), 0, "second push must send nothing: {again:?}");
+    assert_eq!((again.created, again.updated, again.dns_added), (0, 0, 0));
+    // Every desired row is linked to its subscriber.
+    let desired = store.desired_subscribers().await.unwrap();
+    assert!(desired.iter().all(|d| d.tariscope_id.is_some()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_after_commit_and_503s_create_no_duplicates() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let store = Store::open_in_memory().unwrap();
+    pull(&client, &store).await;
+    let (dep, pbx) = department_and_pbx(&sim);
+    import(&store, &desired_csv(200, dep, pbx)).await;
+    let flaky = Fault {
+        drop_after_commit_rate: 0.05,
+        error_rate: 0.10,
+        error_status: 503,
+        ..Fault::default()
+    };
+    let mut plan = FaultPlan::default();
+    plan.methods
+        .insert("subscriber.create".into(), flaky.clone());
+    plan.methods.insert("subscriber.dnadd".into(), flaky);
+    sim.set_faults(plan);
+    let opts = options(ConflictPolicy::RemoteWins);
+    let first = push(&client, &store, &opts).await;
+    assert!(
+        first.adopted > 0 || first.failed > 0 || first.created == 200,
+        "{first:?}"
+    );
+    let second = push(&client, &store, &opts).await;
+    assert_eq!(second.failed, 0, "{second:?}");
+    assert_exactly_once(&sim, 200, pbx);
+    let open = store.outbox_open().await.unwrap();
+    assert!(open.is_empty(), "outbox still open: {open:?}");
+}
+
+/// Forwards to the real client; after `limit` writes it lets the write reach the server and
+/// then never returns, so the test can drop the push mid-flight (a crash after sending).
+struct Crashing<'a> {
+    inner: &'a tariscope_sync::api::TariscopeClient,
+    writes: AtomicUsize,
+    limit: usize,
+    crashed: Arc<tokio::sync::Notify>,
+}
+
+impl Crashing<'_> {
+    async fn after_write<T>(&self, r: WriteResult<T>) -> WriteResult<T> {
+        if self.writes.fetch_add(1, Ordering::SeqCst) + 1 >= self.limit {
+            self.crashed.notify_one();
+            std::future::pending::<()>().await;
+        }
+        r
+    }
+}
+
+impl PushRemote for Crashing<'_> {
+    async fn create(&self, s: &NewSubscriber) -> WriteResult<CreatedSubscriber> {
+        let r = self.inner.create(s).await;
+        self.after_write(r).await
+    }
+    async fn update(&self, p: &SubscriberPatch) -> WriteResult<Option<Subscriber>> {
+        let r = self.inner.update(p).await;
+        self.after_write(r).await
+    }
+    async fn dnadd(&self, dn: &NewDn) -> WriteResult<DnAssignment> {
+        let r = self.inner.dnadd(dn).await;
+        self.after_write(r).await
+    }
+    async fn get(&self, id: i64) -> WriteResult<Option<Subscriber>> {
+        self.inner.get(id).await
+    }
+    async fn find_by_email(&self, email: &str) -> WriteResult<Option<Subscriber>> {
+        self.inner.find_by_email(email).await
+    }
+    async fn list_department(&self, department: i64) -> WriteResult<Vec<Subscriber>> {
+        self.inner.list_department(department).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_killed_part_way_resumes_without_duplicates() {
+    for limit in [1, 7, 25, 60] {
+        let sim = sim().await;
+        let client = client(&sim);
+        let store = Store::open_in_memory().unwrap();
+        pull(&client, &store).await;
+        let (dep, pbx) = department_and_pbx(&sim);
+        import(&store, &desired_csv(40, dep, pbx)).await;
+        let opts = options(ConflictPolicy::RemoteWins);
+        let crashed = Arc::new(tokio::sync::Notify::new());
+        let crashing = Crashing {
+            inner: &client,
+            writes: AtomicUsize::new(0),
+            limit,
+            crashed: crashed.clone(),
+        };
+        tokio::select! {
+            _ = push(&crashing, &store, &opts) => panic!("the push should have been interrupted (limit {limit})"),
+            _ = crashed.notified() => {}
+        }
+        let sent = store.outbox_in(&[OutboxState::Sent]).await.unwrap();
+        assert!(
+            !sent.is_empty(),
+            "an entry is left 'sent' by the crash (limit {limit})"
+        );
+        let resumed = push(&client, &store, &opts).await;
+        assert_eq!(resumed.failed, 0, "limit {limit}: {resumed:?}");
+        assert_exactly_once(&sim, 40, pbx);
+        assert!(
+            store.outbox_open().await.unwrap().is_empty(),
+            "limit {limit}"
+        );
+        sim.reset_counters();
+        push(&client, &store, &opts).await;
+        assert_eq!(writes(&sim), 0, "limit {limit}: nothing left to send");
+        sim.shutdown().await;
+    }
+}

@@ -1,0 +1,155 @@
+//! Shared helpers of the `push_*` tests: an emulator, a client, a mirror, a pull, a push.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use tariscope_sync::api::{ClientConfig, RetrySettings, Secret, TariscopeClient};
+use tariscope_sync::sim::{DatasetConfig, SimConfig, SimHandle};
+use tariscope_sync::store::Store;
+use tariscope_sync::sync::fields::Field;
+use tariscope_sync::sync::import::{Format, parse};
+use tariscope_sync::sync::plan::ConflictPolicy;
+use tariscope_sync::sync::push::{PushOptions, PushRemote, PushReport, run_push};
+use tariscope_sync::sync::{FixedClock, JobKind, Progress, PullOptions, run_job};
+
+pub const TODAY: (i32, u32, u32) = (2025, 5, 20);
+
+pub fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(TODAY.0, TODAY.1, TODAY.2).unwrap()
+}
+
+pub async fn sim() -> SimHandle {
+    SimHandle::start(SimConfig {
+        dataset: DatasetConfig {
+            seed: 11,
+            nodes: 1,
+            departments_per_node: 3,
+            subscribers: 30,
+            days: 5,
+            end_date: Some(today()),
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
+pub fn client(sim: &SimHandle) -> TariscopeClient {
+    let mut c = ClientConfig::new(sim.base_url(), "demo", Secret::new("demo"));
+    c.rate_per_sec = 0.0;
+    c.concurrency = 16;
+    c.request_timeout = Duration::from_secs(10);
+    c.retry = RetrySettings {
+        max_attempts: 6,
+        initial_delay: Duration::from_millis(2),
+        max_delay: Duration::from_millis(20),
+        max_elapsed: Duration::from_secs(20),
+    };
+    TariscopeClient::new(c).expect("client builds")
+}
+
+pub fn clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock(
+        chrono::DateTime::parse_from_rfc3339("2025-05-20T10:00:00Z")
+            .unwrap()
+            .to_utc(),
+    ))
+}
+
+pub async fn pull(client: &TariscopeClient, store: &Store) {
+    let mut opts = PullOptions::new(today());
+    opts.scope.nodes = vec![1];
+    opts.clock = clock();
+    let report = run_job(JobKind::Subscribers, client, store, &opts, &Progress::new())
+        .await
+        .expect("pull runs");
+    assert_eq!(report.counts.errors, 0, "{report:?}");
+}
+
+pub fn options(policy: ConflictPolicy) -> PushOptions {
+    PushOptions {
+        policy,
+        natural_key: Some(Field::AccountId),
+        max_attempts: 8,
+        concurrency: 8,
+        clock: clock(),
+    }
+}
+
+pub async fn push<R: PushRemote>(remote: &R, store: &Store, opts: &PushOptions) -> PushReport {
+    run_push(remote, store, opts, &Progress::new())
+        .await
+        .expect("push runs")
+}
+
+/// The first department and PBX of node 1 in the emulator.
+pub fn department_and_pbx(sim: &SimHandle) -> (i64, i64) {
+    let s = sim.state();
+    let dep = s.departments.iter().find(|d| d.node_id == 1).unwrap().id;
+    let pbx = s.pbxs.iter().find(|p| p.node_id == 1).unwrap().id;
+    (dep, pbx)
+}
+
+/// A CSV of `n` new subscribers with 1..=3 numbers each (account numbers `ACC-<i>`).
+pub fn desired_csv(n: usize, department: i64, pbx: i64) -> String {
+    let mut csv =
+        String::from("key,fullname,departmentid,subscribertype,accountnumber,street,dns\n");
+    for i in 0..n {
+        let dns: Vec<String> = (0..=(i % 3)).map(|j| format!("{pbx}/7{i:05}{j}")).collect();
+        csv.push_str(&format!(
+            "crm-{i:04},Pidpryiemets {i},{department},{},ACC-{i},Vulytsia {i},{}\n",
+            i % 2,
+            dns.join(";")
+        ));
+    }
+    csv
+}
+
+pub async fn import(store: &Store, csv: &str) {
+    let batch = parse(csv, Format::Csv).unwrap();
+    assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
+    store
+        .import_desired(batch, "desired.csv".into(), "2025-05-20T10:00:00Z".into())
+        .await
+        .unwrap();
+}
+
+/// Checks the emulator holds exactly one subscriber per desired row (by account number)
+/// and each desired number exactly once, on that subscriber.
+pub fn assert_exactly_once(sim: &SimHandle, n: usize, pbx: i64) {
+    let s = sim.state();
+    for i in 0..n {
+        let acc = format!("ACC-{i}");
+        let holders: Vec<_> = s
+            .subscribers
+            .iter()
+            .filter(|x| x.account_number.as_deref() == Some(acc.as_str()))
+            .collect();
+        assert_eq!(holders.len(), 1, "{acc}: {} subscribers", holders.len());
+        let sub = holders[0];
+        for j in 0..=(i % 3) {
+            let dn = format!("7{i:05}{j}");
+            let count: usize = s
+                .subscribers
+                .iter()
+                .map(|x| {
+                    x.dns
+                        .iter()
+                        .filter(|d| d.dn == dn && d.pbx_id == pbx)
+                        .count()
+                })
+                .sum();
+            assert_eq!(count, 1, "DN {dn} assigned {count} times");
+            assert!(sub.dns.iter().any(|d| d.dn == dn), "DN {dn} not on {acc}");
+        }
+    }
+}
+
+pub fn writes(sim: &SimHandle) -> u64 {
+    ["subscriber.create", "subscriber.update", "subscriber.dnadd"]
+        .iter()
+        .map(|m| sim.request_count(m))
+        .sum()
+}
