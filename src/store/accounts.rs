@@ -114,7 +114,7 @@ impl Store {
                     int(p.payment_type.map(PaymentType::code)),
                     text(&p.bank),
                 ];
-                counts.add(upsert(conn, &PAYMENTS, &sql, key, data, &now)?);
+                counts.count(upsert(conn, &PAYMENTS, &sql, key, data, &now)?);
             }
             finish_batch(conn, checkpoint, &now)?;
             Ok(counts)
@@ -145,7 +145,7 @@ impl Store {
                     dec(c.charge),
                     dec(c.numberofservices),
                 ];
-                counts.add(upsert(conn, &CHARGES, &sql, key, data, &now)?);
+                counts.count(upsert(conn, &CHARGES, &sql, key, data, &now)?);
             }
             finish_batch(conn, checkpoint, &now)?;
             Ok(counts)
@@ -174,7 +174,7 @@ impl Store {
                     dec(s.charge),
                     dec(s.payment),
                 ];
-                counts.add(upsert(conn, &SUMMARIES, &sql, key, data, &now)?);
+                counts.count(upsert(conn, &SUMMARIES, &sql, key, data, &now)?);
             }
             finish_batch(conn, checkpoint, &now)?;
             Ok(counts)

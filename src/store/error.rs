@@ -70,6 +70,9 @@ pub enum StoreError {
     /// The writer thread has stopped (it panicked or the store was shut down).
     #[error("the mirror's writer thread has stopped; restart tariscope-sync")]
     WriterGone,
+    /// A write command panicked; it was rolled back and the writer keeps running.
+    #[error("a mirror write failed on an internal error ({0}); please report this bug")]
+    Bug(String),
     /// A blocking read task failed to run.
     #[error("a mirror read task failed: {0}")]
     ReadTask(String),

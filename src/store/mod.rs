@@ -197,8 +197,11 @@ fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
             tracing::warn!(mode, "the mirror could not switch to WAL journal mode");
         }
     }
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .map_err(StoreError::sql("setting connection pragmas"))?;
+    // A 16 MiB page cache (default 2 MiB): bulk pulls touch several indexes per row.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;",
+    )
+    .map_err(StoreError::sql("setting connection pragmas"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(StoreError::sql("setting the busy timeout"))?;
     Ok(())

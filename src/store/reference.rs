@@ -101,7 +101,7 @@ fn replace(
         }
         counts
             .upserts
-            .add(upsert(conn, t, &sql, vec![Value::Integer(id)], data, now)?);
+            .count(upsert(conn, t, &sql, vec![Value::Integer(id)], data, now)?);
     }
     let existing: Vec<i64> = conn
         .prepare(&format!("SELECT id FROM {}", t.name))

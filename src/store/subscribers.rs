@@ -275,10 +275,18 @@ fn load_dns(conn: &Connection, id: SubscriberId) -> Result<Vec<DnRow>, StoreErro
     Ok(out)
 }
 
-fn replace_dns(conn: &Connection, id: SubscriberId, dns: &[DnRow]) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM dns WHERE subscriber_id = ?1")
-        .and_then(|mut s| s.execute([id]))
-        .map_err(StoreError::sql("deleting old DNs"))?;
+/// Replaces a subscriber's DNs (`fresh`: it has none yet, skip the delete).
+fn replace_dns(
+    conn: &Connection,
+    id: SubscriberId,
+    dns: &[DnRow],
+    fresh: bool,
+) -> Result<(), StoreError> {
+    if !fresh {
+        conn.prepare_cached("DELETE FROM dns WHERE subscriber_id = ?1")
+            .and_then(|mut s| s.execute([id]))
+            .map_err(StoreError::sql("deleting old DNs"))?;
+    }
     let mut ins = conn
         .prepare_cached(
             "INSERT INTO dns (subscriber_id, dn_id, pbx_id, dn, from_date, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -346,7 +354,7 @@ fn apply(
                     .and_then(|mut st| st.execute(params_from_iter(p)))
                     .map_err(StoreError::sql("inserting a subscriber"))?;
                 if let Some(dns) = &dns {
-                    replace_dns(conn, s.id, dns)?;
+                    replace_dns(conn, s.id, dns, true)?;
                 }
                 log_change(conn, run_id, s.id, "inserted", None, now)?;
                 counts.inserted += 1;
@@ -376,7 +384,7 @@ fn apply(
                             "dns".into(),
                             serde_json::json!([dns_json(&old_dns), dns_json(new_dns)]),
                         );
-                        replace_dns(conn, s.id, new_dns)?;
+                        replace_dns(conn, s.id, new_dns, false)?;
                     }
                 }
                 let mut p: Vec<Value> = Vec::with_capacity(FIELDS.len() + 3);

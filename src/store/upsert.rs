@@ -17,7 +17,14 @@ pub struct UpsertCounts {
 }
 
 impl UpsertCounts {
-    pub(crate) fn add(&mut self, c: Change) {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: UpsertCounts) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+
+    pub(crate) fn count(&mut self, c: Change) {
         match c {
             Change::Inserted => self.inserted += 1,
             Change::Updated => self.updated += 1,

@@ -25,8 +25,11 @@ pub(crate) fn date(v: Option<NaiveDate>) -> Value {
     v.map_or(Value::Null, |d| Value::Text(d.to_string()))
 }
 
+/// Decimals are stored in canonical form, without trailing zeros (`370.00` -> `370`,
+/// `133.60` -> `133.6`), so the same amount is the same text whatever scale the server or
+/// the decoder produced.
 pub(crate) fn dec(v: Option<Decimal>) -> Value {
-    v.map_or(Value::Null, |d| Value::Text(d.to_string()))
+    v.map_or(Value::Null, |d| Value::Text(d.normalize().to_string()))
 }
 
 /// A column value as JSON, for the change log.

@@ -62,7 +62,16 @@ fn in_savepoint<T>(
 ) -> Result<T, StoreError> {
     conn.execute_batch("SAVEPOINT cmd")
         .map_err(StoreError::sql("opening a savepoint"))?;
-    match f(conn) {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
+    let out = ran.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(StoreError::Bug(what))
+    });
+    match out {
         Ok(v) => {
             conn.execute_batch("RELEASE cmd")
                 .map_err(StoreError::sql("releasing a savepoint"))?;

@@ -77,7 +77,8 @@ impl RemoteError {
     }
 }
 
-/// Filter of `tariffs.details` (0 / `None` means "all").
+/// Filter of `tariffs.details` (`None` means "all"). `crate::sync::adapter` maps it to
+/// the client's `model::TariffFilter` (where `0` means "all").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TariffFilter {
     pub provider_id: Option<i64>,

@@ -200,6 +200,11 @@ fn add(run: &mut Run<'_>, c: UpsertCounts) {
     run.counts.unchanged += c.unchanged;
 }
 
+/// A summary write in flight.
+type PendingWrite<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<UpsertCounts, StoreError>> + Send + 'a>,
+>;
+
 /// One subscriber's days in a summaries run.
 struct SubscriberDays {
     fetched: u64,
@@ -277,21 +282,32 @@ async fn summaries_body<R: Remote>(
                 fatal: None,
             };
             let mut gap = false;
+            // The previous day's write runs while the next day is fetched (the writer
+            // commits one subscriber's writes in order, so its checkpoint only moves forward).
+            let mut pending: Option<PendingWrite<'_>> = None;
             for day in days(start, to) {
-                match remote.account_summary(sub, day).await {
+                let previous = async {
+                    match pending.take() {
+                        Some(w) => w.await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let (written, fetched) = futures::join!(previous, remote.account_summary(sub, day));
+                if let Some(c) = written? {
+                    out.counts.add(c);
+                }
+                match fetched {
                     Ok(mut s) => {
                         s.subscriber_id = sub;
                         s.date = day;
                         out.fetched += 1;
-                        let cp = (!gap).then(|| Checkpoint {
+                        // The checkpoint never covers "today": it is fetched again on resume.
+                        let cp = (!gap && day < opts.today).then(|| Checkpoint {
                             job: job.as_str().to_owned(),
                             key: format!("{prefix}{sub}"),
                             cursor: day.to_string(),
                         });
-                        let c = store.upsert_summaries(vec![s], cp, now(opts)).await?;
-                        out.counts.inserted += c.inserted;
-                        out.counts.updated += c.updated;
-                        out.counts.unchanged += c.unchanged;
+                        pending = Some(Box::pin(store.upsert_summaries(vec![s], cp, now(opts))));
                     }
                     Err(e) if is_fatal(&e) => {
                         out.fatal = Some((day, e));
@@ -303,6 +319,9 @@ async fn summaries_body<R: Remote>(
                     }
                 }
                 progress.add_done(1);
+            }
+            if let Some(w) = pending.take() {
+                out.counts.add(w.await?);
             }
             Ok::<_, StoreError>((sub, out))
         })

@@ -1,0 +1,108 @@
+//! Benchmark: pull-and-diff of 100,000 subscribers (full records) from `tariscope-sim` into
+//! an empty file mirror, then a no-op re-pull. Targets (issue 4): >= 100,000 records/s end to
+//! end, peak RSS < 150 MB, no-op re-pull < 2 s of CPU.
+//!
+//! `cargo bench --bench pull_subscribers` (env `BENCH_SUBSCRIBERS`, default 100000;
+//! `BENCH_FAKE=1` pulls from the in-memory `FakeRemote` instead, to measure the jobs and the
+//! store without HTTP and decoding).
+
+#[path = "pull_support.rs"]
+mod support;
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use tariscope_sync::store::{Outcome, Store};
+use tariscope_sync::sync::fake::{FakeData, FakeRemote};
+use tariscope_sync::sync::{JobKind, Progress, PullOptions, Remote, Scope, run_job};
+
+fn main() {
+    let n = support::env_usize("BENCH_SUBSCRIBERS", 100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if std::env::var("BENCH_FAKE").is_ok() {
+        let remote = FakeRemote::new(FakeData::seeded(
+            n,
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        ));
+        println!("source: FakeRemote (no HTTP, no decoding)");
+        rt.block_on(bench(&remote, n));
+        return;
+    }
+    let sim = support::Sim::start(
+        &[
+            "--subscribers",
+            &n.to_string(),
+            "--nodes",
+            "2",
+            "--days",
+            "1",
+            "--end-date",
+            "2026-03-01",
+            "--log-format",
+            "json",
+        ],
+        None,
+    );
+    println!("source: tariscope-sim child process, real client");
+    rt.block_on(bench(&sim.remote(8), n));
+}
+
+async fn bench<R: Remote>(remote: &R, n: usize) {
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("mirror.db")).unwrap();
+        let mut opts = PullOptions::new(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
+        // Node ids of the generated dataset: 1..=nodes.
+        opts.scope = Scope {
+            nodes: vec![1, 2],
+            departments: vec![],
+        };
+        let rss_before = support::peak_rss_mib();
+
+        let (cpu, t) = (support::cpu_time(), Instant::now());
+        let r = run_job(
+            JobKind::Subscribers,
+            remote,
+            &store,
+            &opts,
+            &Progress::new(),
+        )
+        .await
+        .unwrap();
+        let (wall, cpu) = (t.elapsed(), support::cpu_time() - cpu);
+        assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+        assert_eq!(r.counts.inserted as usize, n, "{r:?}");
+        println!(
+            "full pull: {n} subscribers in {:.2} s wall, {:.2} s CPU = {:.0} records/s",
+            wall.as_secs_f64(),
+            cpu.as_secs_f64(),
+            n as f64 / wall.as_secs_f64()
+        );
+
+        let (cpu, t) = (support::cpu_time(), Instant::now());
+        let r = run_job(
+            JobKind::Subscribers,
+            remote,
+            &store,
+            &opts,
+            &Progress::new(),
+        )
+        .await
+        .unwrap();
+        let (wall, cpu) = (t.elapsed(), support::cpu_time() - cpu);
+        assert_eq!(r.counts.unchanged as usize, n, "{r:?}");
+        println!(
+            "no-op re-pull: {:.2} s wall, {:.2} s CPU ({} unchanged)",
+            wall.as_secs_f64(),
+            cpu.as_secs_f64(),
+            r.counts.unchanged
+        );
+        println!(
+            "peak RSS: {:.1} MiB (before the pulls: {rss_before:.1} MiB)",
+            support::peak_rss_mib()
+        );
+    }
+}
