@@ -1,20 +1,21 @@
 //! The sync engine: pull jobs (mirror Tariscope into SQLite), the pure push planner
-//! (`plan.rs`), desired-state import (`import.rs`) and the push executor.
+//! (`plan.rs`), desired-state import (`import.rs`) and the push executor (`push/`).
 //!
-//! Owns: what each job does, in terms of `remote::Remote` (reads from Tariscope) and
-//! `crate::store::Store` (the mirror). Must not: see reqwest or SQL, or read the clock or
-//! the config directly (everything comes in `options::PullOptions`).
+//! Owns: what each job does, in terms of `remote::Remote` / `push::PushRemote` (Tariscope)
+//! and `crate::store::Store` (the mirror). Must not: see reqwest or SQL, or read the clock or
+//! the config directly (everything comes in `options::PullOptions` / `push::PushOptions`).
+//! `adapter.rs` puts the real client behind the two remote traits.
 
+pub mod adapter;
 pub mod fake;
 pub mod fields;
 pub mod import;
 pub mod options;
 pub mod plan;
 pub mod pull;
+pub mod push;
 pub mod remote;
 
 pub use options::{Clock, FixedClock, JobKind, Progress, PullOptions, Scope, SystemClock};
 pub use pull::{JobReport, SyncError, run_job};
 pub use remote::{Remote, RemoteError, RemoteErrorKind, RemoteResult, TariffFilter};
-pub mod adapter;
-pub mod push;
