@@ -271,7 +271,7 @@ fn start_sim<'d>(cli: &'d Cli, stage: &Stage) -> testcontainers::Container<'d, G
     let (name, tag) = sim_image().split_once(':').unwrap();
     let image = GenericImage::new(name, tag)
         .with_exposed_port(8085)
-        .with_wait_for(WaitFor::message_on_stderr("dataset and users ready"));
+        .with_wait_for(WaitFor::message_on_stderr("tariscope-sim listening"));
     let runnable = RunnableImage::from(image)
         .with_network(stage.network())
         .with_container_name(stage.sim_host());
