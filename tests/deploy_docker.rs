@@ -272,7 +272,16 @@ fn start_sim<'d>(cli: &'d Cli, stage: &Stage) -> testcontainers::Container<'d, G
     let image = GenericImage::new(name, tag)
         .with_exposed_port(8085)
         .with_wait_for(WaitFor::message_on_stderr("tariscope-sim listening"));
-    let runnable = RunnableImage::from(image)
+    // 20 days of history: within the first incremental window of the payments job (30 days).
+    let args = [
+        "--listen",
+        "0.0.0.0:8085",
+        "--log-format",
+        "json",
+        "--days",
+        "20",
+    ];
+    let runnable = RunnableImage::from((image, args.map(String::from).to_vec()))
         .with_network(stage.network())
         .with_container_name(stage.sim_host());
     cli.run(runnable)
@@ -530,8 +539,12 @@ fn daemon_pulls_pushes_turns_healthy_and_stops_cleanly_on_docker_stop() {
     let cli = Cli::default();
     let sim = start_sim(&cli, &stage);
     let port = sim.get_host_port_ipv4(8085);
-    let department = sim_json(port, "/_sim/subscribers")[0]["department_id"]
-        .as_i64()
+    let department = sim_json(port, "/_sim/subscribers")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["node_id"] == 1)
+        .and_then(|s| s["department_id"].as_i64())
         .unwrap();
     let csv = desired_csv(&stage, department);
     let out = run_daemon_once(
@@ -616,8 +629,12 @@ fn emulator_paused_or_stopped_mid_run_daemon_retries_and_recovers_without_duplic
     let cli = Cli::default();
     let sim = start_sim(&cli, &stage);
     let port = sim.get_host_port_ipv4(8085);
-    let department = sim_json(port, "/_sim/subscribers")[0]["department_id"]
-        .as_i64()
+    let department = sim_json(port, "/_sim/subscribers")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["node_id"] == 1)
+        .and_then(|s| s["department_id"].as_i64())
         .unwrap();
     let csv = desired_csv(&stage, department);
     let out = run_daemon_once(

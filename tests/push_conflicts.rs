@@ -182,3 +182,59 @@ async fn rejected_rows_keep_their_reason_and_do_not_block_valid_rows() {
     let r = push(&client, &store, &options(ConflictPolicy::RemoteWins)).await;
     assert_eq!((r.created, r.dns_added, r.failed), (1, 1, 0), "{r:?}");
 }
+
+#[tokio::test]
+async fn subscribers_outside_the_pull_scope_are_not_taken_for_removed() {
+    use tariscope_sync::sim::{DatasetConfig, SimConfig, SimHandle};
+    let sim = SimHandle::start(SimConfig {
+        dataset: DatasetConfig {
+            seed: 3,
+            nodes: 2,
+            departments_per_node: 2,
+            subscribers: 20,
+            days: 3,
+            end_date: Some(today()),
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = client(&sim);
+    let store = Store::open_in_memory().unwrap();
+    let state = sim.state();
+    // Desired subscriber in node 2, while the pull scope is node 1 only.
+    let dep = state
+        .departments
+        .iter()
+        .find(|d| d.node_id == 2)
+        .unwrap()
+        .id;
+    let pbx = state.pbxs.iter().find(|p| p.node_id == 2).unwrap().id;
+    pull(&client, &store).await;
+    import(&store, &desired_csv(2, dep, pbx)).await;
+    let opts = options(ConflictPolicy::RemoteWins);
+    assert_eq!(push(&client, &store, &opts).await.created, 2);
+    pull(&client, &store).await; // tombstones the two: node 2 is not in scope
+    sim.reset_counters();
+    let again = push(&client, &store, &opts).await;
+    assert_eq!(writes(&sim), 0, "{again:?}");
+    let conflicts = store.conflicts().await.unwrap();
+    assert!(
+        conflicts.is_empty(),
+        "not reported as removed: {conflicts:?}"
+    );
+    // A subscriber really removed in Tariscope is reported as such.
+    let id = store.desired_subscribers().await.unwrap()[0]
+        .tariscope_id
+        .unwrap();
+    assert!(sim.operator_remove(id));
+    pull(&client, &store).await;
+    push(&client, &store, &opts).await;
+    let conflicts = store.conflicts().await.unwrap();
+    assert!(
+        conflicts
+            .iter()
+            .any(|c| c.reason.contains("removed in Tariscope")),
+        "{conflicts:?}"
+    );
+}

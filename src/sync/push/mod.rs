@@ -205,8 +205,11 @@ pub async fn run_push<R: PushRemote>(
     Ok(report)
 }
 
-/// Reads linked subscribers the mirror does not have yet (created by a run that was
-/// interrupted before it refreshed the mirror, or linked by hand) so the plan sees them.
+/// Reads linked subscribers the mirror does not have or has tombstoned, so the plan sees
+/// what Tariscope holds: one created by a run interrupted before it refreshed the mirror, one
+/// linked by hand, or one outside the pull scope (the subscribers job tombstones what its
+/// lists do not show; Tariscope still has it, so it is restored here, and only a subscriber
+/// Tariscope no longer has stays removed).
 async fn refresh_missing<R: PushRemote>(
     remote: &R,
     store: &Store,
@@ -219,7 +222,7 @@ async fn refresh_missing<R: PushRemote>(
         .await?
         .iter()
         .filter_map(|d| d.tariscope_id)
-        .filter(|id| !mirror.contains_key(id))
+        .filter(|id| mirror.get(id).is_none_or(|r| r.removed))
         .collect();
     let mut found = Vec::new();
     for id in missing {
