@@ -66,7 +66,9 @@ pub struct SchedulerOptions {
     pub grace: Duration,
 }
 
-/// Runs every job on its schedule until `shutdown` resolves; then stops starting runs, tells
+/// Runs every job on its schedule until `shutdown` resolves (after catching up, one job after
+/// the other in the given order, on jobs whose last success is older than one period); then
+/// stops starting runs, tells
 /// running ones to stop and waits for them up to the grace period. Returns `true` when every
 /// running job finished within the grace period.
 pub async fn run<R: JobRunner>(
@@ -78,14 +80,27 @@ pub async fn run<R: JobRunner>(
 ) -> bool {
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    for job in jobs {
-        tasks.spawn(job_loop(
-            job,
-            runner.clone(),
-            clock,
-            options.timezone,
-            stop.clone(),
-        ));
+    let tz = options.timezone;
+    {
+        // Catch-up runs go one after another in the jobs' order (reference, subscribers,
+        // then the account jobs, then push): each may need what the one before it fetched.
+        let (runner, stop) = (runner.clone(), stop.clone());
+        tasks.spawn(async move {
+            for job in &jobs {
+                if stop.is_cancelled() {
+                    return;
+                }
+                if needs_catch_up(job, tz, clock.now()) {
+                    tracing::info!(job = %job.name, last_success = ?job.last_success, "catching up: a scheduled run was missed");
+                    run_one(job, &runner, clock, tz, &stop).await;
+                }
+            }
+            let mut loops = JoinSet::new();
+            for job in jobs {
+                loops.spawn(job_loop(job, runner.clone(), clock, tz, stop.clone()));
+            }
+            while loops.join_next().await.is_some() {}
+        });
     }
     shutdown.await;
     tracing::info!(
@@ -113,10 +128,6 @@ async fn job_loop<R: JobRunner>(
     stop: CancellationToken,
 ) {
     let name = job.name.as_str();
-    if needs_catch_up(&job, tz, clock.now()) {
-        tracing::info!(job = name, last_success = ?job.last_success, "catching up: a scheduled run was missed");
-        run_one(&job, &runner, clock, tz, &stop).await;
-    }
     loop {
         let Some(next) = next_fire(&job.schedule, tz, clock.now()) else {
             tracing::warn!(job = name, "schedule has no future fire time; job stops");
