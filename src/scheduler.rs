@@ -39,6 +39,8 @@ pub struct ScheduledJob {
     pub schedule: cron::Schedule,
     /// End of the last successful run, from the mirror's run records (`None`: never ran).
     pub last_success: Option<DateTime<Utc>>,
+    /// Catch up on this job before the others start theirs (they need what it fetches).
+    pub catch_up_first: bool,
 }
 
 /// The first fire time of `schedule` strictly after `after`, evaluated in `tz`.
@@ -66,9 +68,9 @@ pub struct SchedulerOptions {
     pub grace: Duration,
 }
 
-/// Runs every job on its schedule until `shutdown` resolves (after catching up, one job after
-/// the other in the given order, on jobs whose last success is older than one period); then
-/// stops starting runs, tells
+/// Runs every job on its schedule until `shutdown` resolves (first catching up on jobs whose
+/// last success is older than one period: `catch_up_first` ones in order, then the rest
+/// together); then stops starting runs, tells
 /// running ones to stop and waits for them up to the grace period. Returns `true` when every
 /// running job finished within the grace period.
 pub async fn run<R: JobRunner>(
@@ -82,11 +84,12 @@ pub async fn run<R: JobRunner>(
     let mut tasks = JoinSet::new();
     let tz = options.timezone;
     {
-        // Catch-up runs go one after another in the jobs' order (reference, subscribers,
-        // then the account jobs, then push): each may need what the one before it fetched.
+        // Jobs marked `catch_up_first` catch up one after the other before the rest start
+        // (the account jobs and push need the subscribers in the mirror); the others catch
+        // up concurrently in their own loops.
         let (runner, stop) = (runner.clone(), stop.clone());
         tasks.spawn(async move {
-            for job in &jobs {
+            for job in jobs.iter().filter(|j| j.catch_up_first) {
                 if stop.is_cancelled() {
                     return;
                 }
@@ -128,6 +131,10 @@ async fn job_loop<R: JobRunner>(
     stop: CancellationToken,
 ) {
     let name = job.name.as_str();
+    if !job.catch_up_first && needs_catch_up(&job, tz, clock.now()) {
+        tracing::info!(job = name, last_success = ?job.last_success, "catching up: a scheduled run was missed");
+        run_one(&job, &runner, clock, tz, &stop).await;
+    }
     loop {
         let Some(next) = next_fire(&job.schedule, tz, clock.now()) else {
             tracing::warn!(job = name, "schedule has no future fire time; job stops");

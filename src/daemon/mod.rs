@@ -215,10 +215,12 @@ pub async fn run(
             continue;
         };
         let last_success = last_success(&jobs.store, &name).await;
+        let catch_up_first = name == "subscribers";
         scheduled.push(ScheduledJob {
             name,
             schedule,
             last_success,
+            catch_up_first,
         });
     }
     tracing::info!(jobs = scheduled.len(), "daemon started");
