@@ -73,7 +73,12 @@ impl Sim {
 
 /// User + system CPU time of this process (from `/proc/self/stat`, 100 ticks per second).
 pub fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu(std::path::Path::new("/proc/self"))
+}
+
+/// User + system CPU time from the `stat` file under `dir` (a process or a thread).
+fn stat_cpu(dir: &std::path::Path) -> Duration {
+    let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After the command name: state is field 3, utime 14, stime 15 (1-based overall).
@@ -101,4 +106,17 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// CPU time (user + system) of this process's threads named `name` (`/proc/self/task`).
+pub fn thread_cpu(name: &str) -> Duration {
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .map(|task| stat_cpu(&task.path()))
+        .sum()
 }

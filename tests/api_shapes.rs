@@ -198,6 +198,9 @@ async fn list_shapes_and_meaningful_404s() {
             }
             ("/api/subscriber/list/node/", "id=3") => (200, "null"),
             ("/api/subscriber/list/node/", "id=4") => (204, ""),
+            ("/api/subscriber/list/node/", "id=6") => {
+                (200, "[{\"id\":1},{\"id\":\"zz\"},{\"ID\":\"3\"}]")
+            }
             ("/api/subscriber/list/node/", _) => {
                 (404, "{\"error\":\"not_found\",\"message\":\"no node 5\"}")
             }
@@ -226,6 +229,20 @@ async fn list_shapes_and_meaningful_404s() {
     );
     let err = c.subscribers_by_node(5).await.unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
+    // Read one record at a time, a bad record is an error item between good ones; read
+    // whole, it fails the list.
+    let items: Vec<_> = c.subscriber_records_by_node(6).await.unwrap().collect();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].as_ref().unwrap().id, 1);
+    let bad = items[1].as_ref().unwrap_err().to_string();
+    assert!(
+        bad.contains("subscriber.list.node") && bad.contains("[1].id"),
+        "{bad}"
+    );
+    assert!(bad.contains("zz"), "the excerpt shows the record: {bad}");
+    assert_eq!(items[2].as_ref().unwrap().id, 3);
+    let err = c.subscribers_by_node(6).await.unwrap_err().to_string();
+    assert!(err.contains("[1].id"), "{err}");
     let day = NaiveDate::from_ymd_opt(2023, 5, 1).unwrap();
     assert!(c.account_charges(1, day, day).await.unwrap().is_empty());
     let plans: Vec<i64> = c

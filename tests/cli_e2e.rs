@@ -164,11 +164,23 @@ async fn sigterm_during_a_backfill_exits_0_and_the_next_run_resumes() {
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let today = chrono::Utc::now().date_naive();
     let from = (today - chrono::Duration::days(39)).to_string();
+    // `--to` too: the daemon's "today" is in its configured time zone, which around
+    // midnight UTC is already tomorrow.
+    let to = today.to_string();
+    let backfill = [
+        "--run-once",
+        "--jobs",
+        "summaries",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
     // 20 subscribers x 40 days at 20 ms and concurrency 8: about 2 s; stop it half-way.
     let child = Command::new(BIN)
         .arg("--config")
         .arg(&config)
-        .args(["--run-once", "--jobs", "summaries", "--from", &from])
+        .args(backfill)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -211,11 +223,7 @@ async fn sigterm_during_a_backfill_exits_0_and_the_next_run_resumes() {
     drop(store);
 
     sim.reset_counters();
-    let second = run(
-        &config,
-        &["--run-once", "--jobs", "summaries", "--from", &from],
-    )
-    .await;
+    let second = run(&config, &backfill).await;
     assert_eq!(second.status.code(), Some(0), "{}", text(&second));
     let store = Store::open(dir.path().join("mirror.db")).unwrap();
     assert_eq!(

@@ -445,7 +445,9 @@ async fn an_undecodable_item_makes_the_run_partial_and_writes_nothing_of_it() {
 #[tokio::test]
 async fn an_auth_failure_stops_the_run_as_failed() {
     use tariscope_sync::model::*;
-    use tariscope_sync::sync::{Remote, RemoteError, RemoteErrorKind, RemoteResult, TariffFilter};
+    use tariscope_sync::sync::{
+        Remote, RemoteError, RemoteErrorKind, RemoteResult, SubscriberRecords, TariffFilter,
+    };
 
     /// A remote whose every call is refused for lack of rights.
     struct Refused;
@@ -456,10 +458,10 @@ async fn an_auth_failure_stops_the_run_as_failed() {
         fn lists_are_partial(&self) -> bool {
             false
         }
-        async fn subscribers_by_node(&self, _: i64) -> RemoteResult<Vec<Subscriber>> {
+        async fn subscribers_by_node(&self, _: i64) -> RemoteResult<SubscriberRecords> {
             no()
         }
-        async fn subscribers_by_department(&self, _: i64) -> RemoteResult<Vec<Subscriber>> {
+        async fn subscribers_by_department(&self, _: i64) -> RemoteResult<SubscriberRecords> {
             no()
         }
         async fn subscriber_get(&self, _: i64) -> RemoteResult<Option<Subscriber>> {

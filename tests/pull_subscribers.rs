@@ -7,7 +7,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use tariscope_sync::model::{DnAssignment, Subscriber};
 use tariscope_sync::store::{Outcome, Store, StoreError};
 use tariscope_sync::sync::fake::{FakeData, FakeRemote, Method};
-use tariscope_sync::sync::{FixedClock, JobKind, Progress, PullOptions, Scope, run_job};
+use tariscope_sync::sync::{FixedClock, JobKind, JobReport, Progress, PullOptions, Scope, run_job};
 
 fn day(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -25,6 +25,19 @@ fn opts() -> PullOptions {
         Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap(),
     ));
     o
+}
+
+/// One `subscribers` run with `opts()`.
+async fn pull(remote: &FakeRemote, store: &Store) -> JobReport {
+    run_job(
+        JobKind::Subscribers,
+        remote,
+        store,
+        &opts(),
+        &Progress::new(),
+    )
+    .await
+    .unwrap()
 }
 
 fn fake(n: usize) -> FakeRemote {
@@ -220,15 +233,7 @@ async fn partial_lists_are_completed_with_subscriber_get() {
     let store = Store::open_in_memory().unwrap();
     let remote = fake(25);
     remote.set_partial_lists(true);
-    let report = run_job(
-        JobKind::Subscribers,
-        &remote,
-        &store,
-        &opts(),
-        &Progress::new(),
-    )
-    .await
-    .unwrap();
+    let report = pull(&remote, &store).await;
     assert_eq!(report.outcome, Outcome::Ok);
     assert_mirror_equals(&store, &remote).await;
     let gets = remote.calls().iter().filter(|c| c.0 == Method::Get).count();
@@ -255,27 +260,11 @@ async fn overlapping_scopes_count_a_subscriber_once() {
 async fn an_unreadable_list_tombstones_nothing_and_the_run_is_partial() {
     let store = Store::open_in_memory().unwrap();
     let remote = fake(12);
-    run_job(
-        JobKind::Subscribers,
-        &remote,
-        &store,
-        &opts(),
-        &Progress::new(),
-    )
-    .await
-    .unwrap();
+    pull(&remote, &store).await;
     remote.edit(|d| d.subscribers.remove(&1001));
     // The node list answers; the department list (the second call) fails.
     remote.fail_after(1);
-    let report = run_job(
-        JobKind::Subscribers,
-        &remote,
-        &store,
-        &opts(),
-        &Progress::new(),
-    )
-    .await
-    .unwrap();
+    let report = pull(&remote, &store).await;
     assert_eq!(report.outcome, Outcome::Partial);
     assert_eq!(report.counts.removed, 0);
     assert!(removed_at(&store, 1001).await.is_none());
@@ -285,18 +274,51 @@ async fn an_unreadable_list_tombstones_nothing_and_the_run_is_partial() {
 }
 
 #[tokio::test]
+async fn an_undecodable_list_record_fails_alone_and_nothing_is_tombstoned() {
+    let store = Store::open_in_memory().unwrap();
+    let remote = fake(12);
+    pull(&remote, &store).await;
+    let before = store.subscriber(1004).await.unwrap();
+    remote.set_bad_data(Method::ListNode, 1004);
+    remote.set_bad_data(Method::ListDepartment, 1004);
+    remote.edit(|d| {
+        d.subscribers.get_mut(&1004).unwrap().fullname = Some("Changed".into());
+        d.subscribers.get_mut(&1005).unwrap().fullname = Some("Changed too".into());
+        d.subscribers.remove(&1001);
+    });
+    let report = pull(&remote, &store).await;
+    assert_eq!(report.outcome, Outcome::Partial, "{report:?}");
+    assert!(report.counts.errors >= 1, "{report:?}");
+    assert_eq!((report.counts.updated, report.counts.removed), (1, 0));
+    assert_eq!(store.subscriber(1004).await.unwrap(), before, "untouched");
+    assert!(
+        removed_at(&store, 1001).await.is_none(),
+        "a list with an unreadable record tombstones nothing"
+    );
+    let fullname = |s: Option<Subscriber>| s.unwrap().fullname;
+    assert_eq!(
+        fullname(store.subscriber(1005).await.unwrap()).as_deref(),
+        Some("Changed too")
+    );
+    let errors = store.item_errors(report.run_id).await.unwrap();
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.0.contains("(a record)") && e.1.contains("1004")),
+        "{errors:?}"
+    );
+    remote.clear_faults();
+    let report = pull(&remote, &store).await;
+    assert_eq!(report.outcome, Outcome::Ok, "{report:?}");
+    assert_eq!((report.counts.updated, report.counts.removed), (1, 1));
+    assert_mirror_equals(&store, &remote).await;
+}
+
+#[tokio::test]
 async fn an_undecodable_record_fails_that_item_only() {
     let store = Store::open_in_memory().unwrap();
     let remote = fake(12);
-    run_job(
-        JobKind::Subscribers,
-        &remote,
-        &store,
-        &opts(),
-        &Progress::new(),
-    )
-    .await
-    .unwrap();
+    pull(&remote, &store).await;
     let before = store.subscriber(1004).await.unwrap();
     remote.set_partial_lists(true);
     remote.set_bad_data(Method::Get, 1004);
@@ -304,15 +326,7 @@ async fn an_undecodable_record_fails_that_item_only() {
         d.subscribers.get_mut(&1004).unwrap().fullname = Some("Changed".into());
         d.subscribers.get_mut(&1005).unwrap().fullname = Some("Changed too".into());
     });
-    let report = run_job(
-        JobKind::Subscribers,
-        &remote,
-        &store,
-        &opts(),
-        &Progress::new(),
-    )
-    .await
-    .unwrap();
+    let report = pull(&remote, &store).await;
     assert_eq!(report.outcome, Outcome::Partial, "{report:?}");
     assert_eq!(
         (

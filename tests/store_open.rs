@@ -156,6 +156,45 @@ async fn a_failed_write_rolls_back_only_itself() {
 }
 
 #[tokio::test]
+async fn a_failed_write_alone_in_its_transaction_leaves_nothing() {
+    let store = Store::open_in_memory().unwrap();
+    // Awaited one by one, each write is alone in its transaction (no savepoint): a failure
+    // rolls the whole transaction back, and the writer goes on.
+    let failed = store
+        .write(|c: &Connection| {
+            c.execute("INSERT INTO checkpoints VALUES ('j', 'b', 'c', 't')", [])
+                .and_then(|_| c.execute("INSERT INTO checkpoints VALUES ('j', 'b', 'c', 't')", []))
+                .map_err(sql)
+        })
+        .await;
+    assert!(matches!(failed, Err(StoreError::Sql { .. })), "{failed:?}");
+    let panicked = store
+        .write(|c: &Connection| -> Result<(), StoreError> {
+            c.execute("INSERT INTO checkpoints VALUES ('j', 'p', 'c', 't')", [])
+                .map_err(sql)?;
+            panic!("a bug in a write command")
+        })
+        .await;
+    assert!(matches!(panicked, Err(StoreError::Bug(_))), "{panicked:?}");
+    store
+        .write(|c: &Connection| {
+            c.execute("INSERT INTO checkpoints VALUES ('j', 'ok', 'c', 't')", [])
+                .map_err(sql)
+        })
+        .await
+        .unwrap();
+    let keys: Vec<String> = store
+        .read(|c| {
+            c.prepare("SELECT key FROM checkpoints ORDER BY key")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(sql)
+        })
+        .await
+        .unwrap();
+    assert_eq!(keys, ["ok"]);
+}
+
+#[tokio::test]
 async fn reads_on_a_file_store_see_committed_writes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("m.db")).unwrap();

@@ -26,7 +26,15 @@ fn object<'a>(v: &'a Value, what: &str) -> Result<Record<'a>, WireError> {
 
 /// A `subscriber.get` record (also the elements of `subscriber.list.*`).
 pub fn subscriber(v: &Value) -> Result<Subscriber, WireError> {
-    let r = object(v, "subscriber")?;
+    subscriber_record(&object(v, "subscriber")?)
+}
+
+/// [`subscriber`] over a list element read into [`wire::Fields`].
+pub fn subscriber_fields(f: &wire::Fields<'_>) -> Result<Subscriber, WireError> {
+    subscriber_record(&Record::from_fields(f))
+}
+
+fn subscriber_record(r: &Record<'_>) -> Result<Subscriber, WireError> {
     let id = r.req_int(&["id", "subscriberid"])?;
     let dns = match r.get(&["dns"]) {
         None => None,

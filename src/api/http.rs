@@ -241,14 +241,14 @@ impl Inner {
         req: reqwest::RequestBuilder,
     ) -> Result<Raw, AttemptError> {
         let map = |e: reqwest::Error| self.transport_error(method, e);
-        let resp = req.send().await.map_err(map)?;
+        let mut resp = req.send().await.map_err(map)?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-        let body = resp.bytes().await.map_err(map)?;
+        let body = read_body(&mut resp).await.map_err(map)?;
         Ok(Raw {
             status,
             retry_after,
@@ -284,6 +284,27 @@ impl Inner {
         };
         sent(err)
     }
+}
+
+/// The whole body, in one buffer sized from `Content-Length` (reqwest's `bytes()` grows
+/// its buffer as chunks come, holding up to twice a large list answer at once).
+async fn read_body(resp: &mut reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    /// A `Content-Length` above this is not trusted for the first allocation.
+    const MAX_PRESIZE: u64 = 256 << 20;
+    let Some(first) = resp.chunk().await? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = resp.chunk().await? else {
+        return Ok(first);
+    };
+    let announced = resp.content_length().unwrap_or(0).min(MAX_PRESIZE) as usize;
+    let mut buf = bytes::BytesMut::with_capacity(announced.max(first.len() + second.len()));
+    buf.extend_from_slice(&first);
+    buf.extend_from_slice(&second);
+    while let Some(chunk) = resp.chunk().await? {
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 /// `(code, message)` of an error body, if it has them.

@@ -12,6 +12,7 @@ use super::client::{Reply, TariscopeClient};
 use super::decode;
 use super::encode::Param;
 use super::error::{ApiError, excerpt};
+use super::listing::{FieldsDecoder, Listing, ValueDecoder};
 use super::wire::{self, WireError};
 use crate::model::{
     AccountSummary, Charge, CreatedSubscriber, DnAssignment, FieldValue, NewDn, NewPayment,
@@ -130,22 +131,60 @@ impl TariscopeClient {
         self.one(M, &reply, decode::subscriber)
     }
 
+    /// A list read lazily (see [`Listing`]); 404 is an error (the lists of an unknown
+    /// node or department).
+    fn listing<T>(
+        &self,
+        method: &'static str,
+        reply: Reply,
+        fields: FieldsDecoder<T>,
+        value: ValueDecoder<T>,
+    ) -> Result<Listing<T>, ApiError> {
+        if reply.status == 404 {
+            return Err(not_found(method, &reply));
+        }
+        if reply.is_empty_result() {
+            return Ok(Listing::empty(method));
+        }
+        Listing::new(method, reply.body, self.inner.format, fields, value)
+    }
+
     /// `subscriber.list.department`. An unknown department is an error (`is_not_found`).
     /// With `profile.lists_are_partial`, records carry only id and name.
     pub async fn subscribers_by_department(
         &self,
         department_id: i64,
     ) -> Result<Vec<Subscriber>, ApiError> {
+        self.subscriber_records_by_department(department_id)
+            .await?
+            .collect()
+    }
+
+    /// [`Self::subscribers_by_department`] decoded one record at a time: a record that
+    /// cannot be decoded is an error item and the others still come.
+    pub async fn subscriber_records_by_department(
+        &self,
+        department_id: i64,
+    ) -> Result<Listing<Subscriber>, ApiError> {
         const M: &str = "subscriber.list.department";
         let reply = self.call(M, &[("id", Param::Int(department_id))]).await?;
-        self.list(M, &reply, false, decode::subscriber)
+        self.listing(M, reply, decode::subscriber_fields, decode::subscriber)
     }
 
     /// `subscriber.list.node`. An unknown node is an error (`is_not_found`).
     pub async fn subscribers_by_node(&self, node_id: i64) -> Result<Vec<Subscriber>, ApiError> {
+        self.subscriber_records_by_node(node_id).await?.collect()
+    }
+
+    /// [`Self::subscribers_by_node`] decoded one record at a time (see
+    /// [`Self::subscriber_records_by_department`]).
+    pub async fn subscriber_records_by_node(
+        &self,
+        node_id: i64,
+    ) -> Result<Listing<Subscriber>, ApiError> {
         const M: &str = "subscriber.list.node";
         let reply = self.call(M, &[("id", Param::Int(node_id))]).await?;
-        self.list(M, &reply, false, decode::subscriber)
+        self.listing(M, reply, decode::subscriber_fields, decode::subscriber)
     }
 
     /// `subscriber.update` with only the patch's fields; `None` if the subscriber does

@@ -16,6 +16,7 @@
 //! | `encode.rs` | request parameters to JSON / form / query |
 //! | `wire.rs`, `xml.rs`, `scalars.rs` | tolerant reading of JSON and XML bodies and values |
 //! | `decode.rs` | records to model types |
+//! | `listing.rs` | [`listing::Listing`]: a list answer decoded one element at a time |
 //! | `config.rs`, `error.rs` | [`ClientConfig`], [`Secret`], [`ApiError`] |
 
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod encode;
 pub mod error;
 mod http;
 pub mod limit;
+pub mod listing;
 mod methods;
 pub mod profile;
 pub mod retry;

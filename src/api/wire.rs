@@ -187,11 +187,66 @@ pub fn single(v: &Value) -> Option<&Value> {
     Some(cur)
 }
 
+/// The fields of one JSON object in wire order, keys borrowed from the body where they
+/// hold no escapes: what a list element is read into, instead of a `serde_json::Map`
+/// that allocates every key and a tree of nodes per record.
+#[derive(Debug, Default)]
+pub struct Fields<'de>(pub Vec<(std::borrow::Cow<'de, str>, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a record (an object)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields<'de>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(40));
+                while let Some(Key(k)) = map.next_key()? {
+                    out.push((k, map.next_value()?));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A map key, borrowed when the body allows.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
 /// A record read with case-insensitive keys (normalised once, when built).
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
-    /// `(normalised key, key as sent, value)` of an object record.
-    fields: Vec<(String, &'a str, &'a Value)>,
+    /// `(normalised key, key as sent, value)` of an object record; the normalised key
+    /// borrows the key as sent when that already is normalised (the usual case).
+    fields: Vec<(std::borrow::Cow<'a, str>, &'a str, &'a Value)>,
     is_object: bool,
     /// For a scalar "record" (e.g. a bare string answer), the scalar.
     scalar: Option<&'a Value>,
@@ -203,7 +258,7 @@ impl<'a> Record<'a> {
             Value::Object(map) => Self {
                 fields: map
                     .iter()
-                    .map(|(k, v)| (norm_key(k), k.as_str(), v))
+                    .map(|(k, v)| (norm_name(k), k.as_str(), v))
                     .collect(),
                 is_object: true,
                 scalar: None,
@@ -213,6 +268,19 @@ impl<'a> Record<'a> {
                 is_object: false,
                 scalar: Some(other),
             },
+        }
+    }
+
+    /// A record over the fields of a list element (see [`Fields`]).
+    pub fn from_fields(f: &'a Fields<'_>) -> Self {
+        Self {
+            fields: f
+                .0
+                .iter()
+                .map(|(k, v)| (norm_name(k), k.as_ref(), v))
+                .collect(),
+            is_object: true,
+            scalar: None,
         }
     }
 

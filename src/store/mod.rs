@@ -2,8 +2,9 @@
 //!
 //! Owns: the database file (created 0600, folder created if missing), the embedded
 //! migrations, the one writer connection on its own thread, read connections, and one file
-//! per table family (`subscribers`, `accounts`, `reference`, `runs`). The push issue adds its
-//! tables as more files here and a new numbered migration. Must not: speak HTTP, read the
+//! per table family (`subscribers`, `accounts`, `reference`, `runs`, and the push side's
+//! `desired`, `outbox`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
+//! them. Must not: speak HTTP, read the
 //! clock (callers pass timestamps), or decide sync policy (that is `crate::sync`).
 //!
 //! Storage conventions (documented for integrators in `docs/schema.md`): money and other
@@ -11,6 +12,7 @@
 //! timestamps are RFC 3339 UTC text.
 
 mod accounts;
+mod bulk;
 mod desired;
 mod error;
 mod migrate;

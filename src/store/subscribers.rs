@@ -5,6 +5,7 @@
 //! Must not: hard-delete a subscriber, or write a row whose content did not change (a no-op
 //! pull writes nothing).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -12,7 +13,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use sha2::{Digest, Sha256};
 
-use super::values::{self, Reader};
+use super::bulk::Bulk;
+use super::values::{self, Col, Reader};
 use super::{Store, StoreError};
 use crate::model::{Code, DnAssignment, Subscriber, SubscriberId, SubscriberType};
 
@@ -53,42 +55,41 @@ pub(crate) const FIELDS: [&str; 32] = [
     "bankname",
 ];
 
-/// The column values of `s`, in `FIELDS` order.
-fn field_values(s: &Subscriber) -> Vec<Value> {
-    use values::{date, dec, flag, int, text};
+/// The column values of `s`, in `FIELDS` order, borrowing its text.
+fn field_cols(s: &Subscriber) -> Vec<Col<'_>> {
     vec![
-        text(&s.fullname),
-        text(&s.street),
-        text(&s.house),
-        text(&s.flat),
-        text(&s.email),
-        text(&s.description),
-        text(&s.authcode),
-        flag(s.ispublic),
-        int(s.subscriber_type.map(SubscriberType::code)),
-        text(&s.edrpou),
-        text(&s.zipcode),
-        text(&s.personalcode),
-        text(&s.contract_number),
-        text(&s.information),
-        text(&s.privilegeinfo),
-        text(&s.area),
-        date(s.contractdate),
-        text(&s.building),
-        text(&s.floornumber),
-        text(&s.account_number),
-        int(s.gender.map(|c| c.0)),
-        date(s.birthday),
-        text(&s.bankaccount),
-        text(&s.bank_code),
-        text(&s.taxcode),
-        int(s.deliverytype.map(|c| c.0)),
-        dec(s.privilegediscount),
-        int(s.department_id),
-        int(s.node_id),
-        int(s.rateplan_id),
-        date(s.connectiondate),
-        text(&s.bankname),
+        Col::text(&s.fullname),
+        Col::text(&s.street),
+        Col::text(&s.house),
+        Col::text(&s.flat),
+        Col::text(&s.email),
+        Col::text(&s.description),
+        Col::text(&s.authcode),
+        Col::flag(s.ispublic),
+        Col::int(s.subscriber_type.map(SubscriberType::code)),
+        Col::text(&s.edrpou),
+        Col::text(&s.zipcode),
+        Col::text(&s.personalcode),
+        Col::text(&s.contract_number),
+        Col::text(&s.information),
+        Col::text(&s.privilegeinfo),
+        Col::text(&s.area),
+        Col::date(s.contractdate),
+        Col::text(&s.building),
+        Col::text(&s.floornumber),
+        Col::text(&s.account_number),
+        Col::int(s.gender.map(|c| c.0)),
+        Col::date(s.birthday),
+        Col::text(&s.bankaccount),
+        Col::text(&s.bank_code),
+        Col::text(&s.taxcode),
+        Col::int(s.deliverytype.map(|c| c.0)),
+        Col::dec(s.privilegediscount),
+        Col::int(s.department_id),
+        Col::int(s.node_id),
+        Col::int(s.rateplan_id),
+        Col::date(s.connectiondate),
+        Col::text(&s.bankname),
     ]
 }
 
@@ -140,25 +141,26 @@ fn from_values(
     })
 }
 
-/// A DN as stored, in a canonical order for hashing and comparing.
+/// A DN as stored, in a canonical order for hashing and comparing; borrows the record's
+/// text when built from one, owns it when read from the mirror.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct DnRow {
+struct DnRow<'a> {
     pbx_id: Option<i64>,
-    dn: String,
+    dn: Cow<'a, str>,
     dn_id: Option<i64>,
-    from_date: Option<String>,
-    description: Option<String>,
+    from_date: Option<Cow<'a, str>>,
+    description: Option<Cow<'a, str>>,
 }
 
-fn dn_rows(dns: &[DnAssignment]) -> Vec<DnRow> {
+fn dn_rows(dns: &[DnAssignment]) -> Vec<DnRow<'_>> {
     let mut rows: Vec<DnRow> = dns
         .iter()
         .map(|d| DnRow {
             pbx_id: d.pbx_id,
-            dn: d.dn.clone(),
+            dn: Cow::Borrowed(&d.dn),
             dn_id: d.id,
-            from_date: d.from_date.map(|d| d.to_string()),
-            description: d.description.clone(),
+            from_date: d.from_date.map(|d| Cow::Owned(values::date_text(d))),
+            description: d.description.as_deref().map(Cow::Borrowed),
         })
         .collect();
     rows.sort();
@@ -171,22 +173,22 @@ fn dns_json(rows: &[DnRow]) -> serde_json::Value {
         .collect()
 }
 
-fn hash(fields: &[Value], dns: Option<&[DnRow]>) -> String {
+fn hash(fields: &[Col], dns: Option<&[DnRow]>) -> String {
     let mut h = Sha256::new();
     for v in fields {
-        values::hash_value(&mut h, v);
+        values::hash_ref(&mut h, v.as_ref());
     }
     if let Some(dns) = dns {
         h.update(b"dns");
         for d in dns {
             for v in [
-                values::int(d.pbx_id),
-                Value::Text(d.dn.clone()),
-                values::int(d.dn_id),
-                values::text(&d.from_date),
-                values::text(&d.description),
+                Col::int(d.pbx_id),
+                Col::Str(&d.dn),
+                Col::int(d.dn_id),
+                d.from_date.as_deref().map_or(Col::Null, Col::Str),
+                d.description.as_deref().map_or(Col::Null, Col::Str),
             ] {
-                values::hash_value(&mut h, &v);
+                values::hash_ref(&mut h, v.as_ref());
             }
         }
     }
@@ -197,7 +199,7 @@ fn hash(fields: &[Value], dns: Option<&[DnRow]>) -> String {
 /// DNs when the record carries them), hex. Equal records hash equal.
 pub fn content_hash(s: &Subscriber) -> String {
     let dns = s.dns.as_deref().map(dn_rows);
-    hash(&field_values(s), dns.as_deref())
+    hash(&field_cols(s), dns.as_deref())
 }
 
 /// What one `apply_subscribers` call did.
@@ -209,12 +211,10 @@ pub struct ApplyCounts {
     pub unchanged: u64,
 }
 
-static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
-    let cols = FIELDS.join(", ");
-    let marks: Vec<String> = (2..=FIELDS.len() + 4).map(|i| format!("?{i}")).collect();
+static INSERT_HEAD: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO subscribers (id, {cols}, content_hash, first_seen_at, updated_at) VALUES (?1, {})",
-        marks.join(", ")
+        "INSERT INTO subscribers (id, {}, content_hash, first_seen_at, updated_at)",
+        FIELDS.join(", ")
     )
 });
 
@@ -251,7 +251,7 @@ fn load_fields(conn: &Connection, id: SubscriberId) -> Result<Option<Vec<Value>>
     .map_err(StoreError::sql("reading a subscriber"))
 }
 
-fn load_dns(conn: &Connection, id: SubscriberId) -> Result<Vec<DnRow>, StoreError> {
+fn load_dns(conn: &Connection, id: SubscriberId) -> Result<Vec<DnRow<'static>>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT pbx_id, dn, dn_id, from_date, description FROM dns WHERE subscriber_id = ?1",
@@ -261,10 +261,10 @@ fn load_dns(conn: &Connection, id: SubscriberId) -> Result<Vec<DnRow>, StoreErro
         .query_map([id], |r| {
             Ok(DnRow {
                 pbx_id: r.get(0)?,
-                dn: r.get(1)?,
+                dn: Cow::Owned(r.get(1)?),
                 dn_id: r.get(2)?,
-                from_date: r.get(3)?,
-                description: r.get(4)?,
+                from_date: r.get::<_, Option<String>>(3)?.map(Cow::Owned),
+                description: r.get::<_, Option<String>>(4)?.map(Cow::Owned),
             })
         })
         .map_err(StoreError::sql("reading DNs"))?;
@@ -297,9 +297,9 @@ fn replace_dns(
             id,
             d.dn_id,
             d.pbx_id,
-            d.dn,
-            d.from_date,
-            d.description
+            d.dn.as_ref(),
+            d.from_date.as_deref(),
+            d.description.as_deref()
         ])
         .map_err(StoreError::sql("inserting a DN"))?;
     }
@@ -331,32 +331,63 @@ fn apply(
     now: &str,
 ) -> Result<ApplyCounts, StoreError> {
     let mut counts = ApplyCounts::default();
+    let mut lookup = conn
+        .prepare_cached("SELECT content_hash, removed_at FROM subscribers WHERE id = ?1")
+        .map_err(StoreError::sql("preparing the subscriber look-up"))?;
+    // New subscribers (most of a first pull) are buffered and written with multi-row
+    // inserts at the end of the batch; `pending` catches an id listed twice in one batch.
+    let mut new_rows = Bulk::new(INSERT_HEAD.as_str(), FIELDS.len() + 4);
+    let mut new_dns = Bulk::new(
+        "INSERT INTO dns (subscriber_id, dn_id, pbx_id, dn, from_date, description)",
+        6,
+    );
+    let mut new_log = Bulk::new(
+        "INSERT INTO subscriber_changes (run_id, subscriber_id, kind, changed_fields, at)",
+        5,
+    );
+    let mut pending = HashSet::new();
+    let flush = |rows: &mut Bulk, dns: &mut Bulk, log: &mut Bulk| -> Result<(), StoreError> {
+        rows.flush(conn, "inserting subscribers")?;
+        dns.flush(conn, "inserting DNs")?;
+        log.flush(conn, "writing the change log")
+    };
     for s in records {
-        let fields = field_values(s);
+        if !pending.insert(s.id) {
+            flush(&mut new_rows, &mut new_dns, &mut new_log)?;
+            pending.clear();
+            pending.insert(s.id);
+        }
+        let fields = field_cols(s);
         let dns = s.dns.as_deref().map(dn_rows);
         let new_hash = hash(&fields, dns.as_deref());
-        let existing: Option<(String, Option<String>)> = conn
-            .prepare_cached("SELECT content_hash, removed_at FROM subscribers WHERE id = ?1")
-            .and_then(|mut st| {
-                st.query_row([s.id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
+        let existing: Option<(String, Option<String>)> = lookup
+            .query_row([s.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
             .map_err(StoreError::sql("looking up a subscriber"))?;
         match existing {
             None => {
-                let mut p: Vec<Value> = Vec::with_capacity(FIELDS.len() + 4);
-                p.push(Value::Integer(s.id));
-                p.extend(fields);
-                p.push(Value::Text(new_hash));
-                p.push(Value::Text(now.to_owned()));
-                p.push(Value::Text(now.to_owned()));
-                conn.prepare_cached(&INSERT_SQL)
-                    .and_then(|mut st| st.execute(params_from_iter(p)))
-                    .map_err(StoreError::sql("inserting a subscriber"))?;
-                if let Some(dns) = &dns {
-                    replace_dns(conn, s.id, dns, true)?;
+                new_rows.push(std::iter::once(Col::Int(s.id)).chain(fields).chain([
+                    Col::Owned(new_hash),
+                    Col::Str(now),
+                    Col::Str(now),
+                ]));
+                for d in dns.into_iter().flatten() {
+                    new_dns.push([
+                        Col::Int(s.id),
+                        Col::int(d.dn_id),
+                        Col::int(d.pbx_id),
+                        Col::from(d.dn),
+                        d.from_date.map_or(Col::Null, Col::from),
+                        d.description.map_or(Col::Null, Col::from),
+                    ]);
                 }
-                log_change(conn, run_id, s.id, "inserted", None, now)?;
+                new_log.push([
+                    Col::Int(run_id),
+                    Col::Int(s.id),
+                    Col::Str("inserted"),
+                    Col::Null,
+                    Col::Str(now),
+                ]);
                 counts.inserted += 1;
             }
             Some((old_hash, removed)) if old_hash == new_hash && removed.is_none() => {
@@ -367,13 +398,11 @@ fn apply(
                 let mut changed = serde_json::Map::new();
                 for (i, name) in FIELDS.iter().enumerate() {
                     let before = old.get(i).unwrap_or(&Value::Null);
-                    if before != &fields[i] {
+                    let after = fields[i].to_value();
+                    if before != &after {
                         changed.insert(
                             (*name).to_owned(),
-                            serde_json::json!([
-                                values::to_json(before),
-                                values::to_json(&fields[i])
-                            ]),
+                            serde_json::json!([values::to_json(before), values::to_json(&after)]),
                         );
                     }
                 }
@@ -387,11 +416,9 @@ fn apply(
                         replace_dns(conn, s.id, new_dns, false)?;
                     }
                 }
-                let mut p: Vec<Value> = Vec::with_capacity(FIELDS.len() + 3);
-                p.push(Value::Integer(s.id));
-                p.extend(fields);
-                p.push(Value::Text(new_hash));
-                p.push(Value::Text(now.to_owned()));
+                let id = Col::Int(s.id);
+                let tail = [Col::Str(&new_hash), Col::Str(now)];
+                let p = std::iter::once(&id).chain(&fields).chain(&tail);
                 conn.prepare_cached(&UPDATE_SQL)
                     .and_then(|mut st| st.execute(params_from_iter(p)))
                     .map_err(StoreError::sql("updating a subscriber"))?;
@@ -416,6 +443,7 @@ fn apply(
             }
         }
     }
+    flush(&mut new_rows, &mut new_dns, &mut new_log)?;
     Ok(counts)
 }
 
@@ -444,14 +472,17 @@ fn tombstone(
 impl Store {
     /// Applies a batch of pulled subscribers in one transaction (see `apply`). `now` is the
     /// RFC 3339 timestamp written to `first_seen_at` / `updated_at` / the change log.
-    pub async fn apply_subscribers(
+    ///
+    /// The batch is queued for the writer when this is called, not when the result is
+    /// awaited: a job can decode the next batch meanwhile.
+    pub fn apply_subscribers(
         &self,
         run_id: i64,
         records: Vec<Subscriber>,
         now: String,
-    ) -> Result<ApplyCounts, StoreError> {
-        self.write(move |conn| apply(conn, run_id, &records, &now))
-            .await
+    ) -> impl Future<Output = Result<ApplyCounts, StoreError>> + Send + 'static {
+        self.writer
+            .submit(move |conn| apply(conn, run_id, &records, &now))
     }
 
     /// Tombstones live subscribers that the run did not see. Call only when every list of
@@ -489,16 +520,16 @@ impl Store {
                         id: d.dn_id,
                         subscriber_id: id,
                         pbx_id: d.pbx_id,
-                        dn: d.dn,
+                        dn: d.dn.into_owned(),
                         from_date: match d.from_date {
                             None => None,
                             Some(t) => Some(t.parse().map_err(|_| StoreError::Corrupt {
                                 table: "dns",
                                 column: "from_date",
-                                value: t,
+                                value: t.into_owned(),
                             })?),
                         },
-                        description: d.description,
+                        description: d.description.map(Cow::into_owned),
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
@@ -610,7 +641,7 @@ mod tests {
             bankname: t("bankname"),
             dns: Some(vec![]),
         };
-        let values = field_values(&s);
+        let values: Vec<Value> = field_cols(&s).iter().map(Col::to_value).collect();
         assert_eq!(values.len(), FIELDS.len());
         assert!(values.iter().all(|v| v != &Value::Null), "every field set");
         let back = from_values(7, &values, vec![]).unwrap();

@@ -7,7 +7,9 @@
 use chrono::NaiveDate;
 
 use super::push::{PushRemote, WriteError, WriteErrorKind, WriteResult};
-use super::remote::{Remote, RemoteError, RemoteErrorKind, RemoteResult, TariffFilter};
+use super::remote::{
+    Remote, RemoteError, RemoteErrorKind, RemoteResult, SubscriberRecords, TariffFilter,
+};
 use crate::api::{ApiError, TariscopeClient};
 use crate::model::{
     AccountSummary, Charge, CreatedSubscriber, DnAssignment, NewDn, NewSubscriber, Payment,
@@ -56,16 +58,20 @@ impl Remote for TariscopeClient {
         self.profile().lists_are_partial
     }
 
-    async fn subscribers_by_node(&self, node: i64) -> RemoteResult<Vec<Subscriber>> {
-        TariscopeClient::subscribers_by_node(self, node)
+    async fn subscribers_by_node(&self, node: i64) -> RemoteResult<SubscriberRecords> {
+        let records = self
+            .subscriber_records_by_node(node)
             .await
-            .map_err(read_error)
+            .map_err(read_error)?;
+        Ok(Box::new(records.map(|r| r.map_err(read_error))))
     }
 
-    async fn subscribers_by_department(&self, department: i64) -> RemoteResult<Vec<Subscriber>> {
-        TariscopeClient::subscribers_by_department(self, department)
+    async fn subscribers_by_department(&self, department: i64) -> RemoteResult<SubscriberRecords> {
+        let records = self
+            .subscriber_records_by_department(department)
             .await
-            .map_err(read_error)
+            .map_err(read_error)?;
+        Ok(Box::new(records.map(|r| r.map_err(read_error))))
     }
 
     async fn subscriber_get(&self, id: SubscriberId) -> RemoteResult<Option<Subscriber>> {

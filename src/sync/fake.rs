@@ -15,7 +15,9 @@ use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use tokio::sync::Notify;
 
-use super::remote::{Remote, RemoteError, RemoteErrorKind, RemoteResult, TariffFilter};
+use super::remote::{
+    Remote, RemoteError, RemoteErrorKind, RemoteResult, SubscriberRecords, TariffFilter,
+};
 use crate::model::{
     AccountSummary, Charge, Code, DnAssignment, Payment, PaymentType, Service, Subscriber,
     SubscriberId, SubscriberType, SystemInfo, Tariff, TariffPlan,
@@ -224,7 +226,8 @@ impl FakeRemote {
         self.partial_lists.store(on, Ordering::SeqCst);
     }
 
-    /// Answers `method` for `subscriber` with an undecodable-record error.
+    /// Answers `method` for `subscriber` with an undecodable-record error (for the list
+    /// methods: that record of the list is an undecodable item).
     pub fn set_bad_data(&self, method: Method, subscriber: SubscriberId) {
         lock(&self.bad).insert((method, subscriber));
     }
@@ -324,6 +327,25 @@ impl FakeRemote {
         Ok(())
     }
 
+    /// A list answer: `listed`, with the records `set_bad_data(method, id)` named as
+    /// undecodable items.
+    fn records(&self, method: Method, keep: impl Fn(&Subscriber) -> bool) -> SubscriberRecords {
+        let bad = lock(&self.bad).clone();
+        Box::new(self.listed(keep).into_iter().map(move |s| {
+            if bad.contains(&(method, s.id)) {
+                Err(RemoteError::new(
+                    RemoteErrorKind::BadData,
+                    format!(
+                        "injected fault: undecodable list record for subscriber {}",
+                        s.id
+                    ),
+                ))
+            } else {
+                Ok(s)
+            }
+        }))
+    }
+
     fn listed(&self, keep: impl Fn(&Subscriber) -> bool) -> Vec<Subscriber> {
         let partial = self.partial_lists.load(Ordering::SeqCst);
         lock(&self.data)
@@ -350,14 +372,16 @@ impl Remote for FakeRemote {
         self.partial_lists.load(Ordering::SeqCst)
     }
 
-    async fn subscribers_by_node(&self, node: i64) -> RemoteResult<Vec<Subscriber>> {
+    async fn subscribers_by_node(&self, node: i64) -> RemoteResult<SubscriberRecords> {
         self.enter(Method::ListNode, None, None).await?;
-        Ok(self.listed(|s| s.node_id == Some(node)))
+        Ok(self.records(Method::ListNode, |s| s.node_id == Some(node)))
     }
 
-    async fn subscribers_by_department(&self, department: i64) -> RemoteResult<Vec<Subscriber>> {
+    async fn subscribers_by_department(&self, department: i64) -> RemoteResult<SubscriberRecords> {
         self.enter(Method::ListDepartment, None, None).await?;
-        Ok(self.listed(|s| s.department_id == Some(department)))
+        Ok(self.records(Method::ListDepartment, |s| {
+            s.department_id == Some(department)
+        }))
     }
 
     async fn subscriber_get(&self, id: SubscriberId) -> RemoteResult<Option<Subscriber>> {

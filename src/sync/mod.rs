@@ -18,4 +18,6 @@ pub mod remote;
 
 pub use options::{Clock, FixedClock, JobKind, Progress, PullOptions, Scope, SystemClock};
 pub use pull::{JobReport, SyncError, run_job};
-pub use remote::{Remote, RemoteError, RemoteErrorKind, RemoteResult, TariffFilter};
+pub use remote::{
+    Remote, RemoteError, RemoteErrorKind, RemoteResult, SubscriberRecords, TariffFilter,
+};

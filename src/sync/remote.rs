@@ -90,6 +90,10 @@ pub struct TariffFilter {
 /// Result of a remote call.
 pub type RemoteResult<T> = Result<T, RemoteError>;
 
+/// The records of a subscriber list, decoded as they are read: a record that cannot be
+/// decoded is an `Err` item (kind `BadData`) and the records after it still come.
+pub type SubscriberRecords = Box<dyn Iterator<Item = RemoteResult<Subscriber>> + Send>;
+
 /// The Tariscope read methods the pull jobs use. Implementations must be safe to call
 /// concurrently (the jobs fan out per subscriber) and do their own rate limiting and retries.
 pub trait Remote: Send + Sync {
@@ -101,13 +105,13 @@ pub trait Remote: Send + Sync {
     fn subscribers_by_node(
         &self,
         node: i64,
-    ) -> impl Future<Output = RemoteResult<Vec<Subscriber>>> + Send;
+    ) -> impl Future<Output = RemoteResult<SubscriberRecords>> + Send;
 
     /// `subscriber.list.department`: the subscribers of `department` and its sub-departments.
     fn subscribers_by_department(
         &self,
         department: i64,
-    ) -> impl Future<Output = RemoteResult<Vec<Subscriber>>> + Send;
+    ) -> impl Future<Output = RemoteResult<SubscriberRecords>> + Send;
 
     /// `subscriber.get` by id; `Ok(None)` when the server says it does not exist.
     fn subscriber_get(

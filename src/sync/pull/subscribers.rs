@@ -2,9 +2,11 @@
 //!
 //! Owns: reading the node and department lists (and `subscriber.get` per listed id when the
 //! lists are partial), filling a missing node / department from the list it came from,
-//! de-duplicating subscribers listed twice, applying them to the mirror in batches, and
-//! tombstoning the ones no list holds any more. Must not: tombstone anything when a list
-//! could not be read (a subscriber missing from an unread list has not disappeared).
+//! de-duplicating subscribers listed twice, applying them to the mirror in batches (decoding
+//! the next batch while the writer thread commits the previous one, so a list is never held
+//! whole), recording each undecodable record as a failed item, and tombstoning the ones no
+//! list holds any more. Must not: tombstone anything when a list or one of its records could
+//! not be read (a subscriber missing from an unread list has not disappeared).
 
 use std::collections::HashSet;
 
@@ -12,9 +14,9 @@ use futures::StreamExt;
 
 use super::{Run, SyncError, Verdict, is_fatal, now};
 use crate::model::Subscriber;
-use crate::store::{Mode, Store};
+use crate::store::{ApplyCounts, Mode, Store, StoreError};
 use crate::sync::options::{JobKind, Progress, PullOptions};
-use crate::sync::remote::Remote;
+use crate::sync::remote::{Remote, RemoteError, RemoteResult};
 
 /// Where a list came from.
 #[derive(Debug, Clone, Copy)]
@@ -77,8 +79,8 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
             Source::Node(n) => remote.subscribers_by_node(n).await,
             Source::Department(d) => remote.subscribers_by_department(d).await,
         };
-        let mut list = match listed {
-            Ok(list) => list,
+        let records = match listed {
+            Ok(records) => records,
             Err(e) if is_fatal(&e) => return Ok(Some(format!("{}: {e}", source.label()))),
             Err(e) => {
                 complete = false;
@@ -86,19 +88,34 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
                 continue;
             }
         };
-        run.counts.fetched += list.len() as u64;
-        list.retain(|s| seen.insert(s.id));
-        progress.add_total(list.len() as u64);
-        if remote.lists_are_partial() {
-            match complete_records(run, remote, list, &mut seen, progress).await? {
-                Ok(full) => list = full,
-                Err(why) => return Ok(Some(why)),
+        let read = if remote.lists_are_partial() {
+            let mut list = Vec::new();
+            let mut bad = Vec::new();
+            for record in records {
+                run.counts.fetched += 1;
+                match record {
+                    Ok(s) => list.push(s),
+                    Err(e) => bad.push(e),
+                }
             }
+            list.retain(|s| seen.insert(s.id));
+            progress.add_total(list.len() as u64);
+            let full = match complete_records(run, remote, list, &mut seen, progress).await? {
+                Ok(full) => full,
+                Err(why) => return Ok(Some(why)),
+            };
+            let mut read = apply(run, source, full.into_iter().map(Ok), None, progress).await?;
+            read.bad.extend(bad);
+            read
+        } else {
+            apply(run, source, records, Some(&mut seen), progress).await?
+        };
+        // A record that could not be read may be a live subscriber: nothing is tombstoned.
+        for e in read.bad {
+            complete = false;
+            run.item_failed(format!("{} (a record)", source.label()), &e)
+                .await?;
         }
-        for s in &mut list {
-            source.fill(s);
-        }
-        apply(run, list, progress).await?;
     }
     if complete {
         let removed = run
@@ -151,29 +168,79 @@ async fn complete_records<R: Remote>(
     Ok(Ok(full))
 }
 
-/// Applies `list` in transactions of `batch_size` records.
+/// What `apply` read besides the records it wrote.
+struct Read {
+    /// Records that could not be decoded.
+    bad: Vec<RemoteError>,
+}
+
+/// Writes `records` in transactions of `batch_size`, decoding the next batch while the
+/// writer thread commits the previous one. With `seen`, a subscriber listed before is
+/// skipped and every written id is added to it.
 async fn apply(
     run: &mut Run<'_>,
-    list: Vec<Subscriber>,
+    source: Source,
+    mut records: impl Iterator<Item = RemoteResult<Subscriber>>,
+    mut seen: Option<&mut HashSet<i64>>,
+    progress: &Progress,
+) -> Result<Read, SyncError> {
+    /// Records decoded between two yields to the runtime (about a millisecond of work).
+    const YIELD_EVERY: usize = 256;
+    let batch = run.opts.batch_size.max(1);
+    let mut bad = Vec::new();
+    let mut in_flight = None;
+    let mut exhausted = false;
+    while !exhausted {
+        let mut chunk = Vec::with_capacity(batch.min(8192));
+        let mut read = 0usize;
+        while chunk.len() < batch {
+            let Some(record) = records.next() else {
+                exhausted = true;
+                break;
+            };
+            read += 1;
+            if read.is_multiple_of(YIELD_EVERY) {
+                tokio::task::yield_now().await;
+            }
+            match record {
+                Ok(mut s) => {
+                    if seen.as_mut().is_none_or(|seen| seen.insert(s.id)) {
+                        source.fill(&mut s);
+                        chunk.push(s);
+                    }
+                }
+                Err(e) => bad.push(e),
+            }
+        }
+        if seen.is_some() {
+            // The partial-list path counted its records and set the total already.
+            run.counts.fetched += read as u64;
+            progress.add_total(chunk.len() as u64);
+        }
+        if let Some(write) = in_flight.take() {
+            finish(run, write, progress).await?;
+        }
+        if !chunk.is_empty() {
+            let n = chunk.len() as u64;
+            in_flight = Some((n, run.store.apply_subscribers(run.id, chunk, now(run.opts))));
+        }
+    }
+    if let Some(write) = in_flight {
+        finish(run, write, progress).await?;
+    }
+    Ok(Read { bad })
+}
+
+/// Waits for one batch write and counts it.
+async fn finish(
+    run: &mut Run<'_>,
+    (n, write): (u64, impl Future<Output = Result<ApplyCounts, StoreError>>),
     progress: &Progress,
 ) -> Result<(), SyncError> {
-    let batch = run.opts.batch_size.max(1);
-    let mut records = list.into_iter();
-    loop {
-        let chunk: Vec<Subscriber> = records.by_ref().take(batch).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let n = chunk.len() as u64;
-        let c = run
-            .store
-            .apply_subscribers(run.id, chunk, now(run.opts))
-            .await
-            .map_err(run.store_err())?;
-        run.counts.inserted += c.inserted;
-        run.counts.updated += c.updated + c.restored;
-        run.counts.unchanged += c.unchanged;
-        progress.add_done(n);
-    }
+    let c = write.await.map_err(run.store_err())?;
+    run.counts.inserted += c.inserted;
+    run.counts.updated += c.updated + c.restored;
+    run.counts.unchanged += c.unchanged;
+    progress.add_done(n);
     Ok(())
 }
