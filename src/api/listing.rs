@@ -190,15 +190,18 @@ fn next_element(b: &[u8], mut pos: usize) -> Result<Option<(usize, usize)>, Stri
     while i < b.len() {
         let c = b[i];
         if in_string {
-            match c {
-                b'\\' => i += 1,
-                b'"' => {
-                    in_string = false;
-                    if depth == 0 {
-                        return Ok(Some((start, i + 1)));
-                    }
+            // Most of a body is string contents: jump to the next quote or backslash.
+            let Some(at) = memchr::memchr2(b'"', b'\\', &b[i..]) else {
+                break;
+            };
+            i += at;
+            if b[i] == b'\\' {
+                i += 1;
+            } else {
+                in_string = false;
+                if depth == 0 {
+                    return Ok(Some((start, i + 1)));
                 }
-                _ => {}
             }
         } else {
             match c {

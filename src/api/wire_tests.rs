@@ -113,6 +113,11 @@ fn dates_in_every_plausible_format() {
         "/Date()/",
         "/Date(x)/",
         "2023-05-17X",
+        "2023-02-30",
+        "2023-05-1x",
+        "2023-05/17",
+        "17-05-2023",
+        "32.05.2023",
     ] {
         assert!(to_date(&json!(bad)).is_err(), "{bad}");
     }
