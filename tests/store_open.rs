@@ -123,6 +123,18 @@ async fn a_newer_schema_is_refused() {
     }
 }
 
+/// The `checkpoints` keys, in order (the rows the write tests insert).
+async fn checkpoint_keys(store: &Store) -> Vec<String> {
+    store
+        .read(|c| {
+            c.prepare("SELECT key FROM checkpoints ORDER BY key")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(sql)
+        })
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_failed_write_rolls_back_only_itself() {
     let store = Store::open_in_memory().unwrap();
@@ -144,14 +156,7 @@ async fn a_failed_write_rolls_back_only_itself() {
     let (a, b, c) = tokio::join!(a, b, c);
     assert!(a.is_ok() && c.is_ok());
     assert!(matches!(b, Err(StoreError::Sql { .. })), "{b:?}");
-    let keys: Vec<String> = store
-        .read(|c| {
-            c.prepare("SELECT key FROM checkpoints ORDER BY key")
-                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-                .map_err(sql)
-        })
-        .await
-        .unwrap();
+    let keys = checkpoint_keys(&store).await;
     assert_eq!(keys, ["a", "c"]);
 }
 
@@ -183,14 +188,7 @@ async fn a_failed_write_alone_in_its_transaction_leaves_nothing() {
         })
         .await
         .unwrap();
-    let keys: Vec<String> = store
-        .read(|c| {
-            c.prepare("SELECT key FROM checkpoints ORDER BY key")
-                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-                .map_err(sql)
-        })
-        .await
-        .unwrap();
+    let keys = checkpoint_keys(&store).await;
     assert_eq!(keys, ["ok"]);
 }
 

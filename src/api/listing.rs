@@ -90,11 +90,6 @@ impl<T> Listing<T> {
             state: State::Ready(items.into_iter()),
         })
     }
-
-    /// The API method the list came from.
-    pub fn method(&self) -> &'static str {
-        self.method
-    }
 }
 
 fn element_error(method: &str, index: usize, e: WireError, element: &[u8]) -> ApiError {
@@ -110,18 +105,15 @@ impl<T> Iterator for Listing<T> {
     type Item = Result<T, ApiError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let State::Stream {
-            body,
-            pos,
-            index,
-            fields,
-            value,
-        } = &mut self.state
-        else {
-            let State::Ready(items) = &mut self.state else {
-                unreachable!("the two states are matched above")
-            };
-            return items.next();
+        let (body, pos, index, fields, value) = match &mut self.state {
+            State::Ready(items) => return items.next(),
+            State::Stream {
+                body,
+                pos,
+                index,
+                fields,
+                value,
+            } => (body, pos, index, *fields, *value),
         };
         let (start, end) = match next_element(body, *pos) {
             Ok(Some(span)) => span,

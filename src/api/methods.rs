@@ -82,17 +82,14 @@ impl TariscopeClient {
         }
     }
 
-    /// A list; 404 is an empty list when `not_found_is_empty`, else an error.
+    /// A list read whole; 404 is an empty list (the subscriber lists, where 404 is an
+    /// error, are read by `listing`).
     pub(crate) fn list<T>(
         &self,
         method: &str,
         reply: &Reply,
-        not_found_is_empty: bool,
         f: impl Fn(&Value) -> Result<T, WireError>,
     ) -> Result<Vec<T>, ApiError> {
-        if reply.status == 404 && !not_found_is_empty {
-            return Err(not_found(method, reply));
-        }
         if reply.is_empty_result() {
             return Ok(Vec::new());
         }
@@ -298,7 +295,7 @@ impl TariscopeClient {
             ("todate", Param::Date(to)),
         ];
         let reply = self.call(M, &params).await?;
-        self.list(M, &reply, true, |v| decode::charge(v, id))
+        self.list(M, &reply, |v| decode::charge(v, id))
     }
 
     /// `accounts.payments` from `from` to `to` (inclusive, `paymentid=0`); 404 is empty.
@@ -316,7 +313,7 @@ impl TariscopeClient {
             ("paymentid", Param::Int(0)),
         ];
         let reply = self.call(M, &params).await?;
-        self.list(M, &reply, true, |v| decode::payment(v, id))
+        self.list(M, &reply, |v| decode::payment(v, id))
     }
 
     /// `accounts.payments` with a non-zero `paymentid`: the payment if it exists.
@@ -331,7 +328,7 @@ impl TariscopeClient {
             ("paymentid", Param::Int(payment_id)),
         ];
         let reply = self.call(M, &params).await?;
-        let found = self.list(M, &reply, true, |v| decode::payment(v, id))?;
+        let found = self.list(M, &reply, |v| decode::payment(v, id))?;
         Ok(found.into_iter().find(|p| p.payment_id == payment_id))
     }
 
@@ -358,7 +355,7 @@ impl TariscopeClient {
     pub async fn tariff_plans(&self) -> Result<Vec<TariffPlan>, ApiError> {
         const M: &str = "tariffs.plans";
         let reply = self.call(M, &[]).await?;
-        self.list(M, &reply, true, decode::tariff_plan)
+        self.list(M, &reply, decode::tariff_plan)
     }
 
     /// `tariffs.details` with the documented filters (0 = all).
@@ -374,21 +371,21 @@ impl TariscopeClient {
             ("rateid", Param::Int(filter.rate_id)),
         ];
         let reply = self.call(M, &params).await?;
-        self.list(M, &reply, true, decode::tariff)
+        self.list(M, &reply, decode::tariff)
     }
 
     /// `tariffs.time` of one tariff.
     pub async fn tariff_time(&self, rate_id: i64) -> Result<Vec<TariffTime>, ApiError> {
         const M: &str = "tariffs.time";
         let reply = self.call(M, &[("rateid", Param::Int(rate_id))]).await?;
-        self.list(M, &reply, true, decode::tariff_time)
+        self.list(M, &reply, decode::tariff_time)
     }
 
     /// `services.list` (active services).
     pub async fn services(&self) -> Result<Vec<Service>, ApiError> {
         const M: &str = "services.list";
         let reply = self.call(M, &[]).await?;
-        self.list(M, &reply, true, decode::service)
+        self.list(M, &reply, decode::service)
     }
 }
 

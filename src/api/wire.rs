@@ -216,7 +216,7 @@ impl<'de> serde::Deserialize<'de> for Fields<'de> {
     }
 }
 
-/// A map key, borrowed when the body allows.
+/// A map key, borrowed when the body allows (serde's own `Cow<str>` always copies).
 struct Key<'de>(std::borrow::Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {

@@ -61,7 +61,7 @@ fn chance(rate: f64) -> bool {
 
 /// How much of an injected delay the blocking pool waits (see `precise_sleep`).
 const FINE_SLEEP: Duration = Duration::from_millis(3);
-/// How much of it is spent spinning rather than in a thread sleep.
+/// How much of it the request's task yields instead of sleeping.
 const SPIN: Duration = Duration::from_micros(400);
 
 /// Wait `delay` with a precision of a few microseconds.
@@ -71,9 +71,10 @@ const SPIN: Duration = Duration::from_micros(400);
 /// `tokio::time::sleep(20 ms)` returns after 21–22 ms, which would make "latency 20 ms" a
 /// 5–10 % slower server than asked for; a thread sleep (nanosleep) overshoots by 100–200 µs
 /// on these virtual machines. So the coarse part of the wait stays on the timer wheel, the
-/// last few milliseconds are a thread sleep on the blocking pool, and the last 200 µs are a
-/// spin on that thread. Cost: at most ~0.2 ms of CPU per delayed request, and a blocking
-/// thread held for ~3 ms.
+/// next few milliseconds are a thread sleep on the blocking pool, and for the last 400 µs
+/// the task yields to the runtime until the deadline (other tasks run meanwhile, and the
+/// worker is awake when the answer is due). Cost: up to ~0.4 ms of CPU per delayed
+/// request, and a blocking thread held for ~3 ms.
 async fn precise_sleep(delay: Duration) {
     let deadline = std::time::Instant::now() + delay;
     if let Some(coarse) = delay.checked_sub(FINE_SLEEP) {

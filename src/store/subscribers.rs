@@ -275,35 +275,31 @@ fn load_dns(conn: &Connection, id: SubscriberId) -> Result<Vec<DnRow<'static>>, 
     Ok(out)
 }
 
-/// Replaces a subscriber's DNs (`fresh`: it has none yet, skip the delete).
-fn replace_dns(
-    conn: &Connection,
-    id: SubscriberId,
-    dns: &[DnRow],
-    fresh: bool,
-) -> Result<(), StoreError> {
-    if !fresh {
-        conn.prepare_cached("DELETE FROM dns WHERE subscriber_id = ?1")
-            .and_then(|mut s| s.execute([id]))
-            .map_err(StoreError::sql("deleting old DNs"))?;
-    }
-    let mut ins = conn
-        .prepare_cached(
-            "INSERT INTO dns (subscriber_id, dn_id, pbx_id, dn, from_date, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(StoreError::sql("preparing the DN insert"))?;
+const DN_INSERT_HEAD: &str =
+    "INSERT INTO dns (subscriber_id, dn_id, pbx_id, dn, from_date, description)";
+
+/// The columns of `DN_INSERT_HEAD` for one DN of subscriber `id`.
+fn dn_cols(id: SubscriberId, d: DnRow<'_>) -> [Col<'_>; 6] {
+    [
+        Col::Int(id),
+        Col::int(d.dn_id),
+        Col::int(d.pbx_id),
+        Col::from(d.dn),
+        d.from_date.map_or(Col::Null, Col::from),
+        d.description.map_or(Col::Null, Col::from),
+    ]
+}
+
+/// Replaces a subscriber's DNs.
+fn replace_dns(conn: &Connection, id: SubscriberId, dns: Vec<DnRow>) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM dns WHERE subscriber_id = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(StoreError::sql("deleting old DNs"))?;
+    let mut rows = Bulk::new(DN_INSERT_HEAD, 6);
     for d in dns {
-        ins.execute(params![
-            id,
-            d.dn_id,
-            d.pbx_id,
-            d.dn.as_ref(),
-            d.from_date.as_deref(),
-            d.description.as_deref()
-        ])
-        .map_err(StoreError::sql("inserting a DN"))?;
+        rows.push(dn_cols(id, d));
     }
-    Ok(())
+    rows.flush(conn, "inserting DNs")
 }
 
 fn log_change(
@@ -337,10 +333,7 @@ fn apply(
     // New subscribers (most of a first pull) are buffered and written with multi-row
     // inserts at the end of the batch; `pending` catches an id listed twice in one batch.
     let mut new_rows = Bulk::new(INSERT_HEAD.as_str(), FIELDS.len() + 4);
-    let mut new_dns = Bulk::new(
-        "INSERT INTO dns (subscriber_id, dn_id, pbx_id, dn, from_date, description)",
-        6,
-    );
+    let mut new_dns = Bulk::new(DN_INSERT_HEAD, 6);
     let mut new_log = Bulk::new(
         "INSERT INTO subscriber_changes (run_id, subscriber_id, kind, changed_fields, at)",
         5,
@@ -372,14 +365,7 @@ fn apply(
                     Col::Str(now),
                 ]));
                 for d in dns.into_iter().flatten() {
-                    new_dns.push([
-                        Col::Int(s.id),
-                        Col::int(d.dn_id),
-                        Col::int(d.pbx_id),
-                        Col::from(d.dn),
-                        d.from_date.map_or(Col::Null, Col::from),
-                        d.description.map_or(Col::Null, Col::from),
-                    ]);
+                    new_dns.push(dn_cols(s.id, d));
                 }
                 new_log.push([
                     Col::Int(run_id),
@@ -406,14 +392,14 @@ fn apply(
                         );
                     }
                 }
-                if let Some(new_dns) = &dns {
+                if let Some(new_dns) = dns {
                     let old_dns = load_dns(conn, s.id)?;
-                    if &old_dns != new_dns {
+                    if old_dns != new_dns {
                         changed.insert(
                             "dns".into(),
-                            serde_json::json!([dns_json(&old_dns), dns_json(new_dns)]),
+                            serde_json::json!([dns_json(&old_dns), dns_json(&new_dns)]),
                         );
-                        replace_dns(conn, s.id, new_dns, false)?;
+                        replace_dns(conn, s.id, new_dns)?;
                     }
                 }
                 let id = Col::Int(s.id);

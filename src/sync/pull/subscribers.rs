@@ -88,7 +88,7 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
                 continue;
             }
         };
-        let read = if remote.lists_are_partial() {
+        let bad = if remote.lists_are_partial() {
             let mut list = Vec::new();
             let mut bad = Vec::new();
             for record in records {
@@ -104,14 +104,13 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
                 Ok(full) => full,
                 Err(why) => return Ok(Some(why)),
             };
-            let mut read = apply(run, source, full.into_iter().map(Ok), None, progress).await?;
-            read.bad.extend(bad);
-            read
+            apply(run, source, full.into_iter().map(Ok), None, progress).await?;
+            bad
         } else {
             apply(run, source, records, Some(&mut seen), progress).await?
         };
         // A record that could not be read may be a live subscriber: nothing is tombstoned.
-        for e in read.bad {
+        for e in bad {
             complete = false;
             run.item_failed(format!("{} (a record)", source.label()), &e)
                 .await?;
@@ -168,22 +167,17 @@ async fn complete_records<R: Remote>(
     Ok(Ok(full))
 }
 
-/// What `apply` read besides the records it wrote.
-struct Read {
-    /// Records that could not be decoded.
-    bad: Vec<RemoteError>,
-}
-
 /// Writes `records` in transactions of `batch_size`, decoding the next batch while the
 /// writer thread commits the previous one. With `seen`, a subscriber listed before is
-/// skipped and every written id is added to it.
+/// skipped and every written id is added to it. Returns the records that could not be
+/// decoded.
 async fn apply(
     run: &mut Run<'_>,
     source: Source,
     mut records: impl Iterator<Item = RemoteResult<Subscriber>>,
     mut seen: Option<&mut HashSet<i64>>,
     progress: &Progress,
-) -> Result<Read, SyncError> {
+) -> Result<Vec<RemoteError>, SyncError> {
     /// Records decoded between two yields to the runtime (about a millisecond of work).
     const YIELD_EVERY: usize = 256;
     let batch = run.opts.batch_size.max(1);
@@ -228,7 +222,7 @@ async fn apply(
     if let Some(write) = in_flight {
         finish(run, write, progress).await?;
     }
-    Ok(Read { bad })
+    Ok(bad)
 }
 
 /// Waits for one batch write and counts it.
