@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench pull_subscribers` (env `BENCH_SUBSCRIBERS`, default 100000;
 //! `BENCH_FAKE=1` pulls from the in-memory `FakeRemote` instead, to measure the jobs and the
-//! store without HTTP and decoding).
+//! store without HTTP and decoding). Last, it times SQLite alone inserting the same rows
+//! into the same schema (`INSERT ... SELECT`): the floor under any first pull.
 
 #[path = "pull_support.rs"]
 mod support;
@@ -53,13 +54,15 @@ fn main() {
 async fn bench<R: Remote>(remote: &R, n: usize) {
     {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("mirror.db")).unwrap();
+        let path = dir.path().join("mirror.db");
+        let store = Store::open(&path).unwrap();
         let mut opts = PullOptions::new(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
         // Node ids of the generated dataset: 1..=nodes.
         opts.scope = Scope {
             nodes: vec![1, 2],
             departments: vec![],
         };
+        opts.batch_size = support::env_usize("BENCH_BATCH", opts.batch_size);
         let rss_before = support::peak_rss_mib();
 
         let (cpu, t) = (support::cpu_time(), Instant::now());
@@ -107,5 +110,55 @@ async fn bench<R: Remote>(remote: &R, n: usize) {
             "peak RSS: {:.1} MiB (before the pulls: {rss_before:.1} MiB)",
             support::peak_rss_mib()
         );
+        drop(store);
+        println!(
+            "SQLite alone: copying the rows of the first pull table to table into the same schema (same indexes, one transaction) takes {:.2} s",
+            sqlite_floor(&path).as_secs_f64()
+        );
     }
+}
+
+/// What SQLite itself needs to insert the rows a first pull writes (subscribers, DNs, change
+/// log) into tables with the mirror's definitions and indexes: `INSERT ... SELECT` from the
+/// pulled tables in one transaction, so no HTTP, no decoding and no Rust per row. No first
+/// pull into this schema can write faster than this on the machine at hand.
+fn sqlite_floor(path: &std::path::Path) -> std::time::Duration {
+    const TABLES: [&str; 3] = ["subscribers", "dns", "subscriber_changes"];
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
+    )
+    .unwrap();
+    for table in TABLES {
+        let definitions: Vec<String> = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL ORDER BY type = 'index'")
+            .unwrap()
+            .query_map([table], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for sql in definitions {
+            let sql = sql
+                .replacen(
+                    &format!("CREATE TABLE {table} ("),
+                    &format!("CREATE TABLE floor_{table} ("),
+                    1,
+                )
+                .replacen("CREATE INDEX ", "CREATE INDEX floor_", 1)
+                .replacen(
+                    &format!(" ON {table} ("),
+                    &format!(" ON floor_{table} ("),
+                    1,
+                );
+            conn.execute_batch(&sql).unwrap();
+        }
+    }
+    let t = Instant::now();
+    conn.execute_batch("BEGIN").unwrap();
+    for table in TABLES {
+        conn.execute_batch(&format!("INSERT INTO floor_{table} SELECT * FROM {table}"))
+            .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    t.elapsed()
 }

@@ -46,8 +46,10 @@ impl Sim {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // The emulator binds its port before it generates the dataset (a second or more for
+        // 100,000 subscribers), so an accepted connection is not readiness: an answer is.
         let started = Instant::now();
-        while TcpStream::connect(addr).is_err() {
+        while !answers(addr) {
             assert!(
                 started.elapsed() < Duration::from_secs(120),
                 "tariscope-sim did not start"
@@ -69,6 +71,19 @@ impl Sim {
         cfg.request_timeout = Duration::from_secs(300);
         TariscopeClient::new(cfg).unwrap()
     }
+}
+
+/// Whether an HTTP server at `addr` answers a request (with any status).
+fn answers(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let mut first = [0u8; 1];
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n")
+        .is_ok()
+        && matches!(stream.read(&mut first), Ok(1))
 }
 
 /// User + system CPU time of this process (from `/proc/self/stat`, 100 ticks per second).

@@ -26,6 +26,17 @@ fn sql(source: rusqlite::Error) -> StoreError {
     }
 }
 
+/// An integer pragma as the writer connection has it.
+async fn writer_pragma(store: &Store, name: &'static str) -> i64 {
+    store
+        .write(move |c| {
+            c.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .map_err(sql)
+        })
+        .await
+        .unwrap()
+}
+
 async fn count(store: &Store, table: &'static str) -> i64 {
     store
         .read(move |c| {
@@ -74,22 +85,17 @@ async fn file_store_creates_folder_and_0600_file_and_reopens_idempotently() {
             .await
             .unwrap();
         assert_eq!(mode, "wal");
-        let fk: i64 = store
-            .write(|c| {
-                c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-                    .map_err(sql)
-            })
-            .await
-            .unwrap();
-        assert_eq!(fk, 1);
-        let sync: i64 = store
-            .write(|c| {
-                c.query_row("PRAGMA synchronous", [], |r| r.get(0))
-                    .map_err(sql)
-            })
-            .await
-            .unwrap();
-        assert_eq!(sync, 1, "synchronous must be NORMAL (1)");
+        assert_eq!(writer_pragma(&store, "foreign_keys").await, 1);
+        assert_eq!(
+            writer_pragma(&store, "synchronous").await,
+            1,
+            "synchronous must be NORMAL (1)"
+        );
+        assert_eq!(
+            writer_pragma(&store, "temp_store").await,
+            2,
+            "statement journals must stay in memory (MEMORY = 2)"
+        );
     }
     #[cfg(unix)]
     {

@@ -324,6 +324,7 @@ fn apply(
     conn: &Connection,
     run_id: i64,
     records: &[Subscriber],
+    hashes: &[String],
     now: &str,
 ) -> Result<ApplyCounts, StoreError> {
     let mut counts = ApplyCounts::default();
@@ -344,15 +345,13 @@ fn apply(
         dns.flush(conn, "inserting DNs")?;
         log.flush(conn, "writing the change log")
     };
-    for s in records {
+    for (s, new_hash) in records.iter().zip(hashes) {
         if !pending.insert(s.id) {
             flush(&mut new_rows, &mut new_dns, &mut new_log)?;
             pending.clear();
             pending.insert(s.id);
         }
         let fields = field_cols(s);
-        let dns = s.dns.as_deref().map(dn_rows);
-        let new_hash = hash(&fields, dns.as_deref());
         let existing: Option<(String, Option<String>)> = lookup
             .query_row([s.id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
@@ -360,11 +359,11 @@ fn apply(
         match existing {
             None => {
                 new_rows.push(std::iter::once(Col::Int(s.id)).chain(fields).chain([
-                    Col::Owned(new_hash),
+                    Col::Str(new_hash),
                     Col::Str(now),
                     Col::Str(now),
                 ]));
-                for d in dns.into_iter().flatten() {
+                for d in s.dns.as_deref().map(dn_rows).into_iter().flatten() {
                     new_dns.push(dn_cols(s.id, d));
                 }
                 new_log.push([
@@ -376,7 +375,7 @@ fn apply(
                 ]);
                 counts.inserted += 1;
             }
-            Some((old_hash, removed)) if old_hash == new_hash && removed.is_none() => {
+            Some((old_hash, removed)) if &old_hash == new_hash && removed.is_none() => {
                 counts.unchanged += 1;
             }
             Some((_, removed)) => {
@@ -392,7 +391,7 @@ fn apply(
                         );
                     }
                 }
-                if let Some(new_dns) = dns {
+                if let Some(new_dns) = s.dns.as_deref().map(dn_rows) {
                     let old_dns = load_dns(conn, s.id)?;
                     if old_dns != new_dns {
                         changed.insert(
@@ -403,7 +402,7 @@ fn apply(
                     }
                 }
                 let id = Col::Int(s.id);
-                let tail = [Col::Str(&new_hash), Col::Str(now)];
+                let tail = [Col::Str(new_hash), Col::Str(now)];
                 let p = std::iter::once(&id).chain(&fields).chain(&tail);
                 conn.prepare_cached(&UPDATE_SQL)
                     .and_then(|mut st| st.execute(params_from_iter(p)))
@@ -461,14 +460,21 @@ impl Store {
     ///
     /// The batch is queued for the writer when this is called, not when the result is
     /// awaited: a job can decode the next batch meanwhile.
+    ///
+    /// The writer thread is a bulk pull's bottleneck, so it does only SQLite work: the
+    /// content hashes are computed here, on the caller's thread, and the records come back
+    /// to be freed where the future is awaited.
     pub fn apply_subscribers(
         &self,
         run_id: i64,
         records: Vec<Subscriber>,
         now: String,
     ) -> impl Future<Output = Result<ApplyCounts, StoreError>> + Send + 'static {
-        self.writer
-            .submit(move |conn| apply(conn, run_id, &records, &now))
+        let hashes: Vec<String> = records.iter().map(content_hash).collect();
+        let write = self.writer.submit(move |conn| {
+            apply(conn, run_id, &records, &hashes, &now).map(|counts| (counts, records))
+        });
+        async move { write.await.map(|(counts, _records)| counts) }
     }
 
     /// Tombstones live subscribers that the run did not see. Call only when every list of

@@ -4,7 +4,7 @@
 //! lists are partial), filling a missing node / department from the list it came from,
 //! de-duplicating subscribers listed twice, applying them to the mirror in batches (decoding
 //! the next batch while the writer thread commits the previous one, so a list is never held
-//! whole), recording each undecodable record as a failed item, and tombstoning the ones no
+//! whole as records; its raw answer is), recording each undecodable record as a failed item, and tombstoning the ones no
 //! list holds any more. Must not: tombstone anything when a list or one of its records could
 //! not be read (a subscriber missing from an unread list has not disappeared).
 
@@ -167,8 +167,9 @@ async fn complete_records<R: Remote>(
     Ok(Ok(full))
 }
 
-/// Writes `records` in transactions of `batch_size`, decoding the next batch while the
-/// writer thread commits the previous one. With `seen`, a subscriber listed before is
+/// Writes `records` in transactions of `batch_size`. A batch is queued for the writer
+/// thread before the previous one is awaited, so the writer always has the next batch
+/// ready while the job decodes the one after (at most three batches in memory). With `seen`, a subscriber listed before is
 /// skipped and every written id is added to it. Returns the records that could not be
 /// decoded.
 async fn apply(
@@ -211,12 +212,13 @@ async fn apply(
             run.counts.fetched += read as u64;
             progress.add_total(chunk.len() as u64);
         }
-        if let Some(write) = in_flight.take() {
-            finish(run, write, progress).await?;
-        }
+        // Queued before the previous batch is awaited, so the writer never waits for us.
         if !chunk.is_empty() {
             let n = chunk.len() as u64;
-            in_flight = Some((n, run.store.apply_subscribers(run.id, chunk, now(run.opts))));
+            let write = (n, run.store.apply_subscribers(run.id, chunk, now(run.opts)));
+            if let Some(previous) = in_flight.replace(write) {
+                finish(run, previous, progress).await?;
+            }
         }
     }
     if let Some(write) = in_flight {
