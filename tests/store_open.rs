@@ -214,3 +214,39 @@ async fn reads_on_a_file_store_see_committed_writes() {
         assert_eq!(count(&store, "checkpoints").await, i + 1);
     }
 }
+
+/// Commits reach the mirror file through the checkpoint thread; the writer's own
+/// checkpoint only backs it up at a far larger WAL.
+#[tokio::test]
+async fn commits_are_checkpointed_into_the_mirror_file_off_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.db");
+    let store = Store::open(&path).unwrap();
+    assert_eq!(writer_pragma(&store, "wal_autocheckpoint").await, 10_000);
+    let before = std::fs::metadata(&path).unwrap().len();
+    // ~2 MB: about 500 pages, half of SQLite's default threshold of 1,000.
+    store
+        .write(|c| {
+            let value = "x".repeat(1000);
+            for i in 0..2000 {
+                c.execute(
+                    "INSERT INTO checkpoints VALUES ('j', ?1, ?2, 't')",
+                    rusqlite::params![format!("k{i}"), value],
+                )
+                .map_err(sql)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut size = before;
+    while size < before + 2_000_000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        size = std::fs::metadata(&path).unwrap().len();
+    }
+    assert!(
+        size >= before + 2_000_000,
+        "the mirror file stayed at {size} bytes (from {before}): the commit was not checkpointed"
+    );
+}

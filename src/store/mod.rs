@@ -1,7 +1,8 @@
 //! The SQLite mirror: the product's public interface for every other system.
 //!
 //! Owns: the database file (created 0600, folder created if missing), the embedded
-//! migrations, the one writer connection on its own thread, read connections, and one file
+//! migrations, the one writer connection on its own thread, WAL checkpoints on another
+//! (`checkpoint`), read connections, and one file
 //! per table family (`subscribers`, `accounts`, `reference`, `runs`, and the push side's
 //! `desired`, `outbox`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
 //! them. Must not: speak HTTP, read the
@@ -13,6 +14,7 @@
 
 mod accounts;
 mod bulk;
+mod checkpoint;
 mod desired;
 mod error;
 mod migrate;
@@ -101,8 +103,9 @@ impl Store {
         })?;
         configure(&conn, true)?;
         migrate::migrate(&mut conn)?;
+        let checkpoints = checkpoint::start(&conn, &path)?;
         Ok(Store {
-            writer: Writer::spawn(conn)?,
+            writer: Writer::spawn(conn, Some(checkpoints))?,
             readers: Some(Arc::new(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -119,7 +122,7 @@ impl Store {
         configure(&conn, false)?;
         migrate::migrate(&mut conn)?;
         Ok(Store {
-            writer: Writer::spawn(conn)?,
+            writer: Writer::spawn(conn, None)?,
             readers: None,
         })
     }

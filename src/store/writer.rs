@@ -14,6 +14,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use super::checkpoint::Nudge;
 
 /// Most commands group-committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -107,11 +108,15 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread owning `conn`. The thread ends when every `Writer` is dropped.
-    pub(crate) fn spawn(conn: Connection) -> Result<Writer, StoreError> {
+    /// `checkpoints` (file stores) is told of every commit.
+    pub(crate) fn spawn(
+        conn: Connection,
+        checkpoints: Option<Nudge>,
+    ) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Box<dyn Command>>();
         std::thread::Builder::new()
             .name("mirror-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, checkpoints))
             .map_err(|e| StoreError::ReadTask(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { tx })
     }
@@ -149,7 +154,7 @@ impl Writer {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Command>>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Command>>, checkpoints: Option<Nudge>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -182,9 +187,16 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Command>>) {
             continue;
         }
         let commit = conn.execute_batch("COMMIT").map_err(Arc::new);
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, "mirror commit failed; the batch is rolled back");
-            let _ = conn.execute_batch("ROLLBACK");
+        match &commit {
+            Ok(()) => {
+                if let Some(checkpoints) = &checkpoints {
+                    checkpoints.committed();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "mirror commit failed; the batch is rolled back");
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         }
         for cmd in batch {
             cmd.finish(commit.as_ref().map(|_| ()));
