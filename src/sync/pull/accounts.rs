@@ -23,7 +23,7 @@ use super::{JobReport, Run, SyncError, Verdict, is_fatal, now};
 use crate::model::SubscriberId;
 use crate::store::{Checkpoint, Mode, Store, StoreError, UpsertCounts};
 use crate::sync::options::{JobKind, Progress, PullOptions};
-use crate::sync::remote::{Remote, RemoteError};
+use crate::sync::remote::{Remote, RemoteError, RemoteResult};
 
 /// The window of a run and how it was chosen.
 async fn window(
@@ -108,12 +108,8 @@ pub(super) async fn run_ledger<R: Remote>(
     let mut run = Run::start(store, opts, job, mode, Some((from, to))).await?;
     let prefix = format!("{}:{from}..{to}/", mode_tag(mode));
     let verdict = ledger_body(&mut run, remote, subs, &prefix, progress).await;
-    // A successful incremental run also drops stale incremental checkpoints of older windows.
-    let clear = match mode {
-        Mode::Incremental => "inc:".to_owned(),
-        Mode::Backfill => prefix,
-    };
-    run.conclude(verdict, Some(clear)).await
+    run.conclude(verdict, Some(finished_checkpoints(mode, prefix)))
+        .await
 }
 
 async fn ledger_body<R: Remote>(
@@ -145,35 +141,28 @@ async fn ledger_body<R: Remote>(
                 key: format!("{prefix}{sub}"),
                 cursor: "done".to_owned(),
             });
-            let stored: Result<(u64, UpsertCounts), StoreError> = match job {
-                JobKind::Charges => match remote.account_charges(sub, from, to).await {
-                    Ok(mut rows) => {
-                        rows.iter_mut().for_each(|c| c.subscriber_id = sub);
-                        let n = rows.len() as u64;
-                        store
-                            .upsert_charges(sub, rows, cp, now(opts))
-                            .await
-                            .map(|c| (n, c))
-                    }
-                    Err(e) => return (sub, Ok(Fetched::Failed(e))),
-                },
-                _ => match remote.account_payments(sub, from, to).await {
-                    Ok(mut rows) => {
-                        rows.iter_mut().for_each(|p| p.subscriber_id = sub);
-                        let n = rows.len() as u64;
-                        store
-                            .upsert_payments(sub, rows, cp, now(opts))
-                            .await
-                            .map(|c| (n, c))
-                    }
-                    Err(e) => return (sub, Ok(Fetched::Failed(e))),
-                },
+            let item = match job {
+                JobKind::Charges => {
+                    ledger_item(
+                        remote.account_charges(sub, from, to),
+                        |c| c.subscriber_id = sub,
+                        |rows| store.upsert_charges(sub, rows, cp, now(opts)),
+                    )
+                    .await
+                }
+                _ => {
+                    ledger_item(
+                        remote.account_payments(sub, from, to),
+                        |p| p.subscriber_id = sub,
+                        |rows| store.upsert_payments(sub, rows, cp, now(opts)),
+                    )
+                    .await
+                }
             };
-            progress.add_done(1);
-            (
-                sub,
-                stored.map(|(fetched, counts)| Fetched::Stored { fetched, counts }),
-            )
+            if !matches!(item, Ok(Fetched::Failed(_))) {
+                progress.add_done(1);
+            }
+            (sub, item)
         })
         .buffer_unordered(opts.concurrency);
     while let Some((sub, item)) = items.next().await {
@@ -192,6 +181,36 @@ async fn ledger_body<R: Remote>(
         }
     }
     Ok(None)
+}
+
+/// One subscriber of a payments / charges run: `fetch` its rows, give each the
+/// subscriber's id (`own`: the answers may omit it), and `write` them with the checkpoint.
+async fn ledger_item<T, W>(
+    fetch: impl Future<Output = RemoteResult<Vec<T>>>,
+    own: impl FnMut(&mut T),
+    write: impl FnOnce(Vec<T>) -> W,
+) -> Result<Fetched, StoreError>
+where
+    W: Future<Output = Result<UpsertCounts, StoreError>>,
+{
+    let mut rows = match fetch.await {
+        Ok(rows) => rows,
+        Err(e) => return Ok(Fetched::Failed(e)),
+    };
+    rows.iter_mut().for_each(own);
+    let fetched = rows.len() as u64;
+    write(rows)
+        .await
+        .map(|counts| Fetched::Stored { fetched, counts })
+}
+
+/// The checkpoints a successful run deletes: a backfill its own, an incremental run every
+/// incremental one (stale ones of older windows included).
+fn finished_checkpoints(mode: Mode, prefix: String) -> String {
+    match mode {
+        Mode::Incremental => "inc:".to_owned(),
+        Mode::Backfill => prefix,
+    }
 }
 
 fn add(run: &mut Run<'_>, c: UpsertCounts) {
@@ -227,11 +246,8 @@ pub(super) async fn run_summaries<R: Remote>(
     let mut run = Run::start(store, opts, job, mode, Some((from, to))).await?;
     let prefix = format!("{}:{from}/", mode_tag(mode));
     let verdict = summaries_body(&mut run, remote, subs, &prefix, progress).await;
-    let clear = match mode {
-        Mode::Incremental => "inc:".to_owned(),
-        Mode::Backfill => prefix,
-    };
-    run.conclude(verdict, Some(clear)).await
+    run.conclude(verdict, Some(finished_checkpoints(mode, prefix)))
+        .await
 }
 
 fn days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
