@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use rusqlite::Connection;
 use rusqlite::types::Value;
 use sha2::{Digest, Sha256};
 
@@ -87,14 +86,32 @@ pub fn charge_keys(subscriber: SubscriberId, charges: &[Charge]) -> Vec<String> 
         .collect()
 }
 
-fn finish_batch(conn: &Connection, cp: Option<Checkpoint>, now: &str) -> Result<(), StoreError> {
-    if let Some(cp) = cp {
-        put_checkpoint(conn, &cp, now)?;
-    }
-    Ok(())
-}
+/// One row to upsert: its key values and its data values, in the table's column order.
+type Row = (Vec<Value>, Vec<Value>);
 
 impl Store {
+    /// Upserts `rows` into `table` and writes the checkpoint, in one transaction.
+    async fn upsert_rows(
+        &self,
+        table: &'static Table,
+        rows: Vec<Row>,
+        checkpoint: Option<Checkpoint>,
+        now: String,
+    ) -> Result<UpsertCounts, StoreError> {
+        self.write(move |conn| {
+            let sql = table.sql();
+            let mut counts = UpsertCounts::default();
+            for (key, data) in rows {
+                counts.count(upsert(conn, table, &sql, key, data, &now)?);
+            }
+            if let Some(cp) = checkpoint {
+                put_checkpoint(conn, &cp, &now)?;
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
     /// Upserts one subscriber's payments by (subscriber, payment id), and the checkpoint.
     pub async fn upsert_payments(
         &self,
@@ -103,10 +120,9 @@ impl Store {
         checkpoint: Option<Checkpoint>,
         now: String,
     ) -> Result<UpsertCounts, StoreError> {
-        self.write(move |conn| {
-            let sql = PAYMENTS.sql();
-            let mut counts = UpsertCounts::default();
-            for p in payments {
+        let rows = payments
+            .into_iter()
+            .map(|p| {
                 let key = vec![Value::Integer(subscriber), Value::Integer(p.payment_id)];
                 let data = vec![
                     date(p.payment_day),
@@ -114,12 +130,10 @@ impl Store {
                     int(p.payment_type.map(PaymentType::code)),
                     text(&p.bank),
                 ];
-                counts.count(upsert(conn, &PAYMENTS, &sql, key, data, &now)?);
-            }
-            finish_batch(conn, checkpoint, &now)?;
-            Ok(counts)
-        })
-        .await
+                (key, data)
+            })
+            .collect();
+        self.upsert_rows(&PAYMENTS, rows, checkpoint, now).await
     }
 
     /// Upserts one subscriber's charges keyed by `charge_keys`, and the checkpoint.
@@ -130,11 +144,11 @@ impl Store {
         checkpoint: Option<Checkpoint>,
         now: String,
     ) -> Result<UpsertCounts, StoreError> {
-        self.write(move |conn| {
-            let sql = CHARGES.sql();
-            let keys = charge_keys(subscriber, &charges);
-            let mut counts = UpsertCounts::default();
-            for (c, k) in charges.iter().zip(keys) {
+        let keys = charge_keys(subscriber, &charges);
+        let rows = charges
+            .iter()
+            .zip(keys)
+            .map(|(c, k)| {
                 let key = vec![Value::Integer(subscriber), Value::Text(k)];
                 let data = vec![
                     int(c.id),
@@ -145,12 +159,10 @@ impl Store {
                     dec(c.charge),
                     dec(c.numberofservices),
                 ];
-                counts.count(upsert(conn, &CHARGES, &sql, key, data, &now)?);
-            }
-            finish_batch(conn, checkpoint, &now)?;
-            Ok(counts)
-        })
-        .await
+                (key, data)
+            })
+            .collect();
+        self.upsert_rows(&CHARGES, rows, checkpoint, now).await
     }
 
     /// Upserts daily account summaries by (subscriber, date), and the checkpoint.
@@ -160,10 +172,9 @@ impl Store {
         checkpoint: Option<Checkpoint>,
         now: String,
     ) -> Result<UpsertCounts, StoreError> {
-        self.write(move |conn| {
-            let sql = SUMMARIES.sql();
-            let mut counts = UpsertCounts::default();
-            for s in summaries {
+        let rows = summaries
+            .into_iter()
+            .map(|s| {
                 let key = vec![
                     Value::Integer(s.subscriber_id),
                     Value::Text(s.date.to_string()),
@@ -174,12 +185,10 @@ impl Store {
                     dec(s.charge),
                     dec(s.payment),
                 ];
-                counts.count(upsert(conn, &SUMMARIES, &sql, key, data, &now)?);
-            }
-            finish_batch(conn, checkpoint, &now)?;
-            Ok(counts)
-        })
-        .await
+                (key, data)
+            })
+            .collect();
+        self.upsert_rows(&SUMMARIES, rows, checkpoint, now).await
     }
 }
 
