@@ -148,14 +148,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// One of a fixed set of words.
-    pub fn choice(&mut self, path: &str, default: &str, choices: &[&str]) -> String {
-        let v = self.string(path, default);
-        if choices.contains(&v.as_str()) {
-            v
-        } else {
-            self.problem(path, format!("{v:?} is not one of {}", choices.join(", ")));
-            default.to_string()
+    /// One of a fixed set of words, as the value the table pairs it with.
+    pub fn choice<T: Copy>(&mut self, path: &str, default: T, table: &[(&str, T)]) -> T {
+        let Some(word) = self.opt_string(path) else {
+            return default;
+        };
+        match table.iter().find(|(w, _)| *w == word) {
+            Some((_, value)) => *value,
+            None => {
+                let words: Vec<&str> = table.iter().map(|(w, _)| *w).collect();
+                self.problem(path, format!("{word:?} is not one of {}", words.join(", ")));
+                default
+            }
         }
     }
 
@@ -285,7 +289,7 @@ mod tests {
         let tree = json!({"n": 0, "c": "yaml", "ids": ["x"]});
         let mut r = Reader::new(&tree);
         r.u64_in("n", 1, 1, 10);
-        r.choice("c", "json", &["json", "xml"]);
+        assert_eq!(r.choice("c", 1, &[("json", 1), ("xml", 2)]), 1);
         r.id_list("ids");
         let problems = r.finish();
         assert_eq!(problems.len(), 3, "{problems:?}");
