@@ -130,8 +130,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A positive number (rates).
-    pub fn positive_f64(&mut self, path: &str, default: f64) -> f64 {
+    /// A finite number of at least 0 (rates; 0 means "no limit" where the key says so).
+    pub fn non_negative_f64(&mut self, path: &str, default: f64) -> f64 {
         let value = match self.raw(path) {
             None => return default,
             Some(Value::Number(n)) => n.as_f64(),
@@ -139,10 +139,13 @@ impl<'a> Reader<'a> {
             Some(_) => None,
         };
         match value {
-            Some(v) if v.is_finite() && v > 0.0 => v,
+            Some(v) if v.is_finite() && v >= 0.0 => v,
             _ => {
                 let found = self.raw(path).map(show).unwrap_or_default();
-                self.problem(path, format!("expected a number above 0, found {found}"));
+                self.problem(
+                    path,
+                    format!("expected a number of 0 or more, found {found}"),
+                );
                 default
             }
         }
@@ -280,7 +283,7 @@ mod tests {
         assert_eq!(r.u64_in("n", 0, 0, 100), 42);
         assert!(!r.bool("b", true));
         assert_eq!(r.id_list("ids"), vec![1, 2, 3]);
-        assert_eq!(r.positive_f64("r", 1.0), 2.5);
+        assert_eq!(r.non_negative_f64("r", 1.0), 2.5);
         assert!(r.finish().is_empty());
     }
 

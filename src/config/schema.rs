@@ -266,7 +266,8 @@ fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
             "must be smaller than api.token_lifetime_secs",
         );
     }
-    let rate_per_sec = r.positive_f64("api.rate_per_sec", 20.0);
+    // 0: no rate limit (the limiter's own rule, docs/client.md).
+    let rate_per_sec = r.non_negative_f64("api.rate_per_sec", 20.0);
     let concurrency = r.u64_in("api.concurrency", 8, 1, 1024) as usize;
     let ca_file = r.opt_string("api.ca_file").map(PathBuf::from);
     if let Some(p) = ca_file.as_ref().filter(|p| !p.is_file()) {

@@ -80,7 +80,7 @@ fn reports_every_problem_at_once_by_key_path() {
         username = "u"
         password = "p"
         format = "yaml"
-        rate_per_sec = 0
+        rate_per_sec = -1
         [jobs.payments]
         schedule = "*/61 * * * *"
         [jobs.nonsense]
@@ -229,5 +229,21 @@ fn job_selection_keeps_run_order() {
         c.select_jobs(&[Job::Push, Job::Charges]),
         vec![Job::Charges, Job::Push],
         "named jobs run even when disabled, in pipeline order"
+    );
+}
+
+#[test]
+fn a_rate_of_zero_means_no_rate_limit_and_a_negative_rate_is_refused() {
+    let base = "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\npassword = \"p\"\n";
+    let c = from_toml_str(&format!("{base}rate_per_sec = 0\n"), &HashMap::new()).unwrap();
+    assert_eq!(c.api.rate_per_sec, 0.0);
+    let limiter = crate::api::Limiter::new(c.client_config().rate_per_sec, 1).unwrap();
+    assert!(!limiter.is_rate_limited(), "0 must turn the rate limit off");
+    let e = env(&[("TARISCOPE_SYNC__API__RATE_PER_SEC", "0")]);
+    assert_eq!(from_toml_str(base, &e).unwrap().api.rate_per_sec, 0.0);
+    let p = problems(&format!("{base}rate_per_sec = -0.5\n"), &HashMap::new());
+    assert_eq!(
+        p,
+        vec!["api.rate_per_sec: expected a number of 0 or more, found -0.5".to_string()]
     );
 }
