@@ -6,7 +6,10 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+pub use crate::config::LogFormat;
+use crate::sync::Job;
 
 /// Sync daemon between the Tariscope 4.6 API and a local SQLite mirror.
 ///
@@ -32,14 +35,15 @@ pub struct Cli {
     #[arg(long)]
     pub run_once: bool,
 
-    /// Jobs to run with --run-once (comma-separated; default: every enabled job).
+    /// Jobs to run with --run-once (comma-separated; default: every enabled job): reference,
+    /// subscribers, payments, charges, summaries, push.
     #[arg(
         long,
         value_delimiter = ',',
         value_name = "JOB,...",
         requires = "run_once"
     )]
-    pub jobs: Vec<String>,
+    pub jobs: Vec<Job>,
 
     /// First day of a backfill for payments, charges and summaries (yyyy-mm-dd).
     #[arg(long, value_name = "DATE", requires = "run_once")]
@@ -91,12 +95,6 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,7 +119,10 @@ mod tests {
             "2025-01-31",
         ])
         .unwrap();
-        assert_eq!(c.jobs, vec!["payments", "charges"]);
+        assert_eq!(c.jobs, vec![Job::Payments, Job::Charges]);
+        let bad = Cli::try_parse_from(["t", "--run-once", "--jobs", "payments,bogus"]);
+        let err = bad.unwrap_err().to_string();
+        assert!(err.contains("unknown job \"bogus\""), "{err}");
         assert_eq!(c.to, NaiveDate::from_ymd_opt(2025, 1, 31));
     }
 }

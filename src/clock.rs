@@ -1,8 +1,10 @@
 //! The injected clock: wall-clock time derived from tokio's clock.
 //!
 //! Owns: answering "what time is it" so that tests can pause and advance time with
-//! `tokio::time::pause()` / `advance()` and see schedules fire deterministically.
-//! Must not: be bypassed: daemon code reads time only through a [`Clock`].
+//! `tokio::time::pause()` / `advance()` and see schedules fire deterministically, or freeze
+//! it at one instant ([`Clock::fixed`]) for timestamps a test compares.
+//! Must not: be bypassed: daemon and sync code read time only through a [`Clock`] (the
+//! scheduler, `/healthz`, pull and push all take one; there is no second clock type).
 
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     wall_at_start: DateTime<Utc>,
-    instant_at_start: Instant,
+    /// `None`: frozen at `wall_at_start` ([`Clock::fixed`]).
+    instant_at_start: Option<Instant>,
 }
 
 impl Clock {
@@ -26,12 +29,23 @@ impl Clock {
     pub fn starting_at(wall: DateTime<Utc>) -> Self {
         Self {
             wall_at_start: wall,
-            instant_at_start: Instant::now(),
+            instant_at_start: Some(Instant::now()),
+        }
+    }
+
+    /// A clock that always reads `wall` (tests that compare stored timestamps).
+    pub fn fixed(wall: DateTime<Utc>) -> Self {
+        Self {
+            wall_at_start: wall,
+            instant_at_start: None,
         }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        let elapsed = Instant::now().saturating_duration_since(self.instant_at_start);
+        let Some(start) = self.instant_at_start else {
+            return self.wall_at_start;
+        };
+        let elapsed = Instant::now().saturating_duration_since(start);
         self.wall_at_start + chrono::Duration::from_std(elapsed).unwrap_or(chrono::Duration::MAX)
     }
 
@@ -42,9 +56,10 @@ impl Clock {
     }
 }
 
-impl crate::sync::Clock for Clock {
-    fn now(&self) -> DateTime<Utc> {
-        Clock::now(self)
+impl Default for Clock {
+    /// The real clock.
+    fn default() -> Self {
+        Self::system()
     }
 }
 
@@ -63,5 +78,15 @@ mod tests {
         let target = start + chrono::Duration::seconds(120);
         tokio::time::sleep_until(clock.instant_at(target)).await;
         assert_eq!(clock.now(), target);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fixed_clock_does_not_move() {
+        let start = DateTime::parse_from_rfc3339("2025-05-20T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let clock = Clock::fixed(start);
+        tokio::time::advance(Duration::from_secs(90)).await;
+        assert_eq!(clock.now(), start);
     }
 }

@@ -53,10 +53,7 @@ async fn run(cli: Cli) -> Exit {
             return Exit::Config;
         }
     };
-    let json_logs = match cli.log_format {
-        Some(f) => f == LogFormat::Json,
-        None => config.log.format == "json",
-    };
+    let json_logs = cli.log_format.unwrap_or(config.log.format) == LogFormat::Json;
     logging::init(
         cli.log_level.as_deref().unwrap_or(&config.log.level),
         json_logs,
@@ -129,13 +126,7 @@ async fn run_daemon(config: config::Config) -> Exit {
 }
 
 async fn run_once(config: config::Config, cli: &Cli) -> Exit {
-    let selected = match daemon::select_jobs(&config, &cli.jobs) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("tariscope-sync: --jobs: {e}");
-            return Exit::Config;
-        }
-    };
+    let selected = config.select_jobs(&cli.jobs);
     let mut jobs = match daemon::open(&config, Clock::system()) {
         Ok(j) => j,
         Err(e) => {

@@ -2,12 +2,11 @@
 //! daily summaries, resumable backfills (cancelled task, injected fault), undecodable items.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 use tariscope_sync::store::{Mode, Outcome, Store, StoreError};
 use tariscope_sync::sync::fake::{FakeData, FakeRemote, Method, summary_of};
-use tariscope_sync::sync::{FixedClock, JobKind, Progress, PullOptions, Scope, run_job};
+use tariscope_sync::sync::{Clock, JobKind, Progress, PullOptions, Scope, run_job};
 
 fn day(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -24,9 +23,7 @@ fn opts(today: &str) -> PullOptions {
     o.concurrency = 4;
     o.lookback_days = 3;
     o.initial_days = 20;
-    o.clock = Arc::new(FixedClock(
-        Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap(),
-    ));
+    o.clock = Clock::fixed(Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap());
     o
 }
 

@@ -2,7 +2,6 @@
 //! checked against the emulator's state (its control API / snapshot).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -10,7 +9,7 @@ use tariscope_sync::api::{ClientConfig, RetrySettings, Secret, TariscopeClient};
 use tariscope_sync::model::NewSubscriber;
 use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle, SimSnapshot, WireVariant};
 use tariscope_sync::store::{Outcome, Store, StoreError};
-use tariscope_sync::sync::{FixedClock, JobKind, Progress, PullOptions, Scope, run_job};
+use tariscope_sync::sync::{Clock, JobKind, Progress, PullOptions, Scope, run_job};
 
 const END: &str = "2026-03-01";
 
@@ -56,9 +55,7 @@ fn opts(snapshot: &SimSnapshot) -> PullOptions {
         departments: vec![],
     };
     o.concurrency = 8;
-    o.clock = Arc::new(FixedClock(
-        Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap(),
-    ));
+    o.clock = Clock::fixed(Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap());
     o
 }
 

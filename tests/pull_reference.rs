@@ -1,18 +1,14 @@
 //! The `reference` pull job against the fake remote.
 
-use std::sync::Arc;
-
 use chrono::{TimeZone, Utc};
 use tariscope_sync::model::Service;
 use tariscope_sync::store::{Outcome, Store, StoreError};
 use tariscope_sync::sync::fake::{FakeData, FakeRemote};
-use tariscope_sync::sync::{FixedClock, JobKind, Progress, PullOptions, run_job};
+use tariscope_sync::sync::{Clock, JobKind, Progress, PullOptions, run_job};
 
 fn opts() -> PullOptions {
     let mut o = PullOptions::new("2026-03-01".parse().unwrap());
-    o.clock = Arc::new(FixedClock(
-        Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap(),
-    ));
+    o.clock = Clock::fixed(Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap());
     o
 }
 

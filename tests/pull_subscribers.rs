@@ -1,13 +1,11 @@
 //! The `subscribers` pull job against the fake remote: full pull, change log, no-op re-pull,
 //! partial lists, list and item failures.
 
-use std::sync::Arc;
-
 use chrono::{NaiveDate, TimeZone, Utc};
 use tariscope_sync::model::{DnAssignment, Subscriber};
 use tariscope_sync::store::{Outcome, Store, StoreError};
 use tariscope_sync::sync::fake::{FakeData, FakeRemote, Method};
-use tariscope_sync::sync::{FixedClock, JobKind, JobReport, Progress, PullOptions, Scope, run_job};
+use tariscope_sync::sync::{Clock, JobKind, JobReport, Progress, PullOptions, Scope, run_job};
 
 fn day(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -21,9 +19,7 @@ fn opts() -> PullOptions {
     };
     o.concurrency = 4;
     o.batch_size = 7;
-    o.clock = Arc::new(FixedClock(
-        Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap(),
-    ));
+    o.clock = Clock::fixed(Utc.with_ymd_and_hms(2026, 3, 1, 6, 0, 0).unwrap());
     o
 }
 

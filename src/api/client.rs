@@ -19,7 +19,7 @@ use super::encode::Param;
 use super::error::ApiError;
 use super::limit::Limiter;
 use super::profile::{ApiProfile, MethodProfile};
-use super::retry::{RetryPolicy, Verdict, classify};
+use super::retry::{RetryPolicy, Verdict, classify, outcome_unknown};
 
 /// Counters for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -94,6 +94,9 @@ pub(crate) struct Inner {
     pub(crate) tokens: TokenManager,
     pub(crate) counters: Counters,
     pub(crate) request_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    /// `host:port` of the base URL, for connect errors.
+    pub(crate) target: String,
     /// Method -> (token generation, status) with which it was refused even after a
     /// fresh login: later calls refused the same way with that same token fail at the
     /// first refusal (no login storm).
@@ -165,6 +168,12 @@ impl TariscopeClient {
             profile: config.profile,
             counters: Counters::default(),
             request_timeout: config.request_timeout,
+            connect_timeout: config.connect_timeout,
+            target: format!(
+                "{}:{}",
+                parsed.host_str().unwrap_or_default(),
+                parsed.port_or_known_default().unwrap_or_default()
+            ),
             refused: Mutex::new(HashMap::new()),
         };
         Ok(Self {
@@ -210,8 +219,7 @@ impl TariscopeClient {
                 Ok(reply) => return Ok(reply),
                 Err(f) => f,
             };
-            let verdict = classify(&failure.err);
-            if verdict == Verdict::RetryIdempotent && failure.sent && !mp.idempotent {
+            if outcome_unknown(&failure.err, failure.sent, mp.idempotent) {
                 inner
                     .counters
                     .outcome_unknown
@@ -222,7 +230,7 @@ impl TariscopeClient {
                     source: failure.err,
                 });
             }
-            if verdict == Verdict::Fatal {
+            if classify(&failure.err) == Verdict::Fatal {
                 return Err(*failure.err);
             }
             let retry_after = match &*failure.err {

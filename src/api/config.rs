@@ -1,8 +1,8 @@
 //! Client configuration: [`ClientConfig`], [`Secret`], [`Format`], [`RetrySettings`].
 //!
 //! Owns: the plain settings the client is built from, and the redaction of secrets.
-//! Must not: parse TOML or environment layers (the lead's `config.rs` maps those into
-//! [`ClientConfig`]), or do any network I/O.
+//! Must not: parse TOML or environment layers (`crate::config` validates those and builds a
+//! [`ClientConfig`] with `Config::client_config`), or do any network I/O.
 
 use std::fmt;
 use std::net::IpAddr;

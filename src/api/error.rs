@@ -7,6 +7,9 @@
 
 use std::time::Duration;
 
+pub use super::cause::ConnectCause;
+use super::cause::seconds;
+
 /// A boxed source error that keeps the chain for the operator.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -22,18 +25,21 @@ pub enum ApiError {
     },
 
     /// No TCP/TLS connection could be made; the request never left this host.
-    #[error(
-        "{method}: cannot connect to the Tariscope server; check api.base_url, the network and that the server runs"
-    )]
+    #[error("{method}: {}", cause.describe(target))]
     Connect {
         method: String,
+        /// `host:port` of `api.base_url`.
+        target: String,
+        /// Refused, DNS, TLS (with the certificate problem) or a connect timeout.
+        cause: ConnectCause,
         #[source]
         source: BoxError,
     },
 
-    /// The request timed out after it was sent (or while connecting).
+    /// The request was sent but no whole answer came within `api.request_timeout_secs`.
     #[error(
-        "{method}: no answer within {after:?}; the server may be overloaded (raise api.request_timeout if this persists)"
+        "{method}: no answer within {} (api.request_timeout_secs); the server may be overloaded: raise api.request_timeout_secs if this persists",
+        seconds(*after)
     )]
     Timeout {
         method: String,
@@ -109,8 +115,9 @@ pub enum ApiError {
         source: Box<ApiError>,
     },
 
-    /// Retries were exhausted (attempts or elapsed time).
-    #[error("{method}: gave up after {attempts} attempt(s) in {elapsed:?}")]
+    /// Retries were exhausted (attempts or elapsed time). The message leads with the last
+    /// attempt's cause.
+    #[error("{source} (gave up after {attempts} attempt(s) in {})", seconds(*elapsed))]
     Exhausted {
         method: String,
         attempts: u32,

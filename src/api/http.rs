@@ -17,7 +17,7 @@ use super::auth::Token;
 use super::client::{AttemptError, Inner, Reply, not_sent, sent};
 use super::config::{Format, Secret};
 use super::encode::{self, Param};
-use super::error::{ApiError, excerpt};
+use super::error::{ApiError, ConnectCause, excerpt};
 use super::profile::{Encoding, MethodProfile};
 use super::retry::parse_retry_after;
 use super::wire::{self, Record};
@@ -261,6 +261,8 @@ impl Inner {
         if e.is_connect() {
             return not_sent(ApiError::Connect {
                 method,
+                target: self.target.clone(),
+                cause: ConnectCause::of(&e, self.connect_timeout),
                 source: Box::new(e),
             });
         }

@@ -76,6 +76,11 @@ impl Limiter {
         Slot { _permit: permit }
     }
 
+    /// False when there is no rate budget (rate 0): only the concurrency cap applies.
+    pub fn is_rate_limited(&self) -> bool {
+        self.rate.is_some()
+    }
+
     pub fn concurrency(&self) -> usize {
         self.concurrency
     }
@@ -95,7 +100,8 @@ mod tests {
     #[test]
     fn bad_config_is_rejected() {
         assert!(Limiter::new(10.0, 0).is_err());
-        assert!(Limiter::new(0.0, 1).is_ok());
+        assert!(!Limiter::new(0.0, 1).unwrap().is_rate_limited());
+        assert!(Limiter::new(1.0, 1).unwrap().is_rate_limited());
         assert!(Limiter::new(f64::NAN, 1).is_ok());
         assert_eq!(Limiter::burst_for(5.0).get(), 1);
         assert_eq!(Limiter::burst_for(1000.0).get(), 10);

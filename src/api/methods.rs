@@ -65,8 +65,11 @@ impl TariscopeClient {
         result: Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         match result {
-            Err(e @ ApiError::Decode { .. })
-                if self.profile().method(method).is_some_and(|m| !m.idempotent) =>
+            Err(e)
+                if self
+                    .profile()
+                    .method(method)
+                    .is_some_and(|m| super::retry::outcome_unknown(&e, true, m.idempotent)) =>
             {
                 self.inner
                     .counters

@@ -10,7 +10,8 @@
 //! | `http.rs` | one HTTP request: limiter, span, encoding, login, error bodies |
 //! | `methods.rs`, `system.rs` | one typed async fn per API method |
 //! | `auth.rs` | [`TokenManager`]: JWT cache, renewal, single flight |
-//! | `retry.rs` | [`RetryPolicy`] and [`retry::classify`], the one retry decision |
+//! | `retry.rs` | [`RetryPolicy`]; [`retry::classify`], [`retry::outcome_unknown`], [`retry::kind`]: every decision about a failure |
+//! | `cause.rs` | [`cause::ConnectCause`]: refused, DNS, TLS certificate, connect timeout |
 //! | `limit.rs` | [`Limiter`]: rate (governor) and concurrency cap |
 //! | `profile.rs` | [`ApiProfile`]: verb, path, encoding, field names per method |
 //! | `encode.rs` | request parameters to JSON / form / query |
@@ -20,6 +21,7 @@
 //! | `config.rs`, `error.rs` | [`ClientConfig`], [`Secret`], [`ApiError`] |
 
 pub mod auth;
+pub mod cause;
 mod client;
 pub mod config;
 pub mod decode;
@@ -39,7 +41,7 @@ pub mod xml;
 pub use auth::TokenManager;
 pub use client::{ClientStats, TariscopeClient};
 pub use config::{ClientConfig, Format, RetrySettings, Secret};
-pub use error::ApiError;
+pub use error::{ApiError, ConnectCause};
 pub use limit::Limiter;
 pub use profile::{ApiProfile, Encoding, MethodProfile, Verb};
 pub use retry::RetryPolicy;

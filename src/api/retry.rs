@@ -1,9 +1,12 @@
-//! [`RetryPolicy`] and [`classify`], the one function that decides what is retryable.
+//! [`RetryPolicy`] and the one place that classifies errors: [`classify`] (may it be
+//! retried?), [`outcome_unknown`] (may a non-idempotent write have taken effect?) and
+//! [`kind`] (what a failure means for the caller: the sync engine's read and write error
+//! kinds are derived from it, never from status codes of their own).
 //!
-//! Owns: the retry decision for an error, and the delay before the next attempt
-//! (exponential from `backon`, full jitter, a cap, `Retry-After` honoured, bounded by
-//! maximum attempts and maximum elapsed time). Must not: send requests (the client's
-//! call loop does) or know method names beyond the `idempotent` flag it is given.
+//! Owns: those three decisions, and the delay before the next attempt (exponential from
+//! `backon`, full jitter, a cap, `Retry-After` honoured, bounded by maximum attempts and
+//! maximum elapsed time). Must not: send requests (the client's call loop does) or know
+//! method names beyond the `idempotent` flag it is given.
 
 use std::time::Duration;
 
@@ -58,6 +61,61 @@ pub fn classify_status(status: u16) -> Verdict {
         501 => Verdict::Fatal,
         500..=599 => Verdict::RetryIdempotent,
         _ => Verdict::Fatal,
+    }
+}
+
+/// The outcome-unknown rule: a failed call of a non-idempotent method whose request may
+/// have reached the server (`sent`) and whose failure does not prove the server refused it
+/// (a transient failure after sending, or a 2xx answer that cannot be read) may have taken
+/// effect. It is never resent blindly: the caller looks the record up first.
+pub fn outcome_unknown(err: &ApiError, sent: bool, idempotent: bool) -> bool {
+    if idempotent || !sent {
+        return false;
+    }
+    match err {
+        ApiError::Decode { .. } => true,
+        other => classify(other) == Verdict::RetryIdempotent,
+    }
+}
+
+/// What a final failure means for the caller (after the client's retries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A non-idempotent write may have taken effect ([`outcome_unknown`]).
+    OutcomeUnknown,
+    /// Login refused, or a call refused even with a fresh token (credentials, rights).
+    Auth,
+    /// HTTP 404: the record or path does not exist.
+    NotFound,
+    /// HTTP 409: the record (an account number, a DN) exists already.
+    AlreadyExists,
+    /// Another 4xx: the server refused the request as it stands.
+    Rejected,
+    /// The answer could not be decoded.
+    BadData,
+    /// Transient trouble ([`classify`] would retry it) that outlasted the retries.
+    Transient,
+    /// The client's own configuration.
+    Config,
+}
+
+/// The [`Kind`] of a final error.
+pub fn kind(err: &ApiError) -> Kind {
+    match err {
+        ApiError::OutcomeUnknown { .. } => Kind::OutcomeUnknown,
+        ApiError::LoginRejected { .. } | ApiError::Unauthorized { .. } => Kind::Auth,
+        ApiError::Decode { .. } => Kind::BadData,
+        ApiError::Config { .. } => Kind::Config,
+        ApiError::Exhausted { source, .. } => kind(source),
+        ApiError::Connect { .. } | ApiError::Timeout { .. } | ApiError::Transport { .. } => {
+            Kind::Transient
+        }
+        ApiError::Status { status, .. } => match (*status, classify_status(*status)) {
+            (404, _) => Kind::NotFound,
+            (409, _) => Kind::AlreadyExists,
+            (_, v) if v.is_retryable() => Kind::Transient,
+            _ => Kind::Rejected,
+        },
     }
 }
 
@@ -177,6 +235,8 @@ mod tests {
             (
                 ApiError::Connect {
                     method: "m".into(),
+                    target: "127.0.0.1:1".into(),
+                    cause: crate::api::ConnectCause::Refused,
                     source: boxed(),
                 },
                 Verdict::RetryAny,
@@ -233,6 +293,78 @@ mod tests {
         ];
         for (err, want) in cases {
             assert_eq!(classify(&err), want, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn outcome_unknown_only_for_a_sent_non_idempotent_call_not_refused() {
+        let timeout = || ApiError::Timeout {
+            method: "m".into(),
+            after: Duration::from_secs(1),
+            source: "x".into(),
+        };
+        let decode = ApiError::Decode {
+            method: "m".into(),
+            field: "id".into(),
+            reason: "r".into(),
+            excerpt: String::new(),
+        };
+        // (error, sent, idempotent) -> unknown?
+        let cases = [
+            (timeout(), true, false, true),
+            (timeout(), true, true, false),
+            (timeout(), false, false, false),
+            (status(502), true, false, true),
+            (status(503), true, false, false),
+            (status(429), true, false, false),
+            (status(400), true, false, false),
+            (decode, true, false, true),
+        ];
+        for (err, sent, idempotent, want) in cases {
+            assert_eq!(
+                outcome_unknown(&err, sent, idempotent),
+                want,
+                "{err:?} sent={sent} idempotent={idempotent}"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_of_final_errors() {
+        let exhausted = |e: ApiError| ApiError::Exhausted {
+            method: "m".into(),
+            attempts: 5,
+            elapsed: Duration::ZERO,
+            source: Box::new(e),
+        };
+        let cases = [
+            (status(404), Kind::NotFound),
+            (status(409), Kind::AlreadyExists),
+            (status(400), Kind::Rejected),
+            (status(422), Kind::Rejected),
+            (status(501), Kind::Rejected),
+            (status(500), Kind::Transient),
+            (exhausted(status(429)), Kind::Transient),
+            (exhausted(status(408)), Kind::Transient),
+            (exhausted(status(404)), Kind::NotFound),
+            (
+                ApiError::LoginRejected {
+                    username: "u".into(),
+                    status: 401,
+                    body_excerpt: String::new(),
+                },
+                Kind::Auth,
+            ),
+            (
+                ApiError::OutcomeUnknown {
+                    method: "m".into(),
+                    source: Box::new(status(502)),
+                },
+                Kind::OutcomeUnknown,
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(kind(&err), want, "{err:?}");
         }
     }
 

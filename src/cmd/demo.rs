@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::daemon::{self, Exit, progress};
 use crate::scheduler::RunOutcome;
 use crate::sim::{DatasetConfig, SimConfig, SimHandle};
+use crate::sync::Job;
 use crate::sync::import::{Format, parse};
 
 fn config_text(base_url: &str, mirror: &Path) -> String {
@@ -144,19 +145,10 @@ async fn run_inner(dir: &Path, subscribers: usize) -> Result<Exit, String> {
     println!("config written to {}", config_path.display());
 
     let jobs = Arc::new(daemon::open(&config, Clock::system()).map_err(|e| e.to_string())?);
-    let pulls: Vec<String> = [
-        "reference",
-        "subscribers",
-        "payments",
-        "charges",
-        "summaries",
-    ]
-    .map(String::from)
-    .to_vec();
+    let pulls: Vec<Job> = Job::ALL.into_iter().filter(|j| *j != Job::Push).collect();
     let stop = CancellationToken::new();
     let bars_stop = CancellationToken::new();
-    let all: Vec<String> = pulls.iter().cloned().chain(["push".to_string()]).collect();
-    let bars = progress::spawn_bars(jobs.clone(), all, bars_stop.clone());
+    let bars = progress::spawn_bars(jobs.clone(), Job::ALL.to_vec(), bars_stop.clone());
     let started = std::time::Instant::now();
     let mut summaries = daemon::run_once(&jobs, &pulls, stop.clone()).await;
 
@@ -179,7 +171,7 @@ async fn run_inner(dir: &Path, subscribers: usize) -> Result<Exit, String> {
         .import_desired(batch, "demo".into(), now)
         .await
         .map_err(|e| e.to_string())?;
-    summaries.extend(daemon::run_once(&jobs, &["push".to_string()], stop).await);
+    summaries.extend(daemon::run_once(&jobs, &[Job::Push], stop).await);
     bars_stop.cancel();
     if let Some(b) = bars {
         let _ = b.await;

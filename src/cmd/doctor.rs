@@ -2,11 +2,12 @@
 
 use crate::api::TariscopeClient;
 use crate::config::Config;
-use crate::daemon::{Exit, client_config, select_jobs};
+use crate::daemon::Exit;
 use crate::store::{SCHEMA_VERSION, Store};
+use crate::sync::Job;
 
 /// The API methods each job calls.
-pub fn methods_needed(job: &str, config: &Config) -> Vec<&'static str> {
+pub fn methods_needed(job: Job, config: &Config) -> Vec<&'static str> {
     let mut lists = Vec::new();
     if !config.scope.nodes.is_empty() {
         lists.push("subscriber.list.node");
@@ -15,30 +16,29 @@ pub fn methods_needed(job: &str, config: &Config) -> Vec<&'static str> {
         lists.push("subscriber.list.department");
     }
     match job {
-        "reference" => vec![
+        Job::Reference => vec![
             "tariffs.plans",
             "tariffs.details",
             "services.list",
             "tariscope.summary",
         ],
-        "subscribers" => {
+        Job::Subscribers => {
             let mut m = lists;
             if config.api.profile.lists_are_partial {
                 m.push("subscriber.get");
             }
             m
         }
-        "payments" => vec!["accounts.payments"],
-        "charges" => vec!["accounts.charges"],
-        "summaries" => vec!["accounts.summary"],
-        "push" => vec![
+        Job::Payments => vec!["accounts.payments"],
+        Job::Charges => vec!["accounts.charges"],
+        Job::Summaries => vec!["accounts.summary"],
+        Job::Push => vec![
             "subscriber.create",
             "subscriber.update",
             "subscriber.dnadd",
             "subscriber.get",
             "subscriber.list.department",
         ],
-        _ => vec![],
     }
 }
 
@@ -78,7 +78,7 @@ pub async fn run(config: &Config) -> Exit {
         ),
     }
     println!("api {} as {:?}", config.api.base_url, config.api.username);
-    let client = match TariscopeClient::new(client_config(config)) {
+    let client = match TariscopeClient::new(config.client_config()) {
         Ok(c) => c,
         Err(e) => {
             check(false, format!("client: {e}"), "fix the [api] settings");
@@ -88,8 +88,7 @@ pub async fn run(config: &Config) -> Exit {
     match client.claims().await {
         Ok(claims) => {
             check(true, "reached the server and logged in".into(), "");
-            let jobs = select_jobs(config, &[]).unwrap_or_default();
-            for job in &jobs {
+            for job in config.select_jobs(&[]) {
                 let missing: Vec<_> = methods_needed(job, config)
                     .into_iter()
                     .filter(|m| !claims.iter().any(|c| c == m))

@@ -15,7 +15,7 @@ pub fn print_summaries(summaries: &[crate::daemon::JobSummary]) {
     for s in summaries {
         println!(
             "{:<12} {:<8} {}",
-            s.job,
+            s.job.as_str(),
             format!("{:?}", s.outcome).to_lowercase(),
             s.detail
         );

@@ -3,7 +3,7 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::daemon::{Exit, jobs::push_options};
+use crate::daemon::Exit;
 use crate::store::Store;
 use crate::sync::fields::Fields;
 use crate::sync::plan::{Op, Resolution};
@@ -53,7 +53,7 @@ pub async fn run(config: &Config, limit: usize) -> Exit {
             return Exit::Runtime;
         }
     };
-    let ops = match plan_now(&store, &push_options(config, Clock::system())).await {
+    let ops = match plan_now(&store, &config.push_options(Clock::system())).await {
         Ok(ops) => ops,
         Err(e) => {
             eprintln!("tariscope-sync plan: {e}");

@@ -4,18 +4,19 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::clock::Clock;
-use crate::config::{Config, JOB_NAMES};
+use crate::config::Config;
 use crate::daemon::Exit;
 use crate::scheduler::next_fire;
 use crate::store::{OutboxState, Store, StoreError};
+use crate::sync::Job;
 
 /// Collects the status as JSON (also the source of the text form).
 pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Value, StoreError> {
     let now = clock.now();
     let mut jobs = Vec::new();
-    for job in JOB_NAMES {
-        let settings = &config.jobs[*job];
-        let last = store.job_runs(job).await?.into_iter().next();
+    for job in Job::ALL {
+        let settings = &config.jobs[&job];
+        let last = store.job_runs(job.as_str()).await?.into_iter().next();
         let next = settings
             .cron
             .as_ref()
@@ -27,7 +28,7 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| (now - t.to_utc()).num_seconds());
         jobs.push(json!({
-            "job": job,
+            "job": job.as_str(),
             "enabled": settings.enabled,
             "schedule": settings.schedule,
             "next_run": next.map(|t: DateTime<Utc>| t.to_rfc3339()),

@@ -2,10 +2,14 @@
 //! variables, validated in one place.
 //!
 //! Owns: finding and layering the sources (the `config` crate), turning the merged tree into
-//! the typed [`Config`], and reporting **every** problem at once by its key path.
+//! the typed [`Config`] (choices parsed once into enums, `choices.rs`), reporting **every**
+//! problem at once by its key path, and the conversions into the client's and the push
+//! executor's settings (`convert.rs`).
 //! Must not: open the mirror, reach the network or start anything.
 //! The key set is documented in `config/tariscope-sync.example.toml`; a test keeps the two equal.
 
+mod choices;
+mod convert;
 mod reader;
 mod schema;
 
@@ -13,10 +17,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use choices::{LogFormat, NaturalKey};
 pub use reader::Problem;
 pub use schema::{
-    ApiSettings, Config, JOB_NAMES, JobSettings, LogSettings, MirrorSettings, PushSettings,
-    RetrySettings, Scope, ServeSettings, parse_schedule,
+    ApiSettings, Config, JobSettings, LogSettings, MirrorSettings, PushSettings, ServeSettings,
+    parse_schedule,
 };
 
 /// Where the daemon looks for a config file when `--config` is not given, in order.

@@ -130,8 +130,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A positive number (rates).
-    pub fn positive_f64(&mut self, path: &str, default: f64) -> f64 {
+    /// A finite number of at least 0 (rates; 0 means "no limit" where the key says so).
+    pub fn non_negative_f64(&mut self, path: &str, default: f64) -> f64 {
         let value = match self.raw(path) {
             None => return default,
             Some(Value::Number(n)) => n.as_f64(),
@@ -139,23 +139,30 @@ impl<'a> Reader<'a> {
             Some(_) => None,
         };
         match value {
-            Some(v) if v.is_finite() && v > 0.0 => v,
+            Some(v) if v.is_finite() && v >= 0.0 => v,
             _ => {
                 let found = self.raw(path).map(show).unwrap_or_default();
-                self.problem(path, format!("expected a number above 0, found {found}"));
+                self.problem(
+                    path,
+                    format!("expected a number of 0 or more, found {found}"),
+                );
                 default
             }
         }
     }
 
-    /// One of a fixed set of words.
-    pub fn choice(&mut self, path: &str, default: &str, choices: &[&str]) -> String {
-        let v = self.string(path, default);
-        if choices.contains(&v.as_str()) {
-            v
-        } else {
-            self.problem(path, format!("{v:?} is not one of {}", choices.join(", ")));
-            default.to_string()
+    /// One of a fixed set of words, as the value the table pairs it with.
+    pub fn choice<T: Copy>(&mut self, path: &str, default: T, table: &[(&str, T)]) -> T {
+        let Some(word) = self.opt_string(path) else {
+            return default;
+        };
+        match table.iter().find(|(w, _)| *w == word) {
+            Some((_, value)) => *value,
+            None => {
+                let words: Vec<&str> = table.iter().map(|(w, _)| *w).collect();
+                self.problem(path, format!("{word:?} is not one of {}", words.join(", ")));
+                default
+            }
         }
     }
 
@@ -276,7 +283,7 @@ mod tests {
         assert_eq!(r.u64_in("n", 0, 0, 100), 42);
         assert!(!r.bool("b", true));
         assert_eq!(r.id_list("ids"), vec![1, 2, 3]);
-        assert_eq!(r.positive_f64("r", 1.0), 2.5);
+        assert_eq!(r.non_negative_f64("r", 1.0), 2.5);
         assert!(r.finish().is_empty());
     }
 
@@ -285,7 +292,7 @@ mod tests {
         let tree = json!({"n": 0, "c": "yaml", "ids": ["x"]});
         let mut r = Reader::new(&tree);
         r.u64_in("n", 1, 1, 10);
-        r.choice("c", "json", &["json", "xml"]);
+        assert_eq!(r.choice("c", 1, &[("json", 1), ("xml", 2)]), 1);
         r.id_list("ids");
         let problems = r.finish();
         assert_eq!(problems.len(), 3, "{problems:?}");

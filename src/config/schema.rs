@@ -11,18 +11,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::choices::{self, LogFormat, NaturalKey};
 use super::reader::{Problem, Reader};
-use crate::api::{ApiProfile, Secret};
-
-/// The jobs the daemon knows, in the order `--run-once` runs them (pull before push).
-pub const JOB_NAMES: &[&str] = &[
-    "reference",
-    "subscribers",
-    "payments",
-    "charges",
-    "summaries",
-    "push",
-];
+use crate::api::{ApiProfile, Format, RetrySettings, Secret};
+use crate::sync::plan::ConflictPolicy;
+use crate::sync::{Job, Scope};
 
 /// File name of the API password under `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
 pub const CREDENTIAL_NAME: &str = "tariscope-api-password";
@@ -34,8 +27,8 @@ pub struct Config {
     pub retry: RetrySettings,
     pub mirror: MirrorSettings,
     pub scope: Scope,
-    /// Settings per job name (every name of [`JOB_NAMES`] is present).
-    pub jobs: BTreeMap<String, JobSettings>,
+    /// Settings per job (every [`Job`] is present).
+    pub jobs: BTreeMap<Job, JobSettings>,
     pub push: PushSettings,
     pub serve: ServeSettings,
     pub log: LogSettings,
@@ -51,8 +44,7 @@ pub struct ApiSettings {
     pub base_url: String,
     pub username: String,
     pub password: Secret,
-    /// `json` or `xml`.
-    pub format: String,
+    pub format: Format,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub token_lifetime: Duration,
@@ -65,26 +57,10 @@ pub struct ApiSettings {
     pub profile: ApiProfile,
 }
 
-/// `[retry]`: the retry policy of idempotent calls.
-#[derive(Debug, Clone)]
-pub struct RetrySettings {
-    pub max_attempts: u32,
-    pub initial_delay: Duration,
-    pub max_delay: Duration,
-    pub max_elapsed: Duration,
-}
-
 /// `[mirror]`: the SQLite file.
 #[derive(Debug, Clone)]
 pub struct MirrorSettings {
     pub path: PathBuf,
-}
-
-/// `[scope]`: which part of Tariscope is mirrored.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    pub nodes: Vec<i64>,
-    pub departments: Vec<i64>,
 }
 
 /// `[jobs.<name>]`.
@@ -104,10 +80,9 @@ pub struct JobSettings {
 /// `[push]`.
 #[derive(Debug, Clone)]
 pub struct PushSettings {
-    /// `remote-wins`, `local-wins` or `manual`.
-    pub conflict_policy: String,
-    /// Field used to find an existing Tariscope subscriber for a desired row.
-    pub natural_key: String,
+    pub conflict_policy: ConflictPolicy,
+    /// How an existing Tariscope subscriber is found for a desired row.
+    pub natural_key: NaturalKey,
     /// How many times a failed write is retried on later runs before it is terminal.
     pub max_attempts: u32,
 }
@@ -123,8 +98,7 @@ pub struct ServeSettings {
 pub struct LogSettings {
     /// A `tracing` filter (`info`, `tariscope_sync=debug`, ...).
     pub level: String,
-    /// `pretty` or `json`.
-    pub format: String,
+    pub format: LogFormat,
 }
 
 struct JobDefaults {
@@ -132,14 +106,14 @@ struct JobDefaults {
     lookback_days: u64,
 }
 
-fn job_defaults(name: &str) -> JobDefaults {
-    let (schedule, lookback_days) = match name {
-        "reference" => ("0 0 3 * * *", 0),
-        "subscribers" => ("0 */15 * * * *", 0),
-        "payments" => ("0 5 * * * *", 3),
-        "charges" => ("0 10 * * * *", 3),
-        "summaries" => ("0 30 2 * * *", 1),
-        _ => ("0 */5 * * * *", 0),
+fn job_defaults(job: Job) -> JobDefaults {
+    let (schedule, lookback_days) = match job {
+        Job::Reference => ("0 0 3 * * *", 0),
+        Job::Subscribers => ("0 */15 * * * *", 0),
+        Job::Payments => ("0 5 * * * *", 3),
+        Job::Charges => ("0 10 * * * *", 3),
+        Job::Summaries => ("0 30 2 * * *", 1),
+        Job::Push => ("0 */5 * * * *", 0),
     };
     JobDefaults {
         schedule,
@@ -188,13 +162,18 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         nodes: r.id_list("scope.nodes"),
         departments: r.id_list("scope.departments"),
     };
-    let jobs = JOB_NAMES
-        .iter()
-        .map(|name| (name.to_string(), read_job(r, name)))
+    let jobs = Job::ALL
+        .into_iter()
+        .map(|job| (job, read_job(r, job)))
         .collect::<BTreeMap<_, _>>();
-    let pulls_subscribers = ["subscribers", "payments", "charges", "summaries"]
-        .iter()
-        .any(|j| jobs[*j].enabled);
+    let pulls_subscribers = [
+        Job::Subscribers,
+        Job::Payments,
+        Job::Charges,
+        Job::Summaries,
+    ]
+    .iter()
+    .any(|j| jobs[j].enabled);
     if pulls_subscribers && scope.nodes.is_empty() && scope.departments.is_empty() {
         r.problem(
             "scope",
@@ -204,20 +183,13 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
     let push = PushSettings {
         conflict_policy: r.choice(
             "push.conflict_policy",
-            "remote-wins",
-            &["remote-wins", "local-wins", "manual"],
+            ConflictPolicy::RemoteWins,
+            choices::CONFLICT_POLICIES,
         ),
         natural_key: r.choice(
             "push.natural_key",
-            "account_number",
-            &[
-                "account_number",
-                "contract_number",
-                "email",
-                "edrpou",
-                "personal_code",
-                "none",
-            ],
+            NaturalKey::AccountNumber,
+            choices::NATURAL_KEYS,
         ),
         max_attempts: r.u64_in("push.max_attempts", 5, 1, 1000) as u32,
     };
@@ -235,7 +207,7 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
     };
     let log = LogSettings {
         level: r.string("log.level", "info"),
-        format: r.choice("log.format", "pretty", &["pretty", "json"]),
+        format: r.choice("log.format", LogFormat::Pretty, choices::LOG_FORMATS),
     };
     if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
         r.problem(
@@ -282,7 +254,7 @@ fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
         r.problem("api.username", "missing: the Tariscope API user name");
     }
     let password = read_password(r, env);
-    let format = r.choice("api.format", "json", &["json", "xml"]);
+    let format = r.choice("api.format", Format::Json, choices::FORMATS);
     let connect_timeout = Duration::from_secs(r.u64_in("api.connect_timeout_secs", 10, 1, 600));
     let request_timeout = Duration::from_secs(r.u64_in("api.request_timeout_secs", 30, 1, 3600));
     let token_lifetime =
@@ -294,7 +266,8 @@ fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
             "must be smaller than api.token_lifetime_secs",
         );
     }
-    let rate_per_sec = r.positive_f64("api.rate_per_sec", 20.0);
+    // 0: no rate limit (the limiter's own rule, docs/client.md).
+    let rate_per_sec = r.non_negative_f64("api.rate_per_sec", 20.0);
     let concurrency = r.u64_in("api.concurrency", 8, 1, 1024) as usize;
     let ca_file = r.opt_string("api.ca_file").map(PathBuf::from);
     if let Some(p) = ca_file.as_ref().filter(|p| !p.is_file()) {
@@ -380,8 +353,9 @@ fn read_password(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Secret {
     }
 }
 
-fn read_job(r: &mut Reader<'_>, name: &str) -> JobSettings {
-    let d = job_defaults(name);
+fn read_job(r: &mut Reader<'_>, job: Job) -> JobSettings {
+    let d = job_defaults(job);
+    let name = job.as_str();
     let key = |k: &str| format!("jobs.{name}.{k}");
     let enabled = r.bool(&key("enabled"), true);
     let schedule = r.string(&key("schedule"), d.schedule);

@@ -3,6 +3,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::*;
+use crate::api::Format;
+use crate::clock::Clock;
+use crate::sync::Job;
+use crate::sync::fields::Field;
+use crate::sync::plan::ConflictPolicy;
 
 const EXAMPLE: &str = include_str!("../../config/tariscope-sync.example.toml");
 
@@ -27,8 +32,8 @@ fn example_config_is_valid_with_a_password_from_the_environment() {
     let c = from_toml_str(EXAMPLE, &e).expect("example config must be valid");
     assert_eq!(c.api.password.expose(), "s3cret");
     assert_eq!(c.scope.nodes, vec![1]);
-    assert_eq!(c.jobs.len(), JOB_NAMES.len());
-    assert!(c.jobs["payments"].cron.is_some());
+    assert_eq!(c.jobs.len(), Job::ALL.len());
+    assert!(c.jobs[&Job::Payments].cron.is_some());
 }
 
 #[test]
@@ -75,7 +80,7 @@ fn reports_every_problem_at_once_by_key_path() {
         username = "u"
         password = "p"
         format = "yaml"
-        rate_per_sec = 0
+        rate_per_sec = -1
         [jobs.payments]
         schedule = "*/61 * * * *"
         [jobs.nonsense]
@@ -118,7 +123,7 @@ fn environment_overrides_the_file() {
     let c = from_toml_str("[api]\nusername = \"u\"\nrate_per_sec = 9\n", &e).unwrap();
     assert_eq!(c.api.rate_per_sec, 3.5);
     assert_eq!(c.scope.nodes, vec![4, 5]);
-    assert!(!c.jobs["payments"].enabled);
+    assert!(!c.jobs[&Job::Payments].enabled);
 }
 
 #[test]
@@ -180,4 +185,65 @@ fn api_profile_overrides_are_parsed_and_checked() {
     let bad = format!("{base}[api.profile]\nno_such_key = 1\n");
     let p = problems(&bad, &HashMap::new());
     assert!(p.len() == 1 && p[0].starts_with("api.profile:"), "{p:?}");
+}
+
+#[test]
+fn choices_are_parsed_once_into_what_the_program_uses() {
+    let text = "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\npassword = \"p\"\nformat = \"xml\"\n\
+        [push]\nconflict_policy = \"manual\"\nnatural_key = \"none\"\n[log]\nformat = \"json\"\n\
+        [jobs.push]\nconcurrency = 3\n[jobs.payments]\nenabled = false\n";
+    let c = from_toml_str(text, &HashMap::new()).unwrap();
+    assert_eq!(c.client_config().format, Format::Xml);
+    assert_eq!(c.log.format, LogFormat::Json);
+    let push = c.push_options(Clock::system());
+    assert_eq!(push.policy, ConflictPolicy::Manual);
+    assert_eq!(push.natural_key, None);
+    assert_eq!(push.concurrency, 3);
+    let c = from_toml_str(
+        "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\npassword = \"p\"\n[push]\nnatural_key = \"email\"\n",
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.push_options(Clock::system()).natural_key,
+        Some(Field::Email)
+    );
+    assert_eq!(c.push.conflict_policy, ConflictPolicy::RemoteWins);
+}
+
+#[test]
+fn job_selection_keeps_run_order() {
+    let base = "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\npassword = \"p\"\n[jobs.charges]\nenabled = false\n";
+    let c = from_toml_str(base, &HashMap::new()).unwrap();
+    assert_eq!(
+        c.select_jobs(&[]),
+        vec![
+            Job::Reference,
+            Job::Subscribers,
+            Job::Payments,
+            Job::Summaries,
+            Job::Push
+        ]
+    );
+    assert_eq!(
+        c.select_jobs(&[Job::Push, Job::Charges]),
+        vec![Job::Charges, Job::Push],
+        "named jobs run even when disabled, in pipeline order"
+    );
+}
+
+#[test]
+fn a_rate_of_zero_means_no_rate_limit_and_a_negative_rate_is_refused() {
+    let base = "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\npassword = \"p\"\n";
+    let c = from_toml_str(&format!("{base}rate_per_sec = 0\n"), &HashMap::new()).unwrap();
+    assert_eq!(c.api.rate_per_sec, 0.0);
+    let limiter = crate::api::Limiter::new(c.client_config().rate_per_sec, 1).unwrap();
+    assert!(!limiter.is_rate_limited(), "0 must turn the rate limit off");
+    let e = env(&[("TARISCOPE_SYNC__API__RATE_PER_SEC", "0")]);
+    assert_eq!(from_toml_str(base, &e).unwrap().api.rate_per_sec, 0.0);
+    let p = problems(&format!("{base}rate_per_sec = -0.5\n"), &HashMap::new());
+    assert_eq!(
+        p,
+        vec!["api.rate_per_sec: expected a number of 0 or more, found -0.5".to_string()]
+    );
 }

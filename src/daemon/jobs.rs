@@ -16,12 +16,12 @@ use crate::config::Config;
 use crate::scheduler::{JobRunner, RunOutcome};
 use crate::store::{Outcome, Store};
 use crate::sync::push::{PushOptions, run_push};
-use crate::sync::{JobKind, Progress, PullOptions, Scope, run_job};
+use crate::sync::{Job, Progress, PullOptions, run_job};
 
 /// A finished run, as the CLI and the notifier report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSummary {
-    pub job: String,
+    pub job: Job,
     pub outcome: RunOutcome,
     /// Items done (records for pulls, desired rows for push).
     pub items: u64,
@@ -36,25 +36,21 @@ pub struct Jobs {
     pub clock: Clock,
     /// Backfill range for payments, charges and summaries (`--from/--to`).
     pub range: Option<(NaiveDate, Option<NaiveDate>)>,
-    /// Progress per job name, for progress bars.
-    pub progress: Mutex<Vec<(String, Arc<Progress>)>>,
+    /// Progress per job, for progress bars.
+    pub progress: Mutex<Vec<(Job, Arc<Progress>)>>,
     /// The last run's summary (for `STATUS=`).
     pub last: Mutex<Option<JobSummary>>,
 }
 
-fn kind(name: &str) -> Option<JobKind> {
-    JobKind::ALL.into_iter().find(|k| k.as_str() == name)
-}
-
 impl Jobs {
     /// The progress counter of `job` (created on first use).
-    pub fn progress_of(&self, job: &str) -> Arc<Progress> {
+    pub fn progress_of(&self, job: Job) -> Arc<Progress> {
         let mut list = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, p)) = list.iter().find(|(n, _)| n == job) {
+        if let Some((_, p)) = list.iter().find(|(n, _)| *n == job) {
             return p.clone();
         }
         let p = Progress::new();
-        list.push((job.to_string(), p.clone()));
+        list.push((job, p.clone()));
         p
     }
 
@@ -65,16 +61,13 @@ impl Jobs {
             .date_naive()
     }
 
-    pub fn pull_options(&self, job: &str) -> PullOptions {
-        let settings = &self.config.jobs[job];
+    pub fn pull_options(&self, job: Job) -> PullOptions {
+        let settings = &self.config.jobs[&job];
         let mut o = PullOptions::new(self.today());
-        o.scope = Scope {
-            nodes: self.config.scope.nodes.clone(),
-            departments: self.config.scope.departments.clone(),
-        };
+        o.scope = self.config.scope.clone();
         o.lookback_days = settings.lookback_days;
         o.concurrency = settings.concurrency;
-        o.clock = Arc::new(self.clock);
+        o.clock = self.clock;
         if let Some((from, to)) = self.range {
             o.from = Some(from);
             o.to = Some(to.unwrap_or_else(|| self.today()));
@@ -83,21 +76,21 @@ impl Jobs {
     }
 
     pub fn push_options(&self) -> PushOptions {
-        push_options(&self.config, self.clock)
+        self.config.push_options(self.clock)
     }
 
     /// Runs one job once. `stop` asks a running job to finish its batch; pull jobs commit a
     /// checkpoint per batch, so stopping between batches loses nothing.
-    pub async fn run_named(&self, job: &str, stop: &CancellationToken) -> JobSummary {
+    pub async fn run_named(&self, job: Job, stop: &CancellationToken) -> JobSummary {
         let progress = self.progress_of(job);
         let started = Instant::now();
-        let span = tracing::info_span!("job", job);
+        let span = tracing::info_span!("job", job = job.as_str());
         let _enter = span.enter();
         tracing::info!("job started");
-        let summary = if job == "push" {
+        let summary = if job == Job::Push {
             match run_push(&self.client, &self.store, &self.push_options(), &progress).await {
                 Ok(r) => JobSummary {
-                    job: job.into(),
+                    job,
                     outcome: outcome(r.outcome.unwrap_or(Outcome::Failed)),
                     items: progress.done(),
                     detail: format!(
@@ -118,7 +111,7 @@ impl Jobs {
                 },
                 Err(e) => failed(job, format!("{e}")),
             }
-        } else if let Some(k) = kind(job) {
+        } else if let Some(k) = job.pull() {
             let opts = self.pull_options(job);
             let run = run_job(k, &self.client, &self.store, &opts, &progress);
             let report = tokio::select! {
@@ -133,7 +126,7 @@ impl Jobs {
             };
             match report {
                 Ok(r) => JobSummary {
-                    job: job.into(),
+                    job,
                     outcome: outcome(r.outcome),
                     items: r.counts.fetched,
                     detail: format!(
@@ -150,7 +143,7 @@ impl Jobs {
                 Err(e) => failed(job, e.to_string()),
             }
         } else {
-            failed(job, format!("unknown job {job:?}"))
+            failed(job, format!("{job} is neither push nor a pull job"))
         };
         let secs = started.elapsed().as_secs_f64();
         self.export_gauges().await;
@@ -182,14 +175,14 @@ impl Jobs {
 impl Jobs {
     /// Records runs of `job` left `running` (interrupted by shutdown or a crash) as failed, so
     /// `status` tells the truth; the job resumes from its checkpoints.
-    pub async fn close_running(&self, job: &str) -> Result<(), crate::store::StoreError> {
+    pub async fn close_running(&self, job: Job) -> Result<(), crate::store::StoreError> {
         let now = self
             .clock
             .now()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         for run in self
             .store
-            .job_runs(job)
+            .job_runs(job.as_str())
             .await?
             .into_iter()
             .filter(|r| r.outcome == Outcome::Running)
@@ -228,26 +221,6 @@ impl Jobs {
     }
 }
 
-/// Push settings from the configuration.
-pub fn push_options(config: &Config, clock: Clock) -> PushOptions {
-    use crate::sync::fields::Field;
-    let natural_key = match config.push.natural_key.as_str() {
-        "account_number" => Some(Field::AccountId),
-        "contract_number" => Some(Field::ContractId),
-        "email" => Some(Field::Email),
-        "edrpou" => Some(Field::Edrpou),
-        "personal_code" => Some(Field::PersonalCode),
-        _ => None,
-    };
-    PushOptions {
-        policy: config.push.conflict_policy.parse().unwrap_or_default(),
-        natural_key,
-        max_attempts: config.push.max_attempts,
-        concurrency: config.jobs["push"].concurrency,
-        clock: Arc::new(clock),
-    }
-}
-
 fn outcome(o: Outcome) -> RunOutcome {
     match o {
         Outcome::Ok => RunOutcome::Ok,
@@ -256,9 +229,9 @@ fn outcome(o: Outcome) -> RunOutcome {
     }
 }
 
-fn failed(job: &str, detail: String) -> JobSummary {
+fn failed(job: Job, detail: String) -> JobSummary {
     JobSummary {
-        job: job.into(),
+        job,
         outcome: RunOutcome::Failed,
         items: 0,
         detail,
@@ -267,6 +240,12 @@ fn failed(job: &str, detail: String) -> JobSummary {
 
 impl JobRunner for Jobs {
     async fn run(&self, job: &str, stop: CancellationToken) -> RunOutcome {
-        self.run_named(job, &stop).await.outcome
+        match job.parse::<Job>() {
+            Ok(job) => self.run_named(job, &stop).await.outcome,
+            Err(e) => {
+                tracing::error!("{e}");
+                RunOutcome::Failed
+            }
+        }
     }
 }

@@ -17,13 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use jobs::{JobSummary, Jobs};
 
-use crate::api::{ClientConfig, Format, RetrySettings, TariscopeClient};
+use crate::api::TariscopeClient;
 use crate::clock::Clock;
-use crate::config::{Config, JOB_NAMES};
+use crate::config::Config;
 use crate::notify::Notifier;
 use crate::scheduler::{self, RunOutcome, ScheduledJob, SchedulerOptions};
 use crate::serve::{self, Health};
 use crate::store::{Outcome, Store, StoreError};
+use crate::sync::Job;
 
 /// Documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,37 +78,10 @@ pub enum StartError {
     },
 }
 
-/// The client settings of a configuration.
-pub fn client_config(config: &Config) -> ClientConfig {
-    let a = &config.api;
-    let mut c = ClientConfig::new(a.base_url.clone(), a.username.clone(), a.password.clone());
-    c.format = if a.format == "xml" {
-        Format::Xml
-    } else {
-        Format::Json
-    };
-    c.connect_timeout = a.connect_timeout;
-    c.request_timeout = a.request_timeout;
-    c.ca_file = a.ca_file.clone();
-    c.local_address = a.local_address;
-    c.token_lifetime = a.token_lifetime;
-    c.token_margin = a.token_margin;
-    c.rate_per_sec = a.rate_per_sec;
-    c.concurrency = a.concurrency;
-    c.retry = RetrySettings {
-        max_attempts: config.retry.max_attempts,
-        initial_delay: config.retry.initial_delay,
-        max_delay: config.retry.max_delay,
-        max_elapsed: config.retry.max_elapsed,
-    };
-    c.profile = a.profile.clone();
-    c
-}
-
 /// Opens the mirror and builds the client.
 pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
     let store = Store::open(&config.mirror.path)?;
-    let client = TariscopeClient::new(client_config(config))?;
+    let client = TariscopeClient::new(config.client_config())?;
     Ok(Jobs {
         config: config.clone(),
         client,
@@ -119,42 +93,16 @@ pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
     })
 }
 
-/// The enabled jobs in run order, or the ones named (unknown names are an error).
-pub fn select_jobs(config: &Config, named: &[String]) -> Result<Vec<String>, String> {
-    if named.is_empty() {
-        return Ok(JOB_NAMES
-            .iter()
-            .filter(|j| config.jobs[**j].enabled)
-            .map(|j| j.to_string())
-            .collect());
-    }
-    if let Some(bad) = named.iter().find(|n| !JOB_NAMES.contains(&n.as_str())) {
-        return Err(format!(
-            "unknown job {bad:?}: choose from {}",
-            JOB_NAMES.join(", ")
-        ));
-    }
-    Ok(JOB_NAMES
-        .iter()
-        .filter(|j| named.iter().any(|n| n == *j))
-        .map(|j| j.to_string())
-        .collect())
-}
-
 /// Marks runs left `running` by an interrupted process as failed.
 async fn close_interrupted_runs(jobs: &Jobs) -> Result<(), StoreError> {
-    for job in JOB_NAMES {
+    for job in Job::ALL {
         jobs.close_running(job).await?;
     }
     Ok(())
 }
 
 /// `--run-once`: the selected jobs once, in order. Returns each job's summary.
-pub async fn run_once(
-    jobs: &Jobs,
-    selected: &[String],
-    stop: CancellationToken,
-) -> Vec<JobSummary> {
+pub async fn run_once(jobs: &Jobs, selected: &[Job], stop: CancellationToken) -> Vec<JobSummary> {
     if let Err(e) = close_interrupted_runs(jobs).await {
         tracing::warn!(error = %e, "cannot close interrupted runs");
     }
@@ -163,14 +111,14 @@ pub async fn run_once(
         if stop.is_cancelled() {
             break;
         }
-        out.push(jobs.run_named(job, &stop).await);
+        out.push(jobs.run_named(*job, &stop).await);
     }
     out
 }
 
 /// The last successful end time of each job, for catch-up.
-async fn last_success(store: &Store, job: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let runs = store.job_runs(job).await.ok()?;
+async fn last_success(store: &Store, job: Job) -> Option<chrono::DateTime<chrono::Utc>> {
+    let runs = store.job_runs(job.as_str()).await.ok()?;
     let ok = runs.into_iter().find(|r| r.outcome == Outcome::Ok)?;
     chrono::DateTime::parse_from_rfc3339(ok.ended_at.as_deref()?)
         .ok()
@@ -210,14 +158,14 @@ pub async fn run(
     });
 
     let mut scheduled = Vec::new();
-    for name in select_jobs(&jobs.config, &[]).unwrap_or_default() {
-        let Some(schedule) = jobs.config.jobs[&name].cron.clone() else {
+    for job in jobs.config.select_jobs(&[]) {
+        let Some(schedule) = jobs.config.jobs[&job].cron.clone() else {
             continue;
         };
-        let last_success = last_success(&jobs.store, &name).await;
-        let catch_up_first = name == "subscribers";
+        let last_success = last_success(&jobs.store, job).await;
+        let catch_up_first = job == Job::Subscribers;
         scheduled.push(ScheduledJob {
-            name,
+            name: job.as_str().to_string(),
             schedule,
             last_success,
             catch_up_first,

@@ -16,7 +16,7 @@ use super::Jobs;
 /// terminal.
 pub fn spawn_bars(
     jobs: Arc<Jobs>,
-    names: Vec<String>,
+    names: Vec<crate::sync::Job>,
     stop: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if !std::io::stderr().is_terminal() {
@@ -33,9 +33,9 @@ pub fn spawn_bars(
             let bar = multi.add(
                 ProgressBar::new(0)
                     .with_style(style.clone())
-                    .with_prefix(n.clone()),
+                    .with_prefix(n.as_str()),
             );
-            (jobs.progress_of(n), bar)
+            (jobs.progress_of(*n), bar)
         })
         .collect();
     Some(tokio::spawn(async move {

@@ -1,8 +1,9 @@
 //! The real client behind the sync engine's two remote traits.
 //!
 //! Owns: implementing [`Remote`] (pull) and [`PushRemote`] (push) for
-//! [`TariscopeClient`], and mapping [`ApiError`] to the kinds the jobs act on.
-//! Must not: retry or rate-limit (the client does both inside).
+//! [`TariscopeClient`], and naming each [`retry::Kind`] in the jobs' own error kinds.
+//! Must not: retry or rate-limit (the client does both inside), or classify an error itself
+//! (status codes, variants): `crate::api::retry` is the one place that does.
 
 use chrono::NaiveDate;
 
@@ -10,45 +11,33 @@ use super::push::{PushRemote, WriteError, WriteErrorKind, WriteResult};
 use super::remote::{
     Remote, RemoteError, RemoteErrorKind, RemoteResult, SubscriberRecords, TariffFilter,
 };
+use crate::api::retry::{self, Kind};
 use crate::api::{ApiError, TariscopeClient};
 use crate::model::{
     AccountSummary, Charge, CreatedSubscriber, DnAssignment, NewDn, NewSubscriber, Payment,
     Service, Subscriber, SubscriberId, SubscriberPatch, SystemInfo, Tariff, TariffPlan,
 };
 
-fn auth_failure(e: &ApiError) -> bool {
-    matches!(
-        e,
-        ApiError::LoginRejected { .. } | ApiError::Unauthorized { .. }
-    )
-}
-
 fn read_error(e: ApiError) -> RemoteError {
-    let kind = if auth_failure(&e) {
-        RemoteErrorKind::Auth
-    } else if e.is_not_found() {
-        RemoteErrorKind::NotFound
-    } else if matches!(e, ApiError::Decode { .. }) {
-        RemoteErrorKind::BadData
-    } else if e.is_retryable() || matches!(e, ApiError::Exhausted { .. }) {
-        RemoteErrorKind::Transient
-    } else {
-        RemoteErrorKind::Other
+    let kind = match retry::kind(&e) {
+        Kind::Auth => RemoteErrorKind::Auth,
+        Kind::NotFound => RemoteErrorKind::NotFound,
+        Kind::BadData => RemoteErrorKind::BadData,
+        Kind::Transient => RemoteErrorKind::Transient,
+        Kind::OutcomeUnknown | Kind::AlreadyExists | Kind::Rejected | Kind::Config => {
+            RemoteErrorKind::Other
+        }
     };
     RemoteError::with_source(kind, e.to_string(), e)
 }
 
 fn write_error(e: ApiError) -> WriteError {
-    let kind = if e.is_outcome_unknown() {
-        WriteErrorKind::OutcomeUnknown
-    } else if auth_failure(&e) {
-        WriteErrorKind::Auth
-    } else if e.status() == Some(409) {
-        WriteErrorKind::AlreadyExists
-    } else if matches!(e.status(), Some(400..=499)) {
-        WriteErrorKind::Rejected
-    } else {
-        WriteErrorKind::Unavailable
+    let kind = match retry::kind(&e) {
+        Kind::OutcomeUnknown => WriteErrorKind::OutcomeUnknown,
+        Kind::Auth => WriteErrorKind::Auth,
+        Kind::AlreadyExists => WriteErrorKind::AlreadyExists,
+        Kind::NotFound | Kind::Rejected => WriteErrorKind::Rejected,
+        Kind::Transient | Kind::BadData | Kind::Config => WriteErrorKind::Unavailable,
     };
     WriteError::new(kind, e.to_string())
 }

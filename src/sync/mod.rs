@@ -16,7 +16,7 @@ pub mod pull;
 pub mod push;
 pub mod remote;
 
-pub use options::{Clock, FixedClock, JobKind, Progress, PullOptions, Scope, SystemClock};
+pub use options::{Clock, Job, JobKind, Progress, PullOptions, Scope};
 pub use pull::{JobReport, SyncError, run_job};
 pub use remote::{
     Remote, RemoteError, RemoteErrorKind, RemoteResult, SubscriberRecords, TariffFilter,

@@ -1,16 +1,99 @@
 //! What a pull job is told: which job, which scope, which window, how wide, what time it is.
 //!
-//! Owns: `JobKind`, `Scope`, `PullOptions`, the injected `Clock`, and `Progress` (done /
-//! total counters the CLI draws a bar from). Must not: read config files or the environment
-//! (the daemon builds these from `Config`), or read the clock anywhere but `SystemClock`.
+//! Owns: [`Job`] (every job the daemon runs, by name), [`JobKind`] (the pull jobs), `Scope`,
+//! `PullOptions`, and `Progress` (done / total counters the CLI draws a bar from). Must not:
+//! read config files or the environment (`config` builds these), or read the time except
+//! through the injected [`Clock`].
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 
+pub use crate::clock::Clock;
 use crate::model::SubscriberId;
+
+/// Every job the daemon runs: the pull jobs and `push`. The names are those of
+/// `[jobs.<name>]` in the configuration, `--jobs`, `job_runs.job` and the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Job {
+    Reference,
+    Subscribers,
+    Payments,
+    Charges,
+    Summaries,
+    Push,
+}
+
+impl Job {
+    /// Every job, in the order `--run-once` runs them (pull before push).
+    pub const ALL: [Job; 6] = [
+        Job::Reference,
+        Job::Subscribers,
+        Job::Payments,
+        Job::Charges,
+        Job::Summaries,
+        Job::Push,
+    ];
+
+    /// The name (see the type's doc).
+    pub fn as_str(self) -> &'static str {
+        match self.pull() {
+            Some(k) => k.as_str(),
+            None => "push",
+        }
+    }
+
+    /// The pull job this is, or `None` for `push`.
+    pub fn pull(self) -> Option<JobKind> {
+        match self {
+            Job::Reference => Some(JobKind::Reference),
+            Job::Subscribers => Some(JobKind::Subscribers),
+            Job::Payments => Some(JobKind::Payments),
+            Job::Charges => Some(JobKind::Charges),
+            Job::Summaries => Some(JobKind::Summaries),
+            Job::Push => None,
+        }
+    }
+
+    /// True for the jobs that read a date window and so take `--from/--to`.
+    pub fn takes_range(self) -> bool {
+        matches!(self, Job::Payments | Job::Charges | Job::Summaries)
+    }
+}
+
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Job {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Job::ALL
+            .into_iter()
+            .find(|j| j.as_str() == s.trim())
+            .ok_or_else(|| {
+                let names: Vec<_> = Job::ALL.iter().map(|j| j.as_str()).collect();
+                format!("unknown job {s:?}: choose from {}", names.join(", "))
+            })
+    }
+}
+
+impl From<JobKind> for Job {
+    fn from(k: JobKind) -> Job {
+        match k {
+            JobKind::Reference => Job::Reference,
+            JobKind::Subscribers => Job::Subscribers,
+            JobKind::Payments => Job::Payments,
+            JobKind::Charges => Job::Charges,
+            JobKind::Summaries => Job::Summaries,
+        }
+    }
+}
 
 /// The pull jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,31 +146,6 @@ impl Scope {
     }
 }
 
-/// The source of "now" for timestamps written to the mirror.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The real clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that always says the same instant (tests).
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub DateTime<Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-}
-
 /// Options of one job run.
 #[derive(Clone)]
 pub struct PullOptions {
@@ -110,7 +168,7 @@ pub struct PullOptions {
     /// Subscribers written per transaction by the `subscribers` job.
     pub batch_size: usize,
     /// Source of timestamps written to the mirror.
-    pub clock: Arc<dyn Clock>,
+    pub clock: Clock,
 }
 
 impl PullOptions {
@@ -126,7 +184,7 @@ impl PullOptions {
             concurrency: 8,
             subscribers: None,
             batch_size: 5_000,
-            clock: Arc::new(SystemClock),
+            clock: Clock::system(),
         }
     }
 }
@@ -143,7 +201,8 @@ impl fmt::Debug for PullOptions {
             .field("concurrency", &self.concurrency)
             .field("subscribers", &self.subscribers.as_ref().map(Vec::len))
             .field("batch_size", &self.batch_size)
-            .finish_non_exhaustive()
+            .field("clock", &self.clock)
+            .finish()
     }
 }
 

@@ -86,25 +86,14 @@ pub struct RemoteSubscriber {
     pub removed: bool,
 }
 
-/// How a field changed on both sides is resolved.
+/// How a field changed on both sides is resolved (`push.conflict_policy`; the configuration
+/// spells the choices).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConflictPolicy {
     #[default]
     RemoteWins,
     LocalWins,
     Manual,
-}
-
-impl std::str::FromStr for ConflictPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "remote-wins" => Ok(Self::RemoteWins),
-            "local-wins" => Ok(Self::LocalWins),
-            "manual" => Ok(Self::Manual),
-            other => Err(format!("unknown conflict policy {other:?}")),
-        }
-    }
 }
 
 /// Everything the planner looks at.

@@ -1,7 +1,6 @@
 //! Shared helpers of the `push_*` tests: an emulator, a client, a mirror, a pull, a push.
 #![allow(dead_code)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -12,7 +11,7 @@ use tariscope_sync::sync::fields::Field;
 use tariscope_sync::sync::import::{Format, parse};
 use tariscope_sync::sync::plan::ConflictPolicy;
 use tariscope_sync::sync::push::{PushOptions, PushRemote, PushReport, run_push};
-use tariscope_sync::sync::{FixedClock, JobKind, Progress, PullOptions, run_job};
+use tariscope_sync::sync::{Clock, JobKind, Progress, PullOptions, run_job};
 
 pub const TODAY: (i32, u32, u32) = (2025, 5, 20);
 
@@ -50,12 +49,12 @@ pub fn client(sim: &SimHandle) -> TariscopeClient {
     TariscopeClient::new(c).expect("client builds")
 }
 
-pub fn clock() -> Arc<FixedClock> {
-    Arc::new(FixedClock(
+pub fn clock() -> Clock {
+    Clock::fixed(
         chrono::DateTime::parse_from_rfc3339("2025-05-20T10:00:00Z")
             .unwrap()
             .to_utc(),
-    ))
+    )
 }
 
 pub async fn pull(client: &TariscopeClient, store: &Store) {

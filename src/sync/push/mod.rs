@@ -17,7 +17,6 @@ mod lookup;
 mod remote;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::SecondsFormat;
 use futures::StreamExt;
@@ -41,7 +40,7 @@ pub struct PushOptions {
     pub max_attempts: u32,
     /// Desired rows pushed at once.
     pub concurrency: usize,
-    pub clock: Arc<dyn Clock>,
+    pub clock: Clock,
 }
 
 /// Why a step of one row did not complete (the row's later steps are skipped).
