@@ -11,7 +11,7 @@ use tariscope_sync::store::Store;
 use tokio::process::Command;
 
 mod cli_support;
-use cli_support::{BIN, text};
+use cli_support::{BIN, free_port, text};
 
 async fn sim(subscribers: usize, days: u32) -> SimHandle {
     SimHandle::start(SimConfig {
@@ -27,14 +27,6 @@ async fn sim(subscribers: usize, days: u32) -> SimHandle {
     })
     .await
     .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn write_config(dir: &Path, sim: &SimHandle, extra: &str) -> PathBuf {
@@ -270,7 +262,7 @@ async fn the_daemon_serves_metrics_health_and_stops_on_sigterm() {
     };
     assert!(
         metrics.contains(
-            "tariscope_api_requests_total{method=\"subscriber.list.node\",status=\"200\"}"
+            "tariscope_sync_api_requests_total{method=\"subscriber.list.node\",status=\"200\"}"
         ),
         "{metrics}"
     );
