@@ -15,7 +15,7 @@ use crate::sync::Job;
 ///
 /// Without a command it runs the daemon: every enabled job on its cron schedule.
 /// Exit codes: 0 ok, 1 runtime failure, 2 partial failure (some items failed),
-/// 3 configuration error.
+/// 3 configuration or command-line error.
 #[derive(Debug, Parser)]
 #[command(name = "tariscope-sync", version, about, long_about = None)]
 pub struct Cli {
@@ -75,9 +75,14 @@ pub enum Command {
         limit: usize,
     },
     /// Load desired subscribers and numbers from a CSV or JSON file (see docs/schema.md).
+    /// CSV: the separator (`;`, `,` or tab) is found from the header line.
     Import {
         /// The file (`.json` is read as JSON, anything else as CSV).
         file: PathBuf,
+        /// Text encoding of a file without a BOM: utf-8, windows-1251 (1C, client-bank
+        /// exports), koi8-u, utf-16le, ... (a UTF-8 or UTF-16 BOM always wins).
+        #[arg(long, value_name = "ENCODING", default_value = "utf-8", value_parser = encoding)]
+        encoding: &'static encoding_rs::Encoding,
     },
     /// Check connectivity, credentials, method rights, server version and the mirror.
     Doctor,
@@ -93,6 +98,10 @@ pub enum Command {
     },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+}
+
+fn encoding(label: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    crate::records::encoding_for_label(label)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! | [`api`] | the Tariscope HTTP boundary: client, token manager, retry, limiter, decoding | touch SQLite, import `sim` |
 //! | [`store`] | the SQLite mirror: migrations, tables, the writer thread | speak HTTP |
 //! | [`sync`] | pull jobs, the pure push planner, the push executor | see reqwest or SQL directly |
+//! | [`records`] | reading CSV / JSON files: encoding, BOM, separator, records with header names | know what a column means |
 //! | [`sim`] | the Tariscope emulator (`tariscope-sim`) | import `api` (it is an independent reading of the guide) |
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod daemon;
 pub mod logging;
 pub mod model;
 pub mod notify;
+pub mod records;
 pub mod scheduler;
 pub mod serve;
 pub mod sim;

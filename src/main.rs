@@ -1,28 +1,38 @@
 //! `tariscope-sync`: thin entry point. Parses the command line, loads the configuration,
 //! sets up logging, calls the library and maps the outcome to a documented exit code
-//! (0 ok, 1 runtime failure, 2 partial failure, 3 configuration error).
+//! (0 ok, 1 runtime failure, 2 partial failure, 3 configuration or command-line error).
+//! Output goes through `cmd::out::Out`, so a closed pipe or a full disk never panics.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
 use tariscope_sync::cli::{Cli, Command, LogFormat};
 use tariscope_sync::clock::Clock;
+use tariscope_sync::cmd::out::Out;
 use tariscope_sync::daemon::{self, Exit};
-use tariscope_sync::{cmd, config, logging, notify::Notifier};
-use tokio_util::sync::CancellationToken;
+use tariscope_sync::{cmd, config, errln, logging, notify::Notifier, outln};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut out = Out::stdout();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // A usage error exits 3 like a configuration error, not clap's 2 (which means
+            // "partial failure" here).
+            let _ = e.print();
+            return ExitCode::from(Exit::Config.code());
+        }
+        Err(help_or_version) => {
+            out.bytes(help_or_version.render().to_string().as_bytes());
+            return ExitCode::from(out.finish(Exit::Ok).code());
+        }
+    };
     if let Some(Command::Completions { shell }) = &cli.command {
-        clap_complete::generate(
-            *shell,
-            &mut Cli::command(),
-            "tariscope-sync",
-            &mut std::io::stdout(),
-        );
-        return ExitCode::SUCCESS;
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "tariscope-sync", &mut script);
+        out.bytes(&script);
+        return ExitCode::from(out.finish(Exit::Ok).code());
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -30,26 +40,27 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("tariscope-sync: cannot start the async runtime: {e}");
+            errln!("tariscope-sync: cannot start the async runtime: {e}");
             return ExitCode::from(Exit::Runtime.code());
         }
     };
-    ExitCode::from(runtime.block_on(run(cli)).code())
+    let exit = runtime.block_on(run(cli, &mut out));
+    ExitCode::from(out.finish(exit).code())
 }
 
-async fn run(cli: Cli) -> Exit {
+async fn run(cli: Cli, out: &mut Out) -> Exit {
     if let Some(Command::Demo { dir, subscribers }) = &cli.command {
         logging::init(
             cli.log_level.as_deref().unwrap_or("warn"),
             cli.log_format == Some(LogFormat::Json),
         );
-        return cmd::demo::run(dir, *subscribers).await;
+        return cmd::demo::run(dir, *subscribers, out).await;
     }
     let env: HashMap<String, String> = std::env::vars().collect();
     let (config, source) = match config::load(cli.config.as_deref(), &env) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("tariscope-sync: {e}");
+            errln!("tariscope-sync: {e}");
             return Exit::Config;
         }
     };
@@ -64,18 +75,23 @@ async fn run(cli: Cli) -> Exit {
                 config::Source::File(p) => p.display().to_string(),
                 config::Source::DefaultsAndEnvironment => "defaults and environment".into(),
             };
-            println!(
+            outln!(
+                out,
                 "configuration OK ({from}); mirror: {}",
                 config.mirror.path.display()
             );
             Exit::Ok
         }
-        Some(Command::Status { json }) => cmd::status::run(&config, json).await,
-        Some(Command::Plan { limit }) => cmd::plan::run(&config, limit).await,
-        Some(Command::Import { file }) => cmd::import::run(&config, &file).await,
-        Some(Command::Doctor) => cmd::doctor::run(&config).await,
+        Some(Command::Status { json }) => cmd::status::run(&config, json, out).await,
+        Some(Command::Plan { limit }) => cmd::plan::run(&config, limit, out).await,
+        Some(Command::Import { file, encoding }) => {
+            cmd::import::run(&config, &file, encoding, out).await
+        }
+        Some(Command::Doctor) => cmd::doctor::run(&config, out).await,
         Some(Command::Demo { .. } | Command::Completions { .. }) => Exit::Ok,
-        None if cli.run_once => run_once(config, &cli).await,
+        None if cli.run_once => {
+            cmd::run_once::run(&config, &cli.jobs, cli.from, cli.to, signals(), out).await
+        }
         None => run_daemon(config).await,
     }
 }
@@ -123,40 +139,4 @@ async fn run_daemon(config: config::Config) -> Exit {
         }
     };
     daemon::run(jobs, listener, Notifier::from_env(), signals()).await
-}
-
-async fn run_once(config: config::Config, cli: &Cli) -> Exit {
-    let selected = config.select_jobs(&cli.jobs);
-    let mut jobs = match daemon::open(&config, Clock::system()) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("tariscope-sync: {e}");
-            return Exit::Runtime;
-        }
-    };
-    jobs.range = cli.from.map(|f| (f, cli.to));
-    let jobs = Arc::new(jobs);
-    let stop = CancellationToken::new();
-    let interrupted = CancellationToken::new();
-    {
-        let (stop, interrupted) = (stop.clone(), interrupted.clone());
-        tokio::spawn(async move {
-            signals().await;
-            interrupted.cancel();
-            stop.cancel();
-        });
-    }
-    let bars_stop = CancellationToken::new();
-    let bars = daemon::progress::spawn_bars(jobs.clone(), selected.clone(), bars_stop.clone());
-    let summaries = daemon::run_once(&jobs, &selected, stop).await;
-    bars_stop.cancel();
-    if let Some(b) = bars {
-        let _ = b.await;
-    }
-    cmd::print_summaries(&summaries);
-    if interrupted.is_cancelled() {
-        println!("interrupted: committed work is kept; run again to resume from the checkpoints");
-        return Exit::Ok;
-    }
-    Exit::of(summaries.iter().map(|s| s.outcome))
 }

@@ -10,7 +10,8 @@ use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle};
 use tariscope_sync::store::Store;
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tariscope-sync");
+mod cli_support;
+use cli_support::{BIN, text};
 
 async fn sim(subscribers: usize, days: u32) -> SimHandle {
     SimHandle::start(SimConfig {
@@ -60,14 +61,6 @@ async fn run(config: &Path, args: &[&str]) -> Output {
         .output()
         .await
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 async fn count(store: &Store, table: &str) -> i64 {

@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::out::Out;
 use crate::clock::Clock;
 use crate::daemon::{self, Exit, progress};
 use crate::scheduler::RunOutcome;
 use crate::sim::{DatasetConfig, SimConfig, SimHandle};
 use crate::sync::Job;
 use crate::sync::import::{Format, parse};
+use crate::{errln, outln};
 
 fn config_text(base_url: &str, mirror: &Path) -> String {
     format!(
@@ -108,17 +110,17 @@ fn desired_csv(department: i64, pbx: i64) -> String {
     csv
 }
 
-pub async fn run(dir: &Path, subscribers: usize) -> Exit {
-    match run_inner(dir, subscribers).await {
+pub async fn run(dir: &Path, subscribers: usize, out: &mut Out) -> Exit {
+    match run_inner(dir, subscribers, out).await {
         Ok(exit) => exit,
         Err(e) => {
-            eprintln!("tariscope-sync demo: {e}");
+            errln!("tariscope-sync demo: {e}");
             Exit::Runtime
         }
     }
 }
 
-async fn run_inner(dir: &Path, subscribers: usize) -> Result<Exit, String> {
+async fn run_inner(dir: &Path, subscribers: usize, out: &mut Out) -> Result<Exit, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mirror = dir.join("mirror.db");
     for suffix in ["", "-wal", "-shm"] {
@@ -135,14 +137,18 @@ async fn run_inner(dir: &Path, subscribers: usize) -> Result<Exit, String> {
     })
     .await
     .map_err(|e| format!("cannot start the emulator: {e}"))?;
-    println!("emulator (tariscope-sim) listening on {}", sim.base_url());
+    outln!(
+        out,
+        "emulator (tariscope-sim) listening on {}",
+        sim.base_url()
+    );
 
     let config_path = dir.join("tariscope-sync.toml");
     std::fs::write(&config_path, config_text(&sim.base_url(), &mirror))
         .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
     let (config, _) =
         crate::config::load(Some(&config_path), &HashMap::new()).map_err(|e| e.to_string())?;
-    println!("config written to {}", config_path.display());
+    outln!(out, "config written to {}", config_path.display());
 
     let jobs = Arc::new(daemon::open(&config, Clock::system()).map_err(|e| e.to_string())?);
     let pulls: Vec<Job> = Job::ALL.into_iter().filter(|j| *j != Job::Push).collect();
@@ -177,15 +183,16 @@ async fn run_inner(dir: &Path, subscribers: usize) -> Result<Exit, String> {
         let _ = b.await;
     }
 
-    println!();
-    super::print_summaries(&summaries);
-    println!(
+    outln!(out);
+    super::print_summaries(out, &summaries);
+    outln!(
+        out,
         "\nmirror {} after {:.1} s:",
         mirror.display(),
         started.elapsed().as_secs_f64()
     );
     for (table, n) in jobs.store.table_counts().await.map_err(|e| e.to_string())? {
-        println!("  {table:<20} {n:>8}");
+        outln!(out, "  {table:<20} {n:>8}");
     }
     let created: Vec<String> = jobs
         .store
@@ -201,8 +208,9 @@ async fn run_inner(dir: &Path, subscribers: usize) -> Result<Exit, String> {
             )
         })
         .collect();
-    println!("\npushed to Tariscope: {}", created.join(", "));
-    println!(
+    outln!(out, "\npushed to Tariscope: {}", created.join(", "));
+    outln!(
+        out,
         "\nLook inside: sqlite3 {} 'SELECT id, fullname, accountid FROM subscribers LIMIT 5'\n\
          Status:      cargo run --release -- --config {} status\n\
          (the emulator stopped with this command; start `tariscope-sim` to keep playing)",

@@ -1,8 +1,10 @@
 //! `tariscope-sync doctor`: can this configuration work? Each problem with what to do.
 
+use super::out::Out;
 use crate::api::TariscopeClient;
 use crate::config::Config;
 use crate::daemon::Exit;
+use crate::outln;
 use crate::store::{SCHEMA_VERSION, Store};
 use crate::sync::Job;
 
@@ -42,27 +44,36 @@ pub fn methods_needed(job: Job, config: &Config) -> Vec<&'static str> {
     }
 }
 
-pub async fn run(config: &Config) -> Exit {
-    let mut problems = 0;
-    let mut check = |ok: bool, what: String, fix: &str| {
+/// The checks' lines and the count of problems.
+struct Report<'a> {
+    out: &'a mut Out,
+    problems: usize,
+}
+
+impl Report<'_> {
+    fn check(&mut self, ok: bool, what: String, fix: &str) {
         if ok {
-            println!("  ok    {what}");
+            outln!(self.out, "  ok    {what}");
         } else {
-            problems += 1;
-            println!("  FAIL  {what}\n        -> {fix}");
+            self.problems += 1;
+            outln!(self.out, "  FAIL  {what}\n        -> {fix}");
         }
-    };
-    println!("mirror {}", config.mirror.path.display());
+    }
+}
+
+pub async fn run(config: &Config, out: &mut Out) -> Exit {
+    let mut r = Report { out, problems: 0 };
+    outln!(r.out, "mirror {}", config.mirror.path.display());
     match Store::open(&config.mirror.path) {
         Ok(store) => {
             let version = store.schema_version().await.unwrap_or(0);
-            check(
+            r.check(
                 version == SCHEMA_VERSION,
                 format!("schema version {version} (this build: {SCHEMA_VERSION})"),
                 "open the mirror with this build once to migrate it",
             );
             let w = store.probe_write().await;
-            check(
+            r.check(
                 w.is_ok(),
                 format!(
                     "writable{}",
@@ -71,29 +82,34 @@ pub async fn run(config: &Config) -> Exit {
                 "check the file's owner and mode and free disk space",
             );
         }
-        Err(e) => check(
+        Err(e) => r.check(
             false,
             format!("cannot open: {e}"),
             "check mirror.path and the folder's permissions",
         ),
     }
-    println!("api {} as {:?}", config.api.base_url, config.api.username);
+    outln!(
+        r.out,
+        "api {} as {:?}",
+        config.api.base_url,
+        config.api.username
+    );
     let client = match TariscopeClient::new(config.client_config()) {
         Ok(c) => c,
         Err(e) => {
-            check(false, format!("client: {e}"), "fix the [api] settings");
+            r.check(false, format!("client: {e}"), "fix the [api] settings");
             return Exit::Runtime;
         }
     };
     match client.claims().await {
         Ok(claims) => {
-            check(true, "reached the server and logged in".into(), "");
+            r.check(true, "reached the server and logged in".into(), "");
             for job in config.select_jobs(&[]) {
                 let missing: Vec<_> = methods_needed(job, config)
                     .into_iter()
                     .filter(|m| !claims.iter().any(|c| c == m))
                     .collect();
-                check(
+                r.check(
                     missing.is_empty(),
                     format!(
                         "rights for the {job} job{}",
@@ -107,31 +123,34 @@ pub async fn run(config: &Config) -> Exit {
                 );
             }
             if claims.iter().any(|c| c == "sql") {
-                println!(
+                outln!(
+                    r.out,
                     "  warn  the API user may call `sql` (full database access); tariscope-sync never needs it: revoke that right"
                 );
             }
         }
-        Err(e) => check(
+        Err(e) => r.check(
             false,
             format!("login or claims: {e}"),
             "check api.base_url, api.username, the password and that this host's IP may reach the server",
         ),
     }
     match client.system_info().await {
-        Ok(info) => println!(
+        Ok(info) => outln!(
+            r.out,
             "  info  Tariscope version {}, database {}, edition {}",
             info.version.as_deref().unwrap_or("?"),
             info.database.as_deref().unwrap_or("?"),
             info.edition.as_deref().unwrap_or("?")
         ),
-        Err(e) => println!("  warn  cannot read the server version: {e}"),
+        Err(e) => outln!(r.out, "  warn  cannot read the server version: {e}"),
     }
+    let problems = r.problems;
     if problems == 0 {
-        println!("\nall checks passed");
+        outln!(r.out, "\nall checks passed");
         Exit::Ok
     } else {
-        println!("\n{problems} problem(s)");
+        outln!(r.out, "\n{problems} problem(s)");
         Exit::Runtime
     }
 }

@@ -4,30 +4,43 @@ use std::path::Path;
 
 use chrono::SecondsFormat;
 
+use super::out::Out;
 use crate::config::Config;
 use crate::daemon::Exit;
+use crate::records::{FileFormat, ReadOptions};
 use crate::store::Store;
-use crate::sync::import::{Format, parse};
+use crate::sync::import::parse_bytes;
+use crate::{errln, outln};
 
-pub async fn run(config: &Config, file: &Path) -> Exit {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
+/// Imports `file`, read in `encoding` unless it has a BOM.
+pub async fn run(
+    config: &Config,
+    file: &Path,
+    encoding: &'static encoding_rs::Encoding,
+    out: &mut Out,
+) -> Exit {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
         Err(e) => {
-            eprintln!("tariscope-sync import: cannot read {}: {e}", file.display());
+            errln!("tariscope-sync import: cannot read {}: {e}", file.display());
             return Exit::Runtime;
         }
     };
-    let batch = match parse(&text, Format::from_path(file)) {
+    let options = ReadOptions {
+        format: FileFormat::from_path(file),
+        encoding,
+    };
+    let batch = match parse_bytes(&bytes, &options) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("tariscope-sync import: {}: {e}", file.display());
+            errln!("tariscope-sync import: {}: {e}", file.display());
             return Exit::Runtime;
         }
     };
     let store = match Store::open(&config.mirror.path) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("tariscope-sync import: {e}");
+            errln!("tariscope-sync import: {e}");
             return Exit::Runtime;
         }
     };
@@ -36,7 +49,8 @@ pub async fn run(config: &Config, file: &Path) -> Exit {
     let now = chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
     match store.import_desired(batch, source, now).await {
         Ok(c) => {
-            println!(
+            outln!(
+                out,
                 "imported {}: {} new, {} changed, {} unchanged, {} rejected",
                 file.display(),
                 c.inserted,
@@ -45,7 +59,8 @@ pub async fn run(config: &Config, file: &Path) -> Exit {
                 c.rejected
             );
             for r in &rejected {
-                println!(
+                outln!(
+                    out,
                     "  rejected row {} (key {}): {}",
                     r.row,
                     r.key.as_deref().unwrap_or("-"),
@@ -59,7 +74,7 @@ pub async fn run(config: &Config, file: &Path) -> Exit {
             }
         }
         Err(e) => {
-            eprintln!("tariscope-sync import: {e}");
+            errln!("tariscope-sync import: {e}");
             Exit::Runtime
         }
     }

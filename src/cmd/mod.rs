@@ -6,14 +6,20 @@
 pub mod demo;
 pub mod doctor;
 pub mod import;
+pub mod out;
 pub mod plan;
+pub mod run_once;
 pub mod status;
 
+use crate::outln;
+use out::Out;
+
 /// Prints the end-of-run table of `--run-once` and `demo`.
-pub fn print_summaries(summaries: &[crate::daemon::JobSummary]) {
-    println!("{:<12} {:<8} detail", "job", "outcome");
+pub fn print_summaries(out: &mut Out, summaries: &[crate::daemon::JobSummary]) {
+    outln!(out, "{:<12} {:<8} detail", "job", "outcome");
     for s in summaries {
-        println!(
+        outln!(
+            out,
             "{:<12} {:<8} {}",
             s.job.as_str(),
             format!("{:?}", s.outcome).to_lowercase(),

@@ -1,6 +1,7 @@
 //! `tariscope-sync plan`: what the next push would do, computed by the same planner from the
 //! same inputs; sends nothing.
 
+use super::out::Out;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::Exit;
@@ -8,6 +9,7 @@ use crate::store::Store;
 use crate::sync::fields::Fields;
 use crate::sync::plan::{Op, Resolution};
 use crate::sync::push::plan_now;
+use crate::{errln, outln};
 
 fn show(fields: &Fields) -> String {
     fields
@@ -45,24 +47,24 @@ pub fn counts(ops: &[Op]) -> [(&'static str, usize); 5] {
     c
 }
 
-pub async fn run(config: &Config, limit: usize) -> Exit {
+pub async fn run(config: &Config, limit: usize, out: &mut Out) -> Exit {
     let store = match Store::open(&config.mirror.path) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("tariscope-sync plan: {e}");
+            errln!("tariscope-sync plan: {e}");
             return Exit::Runtime;
         }
     };
     let ops = match plan_now(&store, &config.push_options(Clock::system())).await {
         Ok(ops) => ops,
         Err(e) => {
-            eprintln!("tariscope-sync plan: {e}");
+            errln!("tariscope-sync plan: {e}");
             return Exit::Runtime;
         }
     };
-    println!("A push now would send (requests to Tariscope):");
+    outln!(out, "A push now would send (requests to Tariscope):");
     for (name, n) in counts(&ops) {
-        println!("  {name:<15} {n}");
+        outln!(out, "  {name:<15} {n}");
     }
     let shown: Vec<&Op> = ops
         .iter()
@@ -70,7 +72,7 @@ pub async fn run(config: &Config, limit: usize) -> Exit {
         .take(limit)
         .collect();
     if !shown.is_empty() {
-        println!("\nFirst {} operation(s):", shown.len());
+        outln!(out, "\nFirst {} operation(s):", shown.len());
     }
     for op in shown {
         let line = match op {
@@ -111,7 +113,7 @@ pub async fn run(config: &Config, limit: usize) -> Exit {
                 c.reason
             ),
         };
-        println!("  {line}");
+        outln!(out, "  {line}");
     }
     Exit::Ok
 }

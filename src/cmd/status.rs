@@ -3,12 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::out::Out;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::Exit;
 use crate::scheduler::next_fire;
 use crate::store::{OutboxState, Store, StoreError};
 use crate::sync::Job;
+use crate::{errln, outln};
 
 /// Collects the status as JSON (also the source of the text form).
 pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Value, StoreError> {
@@ -103,30 +105,32 @@ fn age(secs: &Value) -> String {
 }
 
 /// Prints the status; exit 0 unless the mirror cannot be read.
-pub async fn run(config: &Config, json_out: bool) -> Exit {
+pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
     let store = match Store::open(&config.mirror.path) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("tariscope-sync status: {e}");
+            errln!("tariscope-sync status: {e}");
             return Exit::Runtime;
         }
     };
     let status = match collect(config, &store, Clock::system()).await {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("tariscope-sync status: {e}");
+            errln!("tariscope-sync status: {e}");
             return Exit::Runtime;
         }
     };
     if json_out {
-        println!(
+        outln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&status).unwrap_or_default()
         );
         return Exit::Ok;
     }
-    println!("mirror: {}", s(&status["mirror"]));
-    println!(
+    outln!(out, "mirror: {}", s(&status["mirror"]));
+    outln!(
+        out,
         "{:<12} {:<8} {:<10} {:>8} {:>8} {:>8} {:>7} {:>6}  {:<12} next run",
         "job",
         "enabled",
@@ -140,7 +144,8 @@ pub async fn run(config: &Config, json_out: bool) -> Exit {
     );
     for j in status["jobs"].as_array().into_iter().flatten() {
         let last = &j["last_run"];
-        println!(
+        outln!(
+            out,
             "{:<12} {:<8} {:<10} {:>8} {:>8} {:>8} {:>7} {:>6}  {:<12} {}",
             s(&j["job"]),
             s(&j["enabled"]),
@@ -154,17 +159,17 @@ pub async fn run(config: &Config, json_out: bool) -> Exit {
             s(&j["next_run"])
         );
         if let Some(err) = last["error"].as_str() {
-            println!("             last error: {err}");
+            outln!(out, "             last error: {err}");
         }
     }
-    let section = |title: &str, items: &Value, line: &dyn Fn(&Value) -> String| {
+    let mut section = |title: &str, items: &Value, line: &dyn Fn(&Value) -> String| {
         let list = items.as_array().cloned().unwrap_or_default();
-        println!("\n{title}: {}", list.len());
+        outln!(out, "\n{title}: {}", list.len());
         for item in list.iter().take(50) {
-            println!("  {}", line(item));
+            outln!(out, "  {}", line(item));
         }
         if list.len() > 50 {
-            println!("  ... and {} more (use --json)", list.len() - 50);
+            outln!(out, "  ... and {} more (use --json)", list.len() - 50);
         }
     };
     section("outbox entries not done", &status["outbox"], &|e| {

@@ -35,7 +35,7 @@ pub enum Exit {
     Runtime,
     /// 2: partial failure: some items failed, the rest is done.
     Partial,
-    /// 3: the configuration is invalid.
+    /// 3: the configuration or the command line is invalid.
     Config,
 }
 

@@ -122,7 +122,8 @@ pub fn canonical(field: Field, raw: &str) -> Result<String, String> {
             "false" | "0" | "no" => Ok("false".into()),
             _ => Err(format!("{v:?} is not true or false")),
         },
-        Kind::Decimal => Decimal::from_str(v)
+        // Decimal commas (`12,50`) as Ukrainian files write them: `crate::records`.
+        Kind::Decimal => Decimal::from_str(&crate::records::normalize_decimal(v))
             .map(|d| d.normalize().to_string())
             .map_err(|_| format!("{v:?} is not a decimal number")),
     }

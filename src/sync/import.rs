@@ -1,8 +1,10 @@
 //! Parsing and validating desired-state files for `tariscope-sync import FILE`.
 //!
-//! Owns: the CSV and JSON formats (header-driven), per-row validation with a reason for
-//! every rejected row, and turning valid rows into [`DesiredSubscriber`]s. Must not: write
-//! anything (the store does) or stop at the first bad row (valid rows still go in).
+//! Owns: the column names of desired subscribers (header-driven), per-row validation with a
+//! reason for every rejected row, and turning valid rows into [`DesiredSubscriber`]s. Must
+//! not: read bytes or know encodings and separators (`crate::records` does: UTF-8 or
+//! `--encoding`, a BOM, `;` / `,` / tab), write anything (the store does), or stop at the
+//! first bad row (valid rows still go in).
 //!
 //! ## Format
 //! One row per desired subscriber. Columns (CSV header) or keys (JSON objects):
@@ -24,6 +26,8 @@ use serde_json::Value;
 
 use super::fields::{Field, canonical};
 use super::plan::{DesiredDn, DesiredSubscriber};
+pub use crate::records::FileFormat as Format;
+use crate::records::{self, ReadError, ReadOptions};
 
 /// A row that was not imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +48,9 @@ pub struct ImportBatch {
 /// A file that cannot be read as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("cannot read the CSV file: {0} (check that it is UTF-8 CSV with a header row)")]
-    Csv(#[from] csv::Error),
-    #[error("cannot read the JSON file: {0} (expected an array of objects)")]
-    Json(#[from] serde_json::Error),
+    /// The bytes, the CSV or the JSON cannot be read (`crate::records`).
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error(
         "unknown column {0:?}: use key, tariscope_id, dns or a subscriber field name (docs/schema.md lists them)"
     )]
@@ -56,29 +59,14 @@ pub enum ImportError {
     NoKeyColumn,
 }
 
-/// File formats `import` understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Json,
-}
-
-impl Format {
-    /// By file extension: `.json` is JSON, everything else CSV.
-    pub fn from_path(path: &std::path::Path) -> Self {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
-            _ => Format::Csv,
-        }
-    }
-}
-
-/// Parses a whole file.
+/// Parses a whole file given as UTF-8 text.
 pub fn parse(text: &str, format: Format) -> Result<ImportBatch, ImportError> {
-    let records = match format {
-        Format::Csv => csv_records(text)?,
-        Format::Json => json_records(text)?,
-    };
+    parse_bytes(text.as_bytes(), &ReadOptions::new(format))
+}
+
+/// Parses a whole file as read from disk (encoding and separator per `options`).
+pub fn parse_bytes(bytes: &[u8], options: &ReadOptions) -> Result<ImportBatch, ImportError> {
+    let records = desired_records(records::read(bytes, options)?)?;
     let mut batch = ImportBatch::default();
     let mut seen = BTreeSet::new();
     for (row, record) in records {
@@ -119,46 +107,37 @@ fn column(name: &str) -> Option<String> {
     alias.parse::<Field>().ok().map(|f| f.name().to_string())
 }
 
-fn csv_records(text: &str) -> Result<Vec<(usize, Record)>, ImportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::Headers)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()?
+/// The file's records under canonical column names, without the cells that are "not
+/// managed".
+fn desired_records(table: records::Table) -> Result<Vec<(usize, Record)>, ImportError> {
+    let names: BTreeMap<String, String> = table
+        .columns
         .iter()
-        .map(|h| column(h).ok_or_else(|| ImportError::UnknownColumn(h.to_string())))
-        .collect::<Result<_, _>>()?;
-    if !headers.iter().any(|h| h == "key") {
+        .map(|c| {
+            Ok((
+                c.clone(),
+                column(c).ok_or_else(|| ImportError::UnknownColumn(c.clone()))?,
+            ))
+        })
+        .collect::<Result<_, ImportError>>()?;
+    if !names.values().any(|n| n == "key") {
         return Err(ImportError::NoKeyColumn);
     }
-    let mut out = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let rec = rec?;
-        let record = headers
-            .iter()
-            .zip(rec.iter())
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(h, v)| (h.clone(), Value::String(v.to_string())))
-            .collect();
-        out.push((i + 2, record));
-    }
-    Ok(out)
-}
-
-fn json_records(text: &str) -> Result<Vec<(usize, Record)>, ImportError> {
-    let items: Vec<serde_json::Map<String, Value>> = serde_json::from_str(text)?;
-    let mut out = Vec::new();
-    for (i, obj) in items.into_iter().enumerate() {
-        let mut record = Record::new();
-        for (k, v) in obj {
-            let name = column(&k).ok_or(ImportError::UnknownColumn(k))?;
-            if !v.is_null() {
-                record.insert(name, v);
-            }
-        }
-        out.push((i + 1, record));
-    }
-    Ok(out)
+    // An empty CSV cell is "not managed"; in JSON that is `null` (`""` is an empty value).
+    let csv = table.separator.is_some();
+    Ok(table
+        .records
+        .into_iter()
+        .map(|r| {
+            let record = r
+                .cells
+                .into_iter()
+                .filter(|(_, v)| !(v.is_null() || (csv && v.as_str() == Some(""))))
+                .map(|(name, v)| (names[&name].clone(), v))
+                .collect();
+            (r.line, record)
+        })
+        .collect())
 }
 
 fn text_of(v: &Value) -> Option<String> {
@@ -301,6 +280,7 @@ fn dn_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const CSV: &str = "key,fullname,departmentid,subscribertype,email,birthday,dns\n\
         crm-1,Kovalenko Olena,3,0,o@example.org,1990-02-03,292/2001;292/2002/2023-06-02\n\
@@ -367,15 +347,65 @@ mod tests {
         ));
         assert!(matches!(
             parse("{", Format::Json),
-            Err(ImportError::Json(_))
+            Err(ImportError::Read(ReadError::Json(_)))
         ));
     }
 
-    #[test]
-    fn parsing_is_deterministic() {
-        assert_eq!(
-            parse(CSV, Format::Csv).unwrap(),
-            parse(CSV, Format::Csv).unwrap()
-        );
+    /// `CSV` without its duplicate key: each row stands on its own, in any order.
+    fn independent_rows() -> (Vec<String>, Vec<Vec<String>>) {
+        let mut lines = CSV
+            .lines()
+            .map(|l| l.split(',').map(String::from).collect::<Vec<_>>());
+        let header = lines.next().unwrap();
+        let rows = lines.filter(|r| r[1] != "Duplicate").collect();
+        (header, rows)
+    }
+
+    fn to_csv(header: &[String], rows: &[Vec<String>], columns: &[usize]) -> String {
+        let line = |cells: &[String]| {
+            let picked: Vec<&str> = columns.iter().map(|&c| cells[c].as_str()).collect();
+            picked.join(",") + "\n"
+        };
+        std::iter::once(line(header))
+            .chain(rows.iter().map(|r| line(r)))
+            .collect()
+    }
+
+    proptest! {
+        /// The header decides, not the column order; each row is judged alone, not by its
+        /// place: any order of columns and rows gives the same rows and rejections (each
+        /// rejection naming the line where that row now is).
+        #[test]
+        fn column_and_row_order_do_not_change_the_result(
+            columns in Just((0..7).collect::<Vec<usize>>()).prop_shuffle(),
+            order in Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
+        ) {
+            let (header, rows) = independent_rows();
+            let identity: Vec<usize> = (0..header.len()).collect();
+            let reference = parse(&to_csv(&header, &rows, &identity), Format::Csv).unwrap();
+            prop_assert_eq!(reference.rows.len(), 1);
+            prop_assert_eq!(reference.rejected.len(), 5);
+
+            let by_columns = parse(&to_csv(&header, &rows, &columns), Format::Csv).unwrap();
+            prop_assert_eq!(&by_columns, &reference);
+
+            let shuffled: Vec<Vec<String>> = order.iter().map(|&i| rows[i].clone()).collect();
+            let by_rows = parse(&to_csv(&header, &shuffled, &columns), Format::Csv).unwrap();
+            prop_assert_eq!(&by_rows.rows, &reference.rows);
+            let line_of = |key: &str| shuffled.iter().position(|r| r[0] == key).unwrap() + 2;
+            let mut got: Vec<_> = by_rows
+                .rejected
+                .iter()
+                .map(|r| (r.key.clone(), r.reason.clone(), r.row))
+                .collect();
+            let mut want: Vec<_> = reference
+                .rejected
+                .iter()
+                .map(|r| (r.key.clone(), r.reason.clone(), line_of(r.key.as_deref().unwrap())))
+                .collect();
+            got.sort();
+            want.sort();
+            prop_assert_eq!(got, want);
+        }
     }
 }
