@@ -161,7 +161,8 @@ async fn sigterm_during_a_backfill_exits_0_and_the_next_run_resumes() {
         "--to",
         &to,
     ];
-    // 20 subscribers x 40 days at 20 ms and concurrency 8: about 2 s; stop it half-way.
+    // 20 subscribers x 40 days at 20 ms and concurrency 8: about 2 s; stop it after 100 of
+    // the 800 days.
     let child = Command::new(BIN)
         .arg("--config")
         .arg(&config)
@@ -171,9 +172,12 @@ async fn sigterm_during_a_backfill_exits_0_and_the_next_run_resumes() {
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let before = sim.request_count("accounts.summary");
-    assert!(before > 0, "the backfill had started");
+    // Stop it once it is well under way (a fixed sleep would miss that on a loaded machine).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.request_count("accounts.summary") < 100 {
+        assert!(Instant::now() < deadline, "the backfill never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let sent = Instant::now();
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
