@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod metric_names;
 pub mod model;
 pub mod notify;
 pub mod records;

@@ -88,6 +88,7 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            crate::metric_names::describe();
             metrics::gauge!("tariscope_sync_build_info", "version" => env!("CARGO_PKG_VERSION"))
                 .set(1.0);
             Some(handle)

@@ -11,7 +11,7 @@ use tariscope_sync::store::Store;
 use tokio::process::Command;
 
 mod cli_support;
-use cli_support::{BIN, text};
+use cli_support::{BIN, free_port, text};
 
 async fn sim(subscribers: usize, days: u32) -> SimHandle {
     SimHandle::start(SimConfig {
@@ -27,14 +27,6 @@ async fn sim(subscribers: usize, days: u32) -> SimHandle {
     })
     .await
     .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn write_config(dir: &Path, sim: &SimHandle, extra: &str) -> PathBuf {
@@ -169,7 +161,8 @@ async fn sigterm_during_a_backfill_exits_0_and_the_next_run_resumes() {
         "--to",
         &to,
     ];
-    // 20 subscribers x 40 days at 20 ms and concurrency 8: about 2 s; stop it half-way.
+    // 20 subscribers x 40 days at 20 ms and concurrency 8: about 2 s; stop it after 100 of
+    // the 800 days.
     let child = Command::new(BIN)
         .arg("--config")
         .arg(&config)
@@ -179,9 +172,12 @@ async fn sigterm_during_a_backfill_exits_0_and_the_next_run_resumes() {
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let before = sim.request_count("accounts.summary");
-    assert!(before > 0, "the backfill had started");
+    // Stop it once it is well under way (a fixed sleep would miss that on a loaded machine).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.request_count("accounts.summary") < 100 {
+        assert!(Instant::now() < deadline, "the backfill never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let sent = Instant::now();
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -270,7 +266,7 @@ async fn the_daemon_serves_metrics_health_and_stops_on_sigterm() {
     };
     assert!(
         metrics.contains(
-            "tariscope_api_requests_total{method=\"subscriber.list.node\",status=\"200\"}"
+            "tariscope_sync_api_requests_total{method=\"subscriber.list.node\",status=\"200\"}"
         ),
         "{metrics}"
     );

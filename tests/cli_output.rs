@@ -6,27 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use tariscope_sync::sim::{DatasetConfig, SimConfig, SimHandle};
+use tariscope_sync::sim::SimHandle;
 use tokio::process::Command;
 
 mod cli_support;
-use cli_support::BIN;
-
-async fn sim() -> SimHandle {
-    SimHandle::start(SimConfig {
-        dataset: DatasetConfig {
-            seed: 3,
-            nodes: 1,
-            departments_per_node: 1,
-            subscribers: 10,
-            days: 3,
-            end_date: None,
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
-}
+use cli_support::{BIN, small_sim};
 
 fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
     let path = dir.join("config.toml");
@@ -84,7 +68,7 @@ fn stderr(o: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_subcommand_panics_on_a_closed_pipe_or_a_full_disk() {
-    let sim = sim().await;
+    let sim = small_sim(3, 10, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim).display().to_string();
     let import = dir.path().join("desired.csv");
@@ -149,7 +133,7 @@ async fn no_subcommand_panics_on_a_closed_pipe_or_a_full_disk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_range_errors_are_usage_errors_found_before_any_work() {
-    let sim = sim().await;
+    let sim = small_sim(3, 10, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim).display().to_string();
     let today = chrono::Utc::now().date_naive();

@@ -215,15 +215,16 @@ mod tests {
         assert_eq!(tm.logins(), 1);
     }
 
-    #[tokio::test]
+    /// On tokio's paused clock: renewal is due exactly at login + lifetime - margin.
+    #[tokio::test(start_paused = true)]
     async fn renews_before_expiry_and_after_invalidation() {
         // Renewal due 600 ms after login (1 s lifetime, 400 ms margin).
         let tm = TokenManager::new(Duration::from_millis(1000), Duration::from_millis(400));
         let login = |v: &'static str| move || async move { Ok(Secret::new(v)) };
         assert_eq!(tm.get(login("a")).await.unwrap().generation, 1);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::advance(Duration::from_millis(599)).await;
         assert_eq!(tm.get(login("b")).await.unwrap().value.expose(), "a");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::advance(Duration::from_millis(1)).await;
         let t = tm.get(login("c")).await.unwrap();
         assert_eq!((t.value.expose(), t.generation), ("c", 2));
         tm.invalidate(1).await; // stale generation: kept

@@ -253,7 +253,7 @@ impl TariscopeClient {
                 });
             };
             inner.counters.retries.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("tariscope_api_retries_total", "method" => method.to_owned())
+            metrics::counter!("tariscope_sync_api_retries_total", "method" => method.to_owned())
                 .increment(1);
             tracing::debug!(method, attempt, delay_ms = delay.as_millis() as u64, error = %failure.err, "retrying");
             tokio::time::sleep(delay).await;

@@ -116,8 +116,9 @@ pub enum ApiError {
     },
 
     /// Retries were exhausted (attempts or elapsed time). The message leads with the last
-    /// attempt's cause.
-    #[error("{source} (gave up after {attempts} attempt(s) in {})", seconds(*elapsed))]
+    /// attempt's cause, and is the same for every call that fails the same way (no elapsed
+    /// time in it), so a run can say "all items failed with" it once.
+    #[error("{source} (gave up after {attempts} attempt(s))")]
     Exhausted {
         method: String,
         attempts: u32,

@@ -219,8 +219,8 @@ impl Inner {
                 Ok(raw) => raw.status.to_string(),
                 Err(_) => "error".to_string(),
             };
-            metrics::counter!("tariscope_api_requests_total", "method" => method.to_owned(), "status" => status).increment(1);
-            metrics::histogram!("tariscope_api_request_duration_seconds", "method" => method.to_owned())
+            metrics::counter!("tariscope_sync_api_requests_total", "method" => method.to_owned(), "status" => status).increment(1);
+            metrics::histogram!("tariscope_sync_api_request_duration_seconds", "method" => method.to_owned())
                 .record(started.elapsed().as_secs_f64());
             match &result {
                 Ok(raw) => {

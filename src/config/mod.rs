@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 pub use choices::{LogFormat, NaturalKey};
 pub use reader::Problem;
 pub use schema::{
-    ApiSettings, Config, JobSettings, LogSettings, MirrorSettings, PushSettings, ServeSettings,
-    parse_schedule,
+    ApiSettings, Config, JobSettings, KeySet, LogSettings, MirrorSettings, PushSettings,
+    ServeSettings, parse_schedule,
 };
 
 /// Where the daemon looks for a config file when `--config` is not given, in order.
@@ -58,7 +58,7 @@ impl fmt::Display for Invalid<'_> {
         }
         write!(
             f,
-            "every key is described in config/tariscope-sync.example.toml"
+            "every key is described in config/tariscope-sync.example.toml (keys marked Required there have no default)"
         )
     }
 }
@@ -110,9 +110,10 @@ pub fn from_toml_str(text: &str, env: &HashMap<String, String>) -> Result<Config
     schema::read(&tree, env).map_err(ConfigError::Invalid)
 }
 
-/// The documented key set (every leaf key the schema reads), for the example-config test.
-pub fn known_keys() -> Vec<String> {
-    schema::known_keys()
+/// What the schema knows about its keys (every key, the defaults, the required ones), for
+/// the example-config test and anyone documenting the configuration.
+pub fn key_set() -> KeySet {
+    schema::key_set()
 }
 
 fn merged_tree(

@@ -1,11 +1,12 @@
 //! A reader over the merged configuration tree that collects **every** problem.
 //!
 //! Owns: looking a key up by its dotted path, converting it to the expected type (accepting
-//! the strings that environment variables produce), remembering which keys exist so unknown
-//! keys can be reported, and collecting problems instead of stopping at the first.
+//! the strings that environment variables produce), remembering which keys exist (with their
+//! defaults, and which are required) so unknown keys can be reported and the example config
+//! checked, and collecting problems instead of stopping at the first.
 //! Must not: know what any particular key means (that is `config::schema`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::Value;
@@ -32,6 +33,10 @@ pub struct Reader<'a> {
     known: BTreeSet<String>,
     /// Keys whose whole subtree is read by someone else (e.g. `api.profile`).
     opaque: BTreeSet<String>,
+    /// The default of each key that has one, as it would be written in TOML.
+    defaults: BTreeMap<String, Value>,
+    /// Keys without a default that must be set (some as one of a group).
+    required: BTreeSet<String>,
     problems: Vec<Problem>,
 }
 
@@ -41,8 +46,24 @@ impl<'a> Reader<'a> {
             root,
             known: BTreeSet::new(),
             opaque: BTreeSet::new(),
+            defaults: BTreeMap::new(),
+            required: BTreeSet::new(),
             problems: Vec::new(),
         }
+    }
+
+    /// Marks `path` as required (it has no default).
+    pub fn require(&mut self, path: &str) {
+        self.required.insert(path.to_string());
+    }
+
+    /// Records that a required value is missing: `what` says what to set.
+    pub fn missing(&mut self, path: &str, what: &str) {
+        self.problem(path, format!("required (no default): {what}"));
+    }
+
+    fn default_is(&mut self, path: &str, value: Value) {
+        self.defaults.insert(path.to_string(), value);
     }
 
     /// Records a problem found by a caller's own validation.
@@ -70,7 +91,27 @@ impl<'a> Reader<'a> {
     }
 
     pub fn string(&mut self, path: &str, default: &str) -> String {
+        self.default_is(path, Value::String(default.to_string()));
         self.opt_string(path).unwrap_or_else(|| default.to_string())
+    }
+
+    /// A string with a default when absent; set empty, it is off (`None`).
+    pub fn string_or_off(&mut self, path: &str, default: &str) -> Option<String> {
+        self.default_is(path, Value::String(default.to_string()));
+        match self.raw(path) {
+            None => Some(default.to_string()),
+            Some(_) => self.opt_string(path),
+        }
+    }
+
+    /// A required string (empty counts as missing): `what` says what it is.
+    pub fn required_string(&mut self, path: &str, what: &str) -> String {
+        self.require(path);
+        let value = self.opt_string(path);
+        if value.is_none() {
+            self.missing(path, what);
+        }
+        value.unwrap_or_default()
     }
 
     /// A string; absent or empty means `None`.
@@ -88,6 +129,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn bool(&mut self, path: &str, default: bool) -> bool {
+        self.default_is(path, Value::Bool(default));
         match self.raw(path) {
             None => default,
             Some(Value::Bool(b)) => *b,
@@ -111,6 +153,7 @@ impl<'a> Reader<'a> {
 
     /// An unsigned integer within `min..=max`.
     pub fn u64_in(&mut self, path: &str, default: u64, min: u64, max: u64) -> u64 {
+        self.default_is(path, Value::from(default));
         let value = match self.raw(path) {
             None => return default,
             Some(Value::Number(n)) => n.as_u64(),
@@ -132,6 +175,7 @@ impl<'a> Reader<'a> {
 
     /// A finite number of at least 0 (rates; 0 means "no limit" where the key says so).
     pub fn non_negative_f64(&mut self, path: &str, default: f64) -> f64 {
+        self.default_is(path, Value::from(default));
         let value = match self.raw(path) {
             None => return default,
             Some(Value::Number(n)) => n.as_f64(),
@@ -152,7 +196,15 @@ impl<'a> Reader<'a> {
     }
 
     /// One of a fixed set of words, as the value the table pairs it with.
-    pub fn choice<T: Copy>(&mut self, path: &str, default: T, table: &[(&str, T)]) -> T {
+    pub fn choice<T: Copy + PartialEq>(
+        &mut self,
+        path: &str,
+        default: T,
+        table: &[(&str, T)],
+    ) -> T {
+        if let Some((word, _)) = table.iter().find(|(_, v)| *v == default) {
+            self.default_is(path, Value::String(word.to_string()));
+        }
         let Some(word) = self.opt_string(path) else {
             return default;
         };
@@ -204,6 +256,16 @@ impl<'a> Reader<'a> {
     /// Every leaf key the schema asked for.
     pub fn known_keys(&self) -> &BTreeSet<String> {
         &self.known
+    }
+
+    /// The default of every key that has one.
+    pub fn defaults(&self) -> &BTreeMap<String, Value> {
+        &self.defaults
+    }
+
+    /// The keys without a default that must be set.
+    pub fn required_keys(&self) -> &BTreeSet<String> {
+        &self.required
     }
 
     /// Reports keys present in the tree that the schema never asked for, then returns all

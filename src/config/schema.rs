@@ -133,12 +133,25 @@ pub(super) fn read(tree: &Value, env: &HashMap<String, String>) -> Result<Config
     }
 }
 
-/// Every leaf key the schema reads.
-pub(super) fn known_keys() -> Vec<String> {
+/// What the schema knows about its keys, read off an empty configuration.
+pub struct KeySet {
+    /// Every leaf key the schema reads.
+    pub known: Vec<String>,
+    /// The default of every key that has one.
+    pub defaults: BTreeMap<String, Value>,
+    /// The keys without a default that must be set (some as one of a group).
+    pub required: Vec<String>,
+}
+
+pub fn key_set() -> KeySet {
     let empty = Value::Object(Default::default());
     let mut r = Reader::new(&empty);
     let _ = read_all(&mut r, &HashMap::new());
-    r.known_keys().iter().cloned().collect()
+    KeySet {
+        known: r.known_keys().iter().cloned().collect(),
+        defaults: r.defaults().clone(),
+        required: r.required_keys().iter().cloned().collect(),
+    }
 }
 
 fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
@@ -162,6 +175,8 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         nodes: r.id_list("scope.nodes"),
         departments: r.id_list("scope.departments"),
     };
+    r.require("scope.nodes");
+    r.require("scope.departments");
     let jobs = Job::ALL
         .into_iter()
         .map(|job| (job, read_job(r, job)))
@@ -175,9 +190,9 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
     .iter()
     .any(|j| jobs[j].enabled);
     if pulls_subscribers && scope.nodes.is_empty() && scope.departments.is_empty() {
-        r.problem(
+        r.missing(
             "scope",
-            "no nodes and no departments: set scope.nodes and/or scope.departments to the ids to mirror",
+            "no nodes and no departments: set scope.nodes and/or scope.departments to the ids to mirror (or disable the subscribers, payments, charges and summaries jobs)",
         );
     }
     let push = PushSettings {
@@ -194,7 +209,7 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         max_attempts: r.u64_in("push.max_attempts", 5, 1, 1000) as u32,
     };
     let serve = ServeSettings {
-        listen: r.opt_string("serve.listen").and_then(|s| match s.parse() {
+        listen: r.string_or_off("serve.listen", "127.0.0.1:9184").and_then(|s| match s.parse() {
             Ok(addr) => Some(addr),
             Err(_) => {
                 r.problem(
@@ -249,10 +264,7 @@ fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
             format!("{base_url:?} must start with http:// or https://"),
         );
     }
-    let username = r.string("api.username", "");
-    if username.is_empty() {
-        r.problem("api.username", "missing: the Tariscope API user name");
-    }
+    let username = r.required_string("api.username", "the Tariscope API user name");
     let password = read_password(r, env);
     let format = r.choice("api.format", Format::Json, choices::FORMATS);
     let connect_timeout = Duration::from_secs(r.u64_in("api.connect_timeout_secs", 10, 1, 600));
@@ -317,6 +329,8 @@ fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
 fn read_password(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Secret {
     let file = r.opt_string("api.password_file");
     let inline = r.opt_string("api.password");
+    r.require("api.password");
+    r.require("api.password_file");
     if file.is_some() && inline.is_some() {
         r.problem(
             "api.password",
@@ -345,9 +359,9 @@ fn read_password(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Secret {
     } else if let Some(c) = credential {
         from_file(r, "api.password", &c)
     } else {
-        r.problem(
+        r.missing(
             "api.password",
-            "missing: set api.password_file, the environment variable TARISCOPE_SYNC__API__PASSWORD, or a systemd credential named tariscope-api-password",
+            "set api.password_file, the environment variable TARISCOPE_SYNC__API__PASSWORD, or a systemd credential named tariscope-api-password",
         );
         Secret::new(String::new())
     }

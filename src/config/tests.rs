@@ -1,6 +1,6 @@
 //! Config pipeline tests: strings in, every problem out.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::*;
 use crate::api::Format;
@@ -39,11 +39,13 @@ fn example_config_is_valid_with_a_password_from_the_environment() {
 #[test]
 fn example_config_lists_every_key() {
     let tree = merged_tree(EXAMPLE, &HashMap::new()).unwrap();
-    let mut present = BTreeSet::new();
-    flatten(&tree, String::new(), &mut present);
+    let mut values = BTreeMap::new();
+    leaves(&tree, String::new(), &mut values);
+    let mut present: BTreeSet<String> = values.into_keys().collect();
     // Empty tables (like [api.profile]) count as present.
     present.insert("api.profile".to_string());
-    let missing: Vec<_> = known_keys()
+    let missing: Vec<_> = key_set()
+        .known
         .into_iter()
         .filter(|k| !present.contains(k))
         .collect();
@@ -51,24 +53,6 @@ fn example_config_lists_every_key() {
         missing.is_empty(),
         "keys missing from config/tariscope-sync.example.toml: {missing:?}"
     );
-}
-
-fn flatten(v: &serde_json::Value, prefix: String, out: &mut BTreeSet<String>) {
-    match v.as_object() {
-        Some(map) => {
-            for (k, child) in map {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(child, p, out);
-            }
-        }
-        None => {
-            out.insert(prefix);
-        }
-    }
 }
 
 #[test]
@@ -97,7 +81,7 @@ fn reports_every_problem_at_once_by_key_path() {
         "api.rate_per_sec:",
         "jobs.payments.schedule: \"*/61 * * * *\" is not a valid cron expression",
         "jobs.nonsense.enabled: unknown key",
-        "scope: no nodes",
+        "scope: required (no default): no nodes",
         "push.conflict_policy:",
         "serve.listen:",
         "timezone:",
@@ -143,7 +127,10 @@ fn password_sources() {
     assert_eq!(c.api.password.expose(), "cred");
 
     let p = problems(base, &HashMap::new());
-    assert!(p[0].starts_with("api.password: missing"), "{p:?}");
+    assert!(
+        p[0].starts_with("api.password: required (no default)"),
+        "{p:?}"
+    );
     let p = problems(
         &format!("{base}password_file = \"/nonexistent/pw\"\n"),
         &HashMap::new(),
@@ -246,4 +233,107 @@ fn a_rate_of_zero_means_no_rate_limit_and_a_negative_rate_is_refused() {
         p,
         vec!["api.rate_per_sec: expected a number of 0 or more, found -0.5".to_string()]
     );
+}
+
+/// Keys whose comment block in the example has a line starting `# Required`.
+fn required_in_example(text: &str) -> BTreeSet<String> {
+    let mut section = String::new();
+    let mut required = false;
+    let mut out = BTreeSet::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') {
+            required |= line.starts_with("# Required");
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = format!("{name}.");
+        } else if let Some((key, _)) = line.split_once('=')
+            && required
+        {
+            out.insert(format!("{section}{}", key.trim()));
+        }
+        required = false;
+    }
+    out
+}
+
+fn leaves(v: &serde_json::Value, prefix: String, out: &mut BTreeMap<String, serde_json::Value>) {
+    match v.as_object() {
+        Some(map) => {
+            for (k, child) in map {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(child, p, out);
+            }
+        }
+        None => {
+            out.insert(prefix, v.clone());
+        }
+    }
+}
+
+#[test]
+fn example_config_marks_the_required_keys_and_shows_every_other_default() {
+    let keys = key_set();
+    let required: BTreeSet<String> = keys.required.iter().cloned().collect();
+    assert_eq!(
+        required_in_example(EXAMPLE),
+        required,
+        "keys marked `# Required` in the example vs keys the schema requires"
+    );
+    let mut values = BTreeMap::new();
+    leaves(
+        &merged_tree(EXAMPLE, &HashMap::new()).unwrap(),
+        String::new(),
+        &mut values,
+    );
+    let same = |a: &serde_json::Value, b: &serde_json::Value| match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    };
+    for key in keys.known.iter().filter(|k| !required.contains(*k)) {
+        let Some(shown) = values.get(key) else {
+            continue; // a table such as [api.profile]; the key-set test covers presence
+        };
+        match keys.defaults.get(key) {
+            Some(default) => assert!(
+                same(shown, default),
+                "{key}: the example shows {shown} but the default is {default}"
+            ),
+            None => assert_eq!(
+                shown,
+                &serde_json::json!(""),
+                "{key} has no default: the example leaves it empty"
+            ),
+        }
+    }
+}
+
+#[test]
+fn missing_required_keys_are_named_as_required() {
+    let p = problems("", &HashMap::new());
+    for key in ["api.username", "api.password", "scope"] {
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with(&format!("{key}: required (no default): "))),
+            "{key} in {p:#?}"
+        );
+    }
+    let err = from_toml_str("", &HashMap::new()).unwrap_err().to_string();
+    assert!(
+        err.contains("keys marked Required there have no default"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_listen_defaults_to_the_documented_address_and_empty_turns_it_off() {
+    let base = "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\npassword = \"p\"\n";
+    let c = from_toml_str(base, &HashMap::new()).unwrap();
+    assert_eq!(c.serve.listen, Some("127.0.0.1:9184".parse().unwrap()));
+    let c = from_toml_str(&format!("{base}[serve]\nlisten = \"\"\n"), &HashMap::new()).unwrap();
+    assert_eq!(c.serve.listen, None);
 }

@@ -206,8 +206,9 @@ impl Jobs {
     /// Gauges read from the mirror and the client after each run.
     async fn export_gauges(&self) {
         let stats = self.client.stats();
-        metrics::counter!("tariscope_api_logins_total").absolute(stats.logins);
-        metrics::counter!("tariscope_api_outcome_unknown_total").absolute(stats.outcome_unknown);
+        metrics::counter!("tariscope_sync_api_logins_total").absolute(stats.logins);
+        metrics::counter!("tariscope_sync_api_outcome_unknown_total")
+            .absolute(stats.outcome_unknown);
         if let Ok(open) = self.store.outbox_open().await {
             metrics::gauge!("tariscope_sync_outbox_depth").set(open.len() as f64);
         }

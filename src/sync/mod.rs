@@ -11,6 +11,7 @@ pub mod fake;
 pub mod fields;
 pub mod import;
 pub mod options;
+pub mod outcome;
 pub mod plan;
 pub mod pull;
 pub mod push;

@@ -211,6 +211,8 @@ impl fmt::Debug for PullOptions {
 pub struct Progress {
     done: AtomicU64,
     total: AtomicU64,
+    /// Calls to Tariscope answered in this run (`sync::outcome` decides with it).
+    answered: AtomicU64,
 }
 
 impl Progress {
@@ -226,9 +228,19 @@ impl Progress {
         self.total.load(Ordering::Relaxed)
     }
 
+    /// Calls to Tariscope answered in this run.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_answered(&self) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn reset(&self) {
         self.done.store(0, Ordering::Relaxed);
         self.total.store(0, Ordering::Relaxed);
+        self.answered.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn add_total(&self, n: u64) {

@@ -105,7 +105,7 @@ pub(super) async fn run_ledger<R: Remote>(
 ) -> Result<JobReport, SyncError> {
     let (mode, from, to) = window(job, store, opts).await?;
     let subs = subscribers(job, store, opts).await?;
-    let mut run = Run::start(store, opts, job, mode, Some((from, to))).await?;
+    let mut run = Run::start(store, opts, progress, job, mode, Some((from, to))).await?;
     let prefix = format!("{}:{from}..{to}/", mode_tag(mode));
     let verdict = ledger_body(&mut run, remote, subs, &prefix, progress).await;
     run.conclude(verdict, Some(finished_checkpoints(mode, prefix)))
@@ -243,7 +243,7 @@ pub(super) async fn run_summaries<R: Remote>(
     let job = JobKind::Summaries;
     let (mode, from, to) = window(job, store, opts).await?;
     let subs = subscribers(job, store, opts).await?;
-    let mut run = Run::start(store, opts, job, mode, Some((from, to))).await?;
+    let mut run = Run::start(store, opts, progress, job, mode, Some((from, to))).await?;
     let prefix = format!("{}:{from}/", mode_tag(mode));
     let verdict = summaries_body(&mut run, remote, subs, &prefix, progress).await;
     run.conclude(verdict, Some(finished_checkpoints(mode, prefix)))

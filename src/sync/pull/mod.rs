@@ -1,8 +1,8 @@
 //! The pull jobs' entry point and the run bookkeeping they share.
 //!
 //! Owns: `run_job`, `JobReport`, `SyncError`, and `Run` (records the run in `job_runs`,
-//! item errors in `item_errors`, and decides the outcome: `ok` with no failed item,
-//! `partial` when some items failed, `failed` when the job could not go on). Must not: write
+//! item errors in `item_errors`, and its outcome: `failed` when the job could not go on,
+//! otherwise `sync::outcome`'s rule over the failed items and the answered calls). Must not: write
 //! mirror rows itself (the per-job files call the store), or read the clock except through
 //! `PullOptions::clock`.
 
@@ -13,6 +13,7 @@ mod subscribers;
 use chrono::{NaiveDate, SecondsFormat};
 
 use super::options::{JobKind, Progress, PullOptions};
+use super::outcome::{Answered, Tally};
 use super::remote::{Remote, RemoteError, RemoteErrorKind};
 use crate::store::{Counts, Mode, Outcome, RunStart, Store, StoreError};
 
@@ -62,6 +63,7 @@ pub async fn run_job<R: Remote>(
             message: "concurrency must be at least 1".into(),
         });
     }
+    let remote = &Answered::new(remote, progress);
     match job {
         JobKind::Subscribers => subscribers::run(remote, store, opts, progress).await,
         JobKind::Payments | JobKind::Charges => {
@@ -80,18 +82,20 @@ type Verdict = Result<Option<String>, SyncError>;
 struct Run<'a> {
     store: &'a Store,
     opts: &'a PullOptions,
+    progress: &'a Progress,
     id: i64,
     job: JobKind,
     mode: Mode,
     window: Option<(NaiveDate, NaiveDate)>,
     counts: Counts,
-    first_error: Option<String>,
+    tally: Tally,
 }
 
 impl<'a> Run<'a> {
     async fn start(
         store: &'a Store,
         opts: &'a PullOptions,
+        progress: &'a Progress,
         job: JobKind,
         mode: Mode,
         window: Option<(NaiveDate, NaiveDate)>,
@@ -109,12 +113,13 @@ impl<'a> Run<'a> {
         Ok(Run {
             store,
             opts,
+            progress,
             id,
             job,
             mode,
             window,
             counts: Counts::default(),
-            first_error: None,
+            tally: Tally::default(),
         })
     }
 
@@ -127,9 +132,7 @@ impl<'a> Run<'a> {
     async fn item_failed(&mut self, item: String, err: &RemoteError) -> Result<(), SyncError> {
         tracing::warn!(job = %self.job, run_id = self.id, item, error = %err, "pull item failed");
         self.counts.errors += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(format!("{item}: {err}"));
-        }
+        self.tally.failure(item.clone(), err.to_string());
         self.store
             .record_item_error(self.id, item, err.to_string(), now(self.opts))
             .await
@@ -144,16 +147,10 @@ impl<'a> Run<'a> {
         clear: Option<String>,
     ) -> Result<JobReport, SyncError> {
         let (outcome, error, failure) = match verdict {
-            Ok(None) if self.counts.errors == 0 => (Outcome::Ok, None, None),
-            Ok(None) => (
-                Outcome::Partial,
-                Some(format!(
-                    "{} item(s) failed; first: {}",
-                    self.counts.errors,
-                    self.first_error.clone().unwrap_or_default()
-                )),
-                None,
-            ),
+            Ok(None) => {
+                let (outcome, error) = self.tally.outcome(self.progress.answered());
+                (outcome, error, None)
+            }
             Ok(Some(why)) => (Outcome::Failed, Some(why), None),
             Err(e) => (Outcome::Failed, Some(e.to_string()), Some(e)),
         };

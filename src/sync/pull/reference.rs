@@ -15,7 +15,15 @@ pub(super) async fn run<R: Remote>(
     opts: &PullOptions,
     progress: &Progress,
 ) -> Result<JobReport, SyncError> {
-    let mut run = Run::start(store, opts, JobKind::Reference, Mode::Incremental, None).await?;
+    let mut run = Run::start(
+        store,
+        opts,
+        progress,
+        JobKind::Reference,
+        Mode::Incremental,
+        None,
+    )
+    .await?;
     let verdict = body(&mut run, remote, progress).await;
     run.conclude(verdict, None).await
 }

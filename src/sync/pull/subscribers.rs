@@ -59,7 +59,15 @@ pub(super) async fn run<R: Remote>(
             message: "the scope names no node and no department".into(),
         });
     }
-    let mut run = Run::start(store, opts, JobKind::Subscribers, Mode::Incremental, None).await?;
+    let mut run = Run::start(
+        store,
+        opts,
+        progress,
+        JobKind::Subscribers,
+        Mode::Incremental,
+        None,
+    )
+    .await?;
     let verdict = body(&mut run, remote, progress).await;
     run.conclude(verdict, None).await
 }

@@ -27,6 +27,7 @@ pub use remote::{PushRemote, WriteError, WriteErrorKind, WriteResult};
 use self::exec::Exec;
 use super::fields::{Field, Fields};
 use super::options::{Clock, Progress};
+use super::outcome::Tally;
 use super::plan::{self, ConflictPolicy, Op, PlanInput, Resolution};
 use crate::store::{Counts, Mode, Outcome, RunStart, Store, StoreError};
 
@@ -159,6 +160,7 @@ pub async fn run_push<R: PushRemote>(
         ..Default::default()
     };
     let mut refreshed = Vec::new();
+    let mut tally = Tally::default();
     for (key, r) in results {
         report.created += r.created;
         report.adopted += r.adopted;
@@ -167,6 +169,7 @@ pub async fn run_push<R: PushRemote>(
         report.dns_added += r.dns_added;
         refreshed.extend(r.refreshed);
         if let Some(msg) = r.unverified {
+            tally.failure(key.clone(), msg.clone());
             report.unverified.push(format!("{key}: {msg}"));
         }
         if let Some(err) = r.error {
@@ -174,6 +177,7 @@ pub async fn run_push<R: PushRemote>(
                 return Err(e);
             }
             report.failed += 1;
+            tally.failure(key.clone(), err.to_string());
             if report.errors.len() < 20 {
                 report.errors.push(format!("{key}: {err}"));
             }
@@ -183,11 +187,8 @@ pub async fn run_push<R: PushRemote>(
         store.apply_subscribers(run_id, refreshed, now()).await?;
     }
     let problems = report.failed + report.unverified.len() as u64;
-    let outcome = if problems == 0 {
-        Outcome::Ok
-    } else {
-        Outcome::Partial
-    };
+    let writes = report.created + report.adopted + report.linked + report.updated;
+    let (outcome, error) = tally.outcome(writes + report.dns_added);
     let counts = Counts {
         fetched: 0,
         inserted: report.created + report.adopted,
@@ -196,7 +197,6 @@ pub async fn run_push<R: PushRemote>(
         unchanged: 0,
         errors: problems,
     };
-    let error = report.errors.first().or(report.unverified.first()).cloned();
     store
         .finish_run(run_id, outcome, counts, error, now(), None)
         .await?;

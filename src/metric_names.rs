@@ -1,0 +1,142 @@
+//! Every metric the daemon exports, with its type and help text: the one catalogue.
+//!
+//! Owns: the names (`tariscope_sync_*`, units in the name: `_seconds`, `_total`), what each
+//! means, and describing them to the recorder (`# HELP` lines on `/metrics`). Must not: record
+//! values (the code that counts does, under these names). A metric recorded anywhere in
+//! `src/` must be listed here: a test scans the sources, and `tests/metrics_lint.rs` runs
+//! `promtool check metrics` on a live `/metrics`.
+
+/// The Prometheus type of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// `(name, type, help)` of every metric.
+pub const CATALOGUE: &[(&str, Kind, &str)] = &[
+    (
+        "tariscope_sync_build_info",
+        Kind::Gauge,
+        "Always 1; the version label is the daemon's version.",
+    ),
+    (
+        "tariscope_sync_job_runs_total",
+        Kind::Counter,
+        "Job runs finished, by job and outcome (ok, partial, failed).",
+    ),
+    (
+        "tariscope_sync_job_duration_seconds",
+        Kind::Histogram,
+        "Wall-clock duration of job runs, by job.",
+    ),
+    (
+        "tariscope_sync_records_total",
+        Kind::Counter,
+        "Items a job run handled: records fetched by pull jobs, desired rows by push.",
+    ),
+    (
+        "tariscope_sync_last_success_timestamp_seconds",
+        Kind::Gauge,
+        "Unix time at which the job last finished with outcome ok.",
+    ),
+    (
+        "tariscope_sync_outbox_depth",
+        Kind::Gauge,
+        "Outbox entries (push writes) not yet done: pending, sent, ambiguous, failed.",
+    ),
+    (
+        "tariscope_sync_open_conflicts",
+        Kind::Gauge,
+        "Push conflicts waiting for a person (manual or blocked).",
+    ),
+    (
+        "tariscope_sync_api_requests_total",
+        Kind::Counter,
+        "HTTP requests sent to Tariscope (logins included), by API method and HTTP status (error: no answer).",
+    ),
+    (
+        "tariscope_sync_api_request_duration_seconds",
+        Kind::Histogram,
+        "Duration of HTTP requests to Tariscope, by API method.",
+    ),
+    (
+        "tariscope_sync_api_retries_total",
+        Kind::Counter,
+        "Attempts after the first, by API method.",
+    ),
+    (
+        "tariscope_sync_api_logins_total",
+        Kind::Counter,
+        "Successful logins to Tariscope's /api/auth.",
+    ),
+    (
+        "tariscope_sync_api_outcome_unknown_total",
+        Kind::Counter,
+        "Writes whose outcome was unknown (looked up, never resent blindly).",
+    ),
+];
+
+/// Sends every description to the installed recorder.
+pub fn describe() {
+    for (name, kind, help) in CATALOGUE {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(*name, *help),
+            Kind::Gauge => metrics::describe_gauge!(*name, *help),
+            Kind::Histogram => metrics::describe_histogram!(*name, *help),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names recorded with `metrics::counter!` / `gauge!` / `histogram!` in `src/`.
+    fn recorded_names() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for macro_ in ["counter!(\"", "gauge!(\"", "histogram!(\""] {
+                    for (at, _) in text.match_indices(&format!("metrics::{macro_}")) {
+                        let rest = &text[at + "metrics::".len() + macro_.len()..];
+                        let name = rest.split('"').next().unwrap_or_default();
+                        out.push((name.to_string(), path.display().to_string()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_recorded_metric_is_in_the_catalogue_with_a_conventional_name() {
+        let found = recorded_names();
+        assert!(found.len() >= CATALOGUE.len(), "{found:?}");
+        for (name, file) in &found {
+            if name.ends_with("_test_total") {
+                continue;
+            }
+            assert!(
+                CATALOGUE.iter().any(|(n, _, _)| n == name),
+                "{name} (recorded in {file}) is not in src/metric_names.rs"
+            );
+        }
+        for (name, kind, help) in CATALOGUE {
+            assert!(name.starts_with("tariscope_sync_"), "{name}");
+            assert_eq!(*kind == Kind::Counter, name.ends_with("_total"), "{name}");
+            assert!(!help.is_empty() && help.ends_with('.'), "{name}");
+        }
+    }
+}
