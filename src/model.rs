@@ -366,6 +366,84 @@ pub struct RecordedPayment {
     pub payment_day: Option<NaiveDate>,
 }
 
+/// A value as local software wrote it into a desired-state table or file, before it is
+/// checked: SQLite's storage classes, onto which CSV (text) and JSON (numbers, text) map.
+/// SQLite keeps whatever an `INSERT` gives it (a column has an affinity, not a type), so
+/// nothing about a desired value is known until `sync::validate` has looked at it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Cell {
+    /// The value as an operator would write it back: text as is, numbers in decimal, a
+    /// blob as an SQL hex literal (first 16 bytes). `None` for NULL.
+    pub fn shown(&self) -> Option<String> {
+        match self {
+            Cell::Null => None,
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Real(f) => Some(f.to_string()),
+            Cell::Text(t) => Some(t.clone()),
+            Cell::Blob(b) => {
+                let hex: String = b.iter().take(16).map(|x| format!("{x:02x}")).collect();
+                let more = if b.len() > 16 { "..." } else { "" };
+                Some(format!("x'{hex}{more}'"))
+            }
+        }
+    }
+
+    /// The storage class, in SQLite's words (for messages).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Cell::Null => "NULL",
+            Cell::Int(_) => "INTEGER",
+            Cell::Real(_) => "REAL",
+            Cell::Text(_) => "TEXT",
+            Cell::Blob(_) => "BLOB",
+        }
+    }
+}
+
+/// A desired subscriber exactly as written (a `desired_subscribers` row with its
+/// `desired_dns` rows, or a row of an import file), before it is checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawDesired {
+    pub key: Cell,
+    /// `tariscope_id` and every field column, by column name (NULL included).
+    pub columns: Vec<(String, Cell)>,
+    pub dns: Vec<RawDn>,
+}
+
+/// A desired number exactly as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawDn {
+    pub pbx_id: Cell,
+    pub dn: Cell,
+    pub from_date: Cell,
+    pub description: Cell,
+}
+
+/// A desired row refused before anything was sent, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rejection {
+    /// 1-based line (CSV, counting the header) or array index (JSON) of a file; 0 for a row
+    /// of a desired-state table.
+    pub row: usize,
+    pub key: Option<String>,
+    /// The column (or file column) holding the bad value; `None` for the row as a whole.
+    pub field: Option<String>,
+    /// The value as written (`None`: absent or NULL).
+    pub value: Option<String>,
+    /// What the column takes, e.g. "a date yyyy-mm-dd".
+    pub expected: Option<String>,
+    /// The whole story in one sentence (names the key, column, value and what is expected).
+    pub reason: String,
+}
+
 /// The result of the `sql` method: column names and rows of text values.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SqlResult {

@@ -124,7 +124,7 @@ async fn plan_predicts_the_push() {
     let (dep, pbx) = department_and_pbx(&sim);
     import(&store, &desired_csv(25, dep, pbx)).await;
     let opts = options(ConflictPolicy::RemoteWins);
-    let ops = plan_now(&store, &opts).await.unwrap();
+    let ops = plan_now(&store, &opts).await.unwrap().ops;
     let creates = ops
         .iter()
         .filter(|o| matches!(o, Op::Create { .. }))
@@ -174,7 +174,10 @@ async fn rejected_rows_keep_their_reason_and_do_not_block_valid_rows() {
     let rejected = store.rejected_rows().await.unwrap();
     let reasons: Vec<_> = rejected
         .iter()
-        .map(|(_, r)| (r.key.clone().unwrap_or_default(), r.reason.clone()))
+        .map(|s| {
+            let r = &s.rejection;
+            (r.key.clone().unwrap_or_default(), r.reason.clone())
+        })
         .collect();
     assert!(reasons[0].1.contains("fullname"), "{reasons:?}");
     assert!(reasons[1].1.contains("birthday"), "{reasons:?}");

@@ -59,13 +59,13 @@ pub async fn run(
                 c.rejected
             );
             for r in &rejected {
-                outln!(
-                    out,
-                    "  rejected row {} (key {}): {}",
-                    r.row,
-                    r.key.as_deref().unwrap_or("-"),
-                    r.reason
-                );
+                let key = r.key.as_deref().unwrap_or("-");
+                // The reason names the key too (for `status`); here the line already does.
+                let reason = r
+                    .reason
+                    .strip_prefix(&format!("{key}: "))
+                    .unwrap_or(&r.reason);
+                outln!(out, "  rejected row {} (key {key}): {reason}", r.row);
             }
             if rejected.is_empty() {
                 Exit::Ok

@@ -1,5 +1,6 @@
 //! `tariscope-sync plan`: what the next push would do, computed by the same planner from the
-//! same inputs; sends nothing.
+//! same inputs, and the desired rows it would not plan because they fail the check
+//! (`sync::validate`); sends nothing.
 
 use super::out::Out;
 use crate::clock::Clock;
@@ -55,15 +56,16 @@ pub async fn run(config: &Config, limit: usize, out: &mut Out) -> Exit {
             return Exit::Runtime;
         }
     };
-    let ops = match plan_now(&store, &config.push_options(Clock::system())).await {
-        Ok(ops) => ops,
+    let planned = match plan_now(&store, &config.push_options(Clock::system())).await {
+        Ok(p) => p,
         Err(e) => {
             errln!("tariscope-sync plan: {e}");
             return Exit::Runtime;
         }
     };
+    let ops = &planned.ops;
     outln!(out, "A push now would send (requests to Tariscope):");
-    for (name, n) in counts(&ops) {
+    for (name, n) in counts(ops) {
         outln!(out, "  {name:<15} {n}");
     }
     let shown: Vec<&Op> = ops
@@ -114,6 +116,20 @@ pub async fn run(config: &Config, limit: usize, out: &mut Out) -> Exit {
             ),
         };
         outln!(out, "  {line}");
+    }
+    let rejected = &planned.rejected;
+    if !rejected.is_empty() {
+        let rows: std::collections::BTreeSet<_> =
+            rejected.iter().map(|r| &r.rejection.key).collect();
+        outln!(
+            out,
+            "\nRejected desired rows (not planned, nothing sent for them until they are fixed): {} row(s), {} problem(s)",
+            rows.len(),
+            rejected.len()
+        );
+        for r in rejected.iter().take(limit) {
+            outln!(out, "  {}: {}", r.table, r.rejection.reason);
+        }
     }
     Exit::Ok
 }

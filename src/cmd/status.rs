@@ -73,9 +73,10 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
         .rejected_rows()
         .await?
         .into_iter()
-        .map(
-            |(source, r)| json!({"source": source, "row": r.row, "key": r.key, "reason": r.reason}),
-        )
+        .map(|s| {
+            let r = s.rejection;
+            json!({"source": s.source, "row": r.row, "key": r.key, "field": r.field, "value": r.value, "expected": r.expected, "reason": r.reason, "since": s.at})
+        })
         .collect();
     Ok(json!({
         "mirror": config.mirror.path.display().to_string(),
@@ -195,14 +196,16 @@ pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
             s(&c["remote"])
         )
     });
-    section("rejected import rows", &status["rejected_rows"], &|r| {
-        format!(
-            "{} row {} key {}: {}",
-            s(&r["source"]),
-            s(&r["row"]),
-            s(&r["key"]),
-            s(&r["reason"])
-        )
-    });
+    section(
+        "rejected desired rows (not pushed until fixed)",
+        &status["rejected_rows"],
+        &|r| {
+            let at = match r["row"].as_u64() {
+                Some(0) | None => s(&r["source"]),
+                Some(n) => format!("{} row {n}", s(&r["source"])),
+            };
+            format!("{at}: {} (since {})", s(&r["reason"]), s(&r["since"]))
+        },
+    );
     Exit::Ok
 }

@@ -94,7 +94,7 @@ impl Jobs {
                     outcome: outcome(r.outcome.unwrap_or(Outcome::Failed)),
                     items: progress.done(),
                     detail: format!(
-                        "created {} (adopted {}), linked {}, updated {}, numbers {}, conflicts {}, failed {}{}",
+                        "created {} (adopted {}), linked {}, updated {}, numbers {}, conflicts {}, failed {}, rejected {}{}",
                         r.created,
                         r.adopted,
                         r.linked,
@@ -102,6 +102,7 @@ impl Jobs {
                         r.dns_added,
                         r.conflicts,
                         r.failed,
+                        r.rejected,
                         r.errors
                             .first()
                             .or(r.unverified.first())

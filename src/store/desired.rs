@@ -2,8 +2,11 @@
 //! rejected import rows, and the mirror as the push planner reads it.
 //!
 //! Owns: reading and writing `desired_subscribers`, `desired_dns`, `merge_base` and
-//! `rejected`, and the bulk read of `subscribers`/`dns` into planner inputs.
-//! Must not: decide what to push (that is `sync::plan`) or talk to Tariscope.
+//! `rejected`, and the bulk read of `subscribers`/`dns` into planner inputs. Desired rows are
+//! read exactly as written ([`Cell`]s): whoever wrote them, they are checked by
+//! `sync::validate` before anything is planned.
+//! Must not: decide what to push (that is `sync::plan`) or whether a desired value is valid
+//! (that is `sync::validate`), or talk to Tariscope.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +14,9 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 
 use super::{Store, StoreError};
+use crate::model::{Cell, RawDesired, RawDn, Rejection};
 use crate::sync::fields::{Field, Fields, Kind, canonical};
-use crate::sync::import::{ImportBatch, Rejected};
+use crate::sync::import::ImportBatch;
 use crate::sync::plan::{DesiredDn, DesiredSubscriber, DnKey, RemoteSubscriber};
 
 /// What an import changed.
@@ -22,6 +26,109 @@ pub struct ImportCounts {
     pub updated: u64,
     pub unchanged: u64,
     pub rejected: u64,
+}
+
+/// A rejected row as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRejection {
+    /// The imported file, or the table a row written with SQL was read from.
+    pub source: String,
+    pub rejection: Rejection,
+    /// When it was first rejected (as it stands).
+    pub at: String,
+}
+
+fn cell(v: Value) -> Cell {
+    match v {
+        Value::Null => Cell::Null,
+        Value::Integer(i) => Cell::Int(i),
+        Value::Real(f) => Cell::Real(f),
+        Value::Text(t) => Cell::Text(t),
+        Value::Blob(b) => Cell::Blob(b),
+    }
+}
+
+/// Desired subscribers with their numbers exactly as written, ordered by key. Numbers whose
+/// key names no desired subscriber (SQLite checks the foreign key only on connections that
+/// enable it) are left out.
+fn read_raw(conn: &Connection) -> Result<Vec<RawDesired>, StoreError> {
+    let sql = format!(
+        "SELECT key, tariscope_id, {} FROM desired_subscribers ORDER BY key",
+        field_columns()
+    );
+    let mut stmt = conn
+        .prepare(&sql)
+        .map_err(StoreError::sql("preparing the desired read"))?;
+    let names: Vec<String> = stmt.column_names().iter().map(|n| n.to_string()).collect();
+    let mut rows: Vec<RawDesired> = stmt
+        .query_map([], |r| {
+            let mut columns = Vec::with_capacity(names.len() - 1);
+            for (i, name) in names.iter().enumerate().skip(1) {
+                columns.push((name.clone(), cell(r.get::<_, Value>(i)?)));
+            }
+            Ok(RawDesired {
+                key: cell(r.get(0)?),
+                columns,
+                dns: Vec::new(),
+            })
+        })
+        .and_then(|it| it.collect())
+        .map_err(StoreError::sql("reading desired subscribers"))?;
+    let mut stmt = conn
+        .prepare("SELECT key, pbx_id, dn, from_date, description FROM desired_dns ORDER BY key, pbx_id, dn")
+        .map_err(StoreError::sql("preparing the desired DN read"))?;
+    let list = stmt
+        .query_map([], |r| {
+            Ok((
+                cell(r.get(0)?).shown().unwrap_or_default(),
+                RawDn {
+                    pbx_id: cell(r.get(1)?),
+                    dn: cell(r.get(2)?),
+                    from_date: cell(r.get(3)?),
+                    description: cell(r.get(4)?),
+                },
+            ))
+        })
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(StoreError::sql("reading desired DNs"))?;
+    let mut dns: BTreeMap<String, Vec<RawDn>> = BTreeMap::new();
+    for (key, dn) in list {
+        dns.entry(key).or_default().push(dn);
+    }
+    for row in &mut rows {
+        let key = row.key.shown().unwrap_or_default();
+        row.dns = dns.remove(&key).unwrap_or_default();
+    }
+    Ok(rows)
+}
+
+const REJECTION_COLUMNS: &str = "source, row, key, field, value, expected, reason, fingerprint, at";
+
+fn insert_rejection(
+    conn: &Connection,
+    source: &str,
+    r: &Rejection,
+    fingerprint: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        &format!(
+            "INSERT INTO rejected ({REJECTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ),
+        params![
+            source,
+            r.row as i64,
+            r.key,
+            r.field,
+            r.value,
+            r.expected,
+            r.reason,
+            fingerprint,
+            now
+        ],
+    )
+    .map(drop)
+    .map_err(StoreError::sql("recording a rejected row"))
 }
 
 /// A column value in the planner's canonical text form (NULL → `None`).
@@ -285,8 +392,10 @@ impl Store {
     ) -> Result<ImportCounts, StoreError> {
         self.write(move |conn| {
             let mut counts = ImportCounts::default();
-            let existing: BTreeMap<String, DesiredSubscriber> =
-                read_desired(conn)?.into_iter().map(|d| (d.key.clone(), d)).collect();
+            let existing: BTreeMap<String, DesiredSubscriber> = read_desired(conn)?
+                .into_iter()
+                .map(|d| (d.key.clone(), d))
+                .collect();
             for row in &batch.rows {
                 match put_desired(conn, row, existing.get(&row.key))? {
                     Change::Inserted => counts.inserted += 1,
@@ -297,11 +406,7 @@ impl Store {
             conn.execute("DELETE FROM rejected WHERE source = ?1", [&source])
                 .map_err(StoreError::sql("clearing earlier rejections"))?;
             for r in &batch.rejected {
-                conn.execute(
-                    "INSERT INTO rejected (source, row, key, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![source, r.row as i64, r.key, r.reason, now],
-                )
-                .map_err(StoreError::sql("recording a rejected row"))?;
+                insert_rejection(conn, &source, r, None, &now)?;
                 counts.rejected += 1;
             }
             Ok(counts)
@@ -309,21 +414,96 @@ impl Store {
         .await
     }
 
-    /// Rejected import rows, newest source first.
-    pub async fn rejected_rows(&self) -> Result<Vec<(String, Rejected)>, StoreError> {
+    /// Desired subscribers with their numbers exactly as written (see [`RawDesired`]).
+    pub async fn desired_rows(&self) -> Result<Vec<RawDesired>, StoreError> {
+        self.read(read_raw).await
+    }
+
+    /// Replaces the rejections of rows written with SQL (sources `tables`) with `rows`
+    /// (source, fingerprint, rejection). A rejection already recorded for the same row as
+    /// written keeps its first `at`. Returns the rejections that are new.
+    pub async fn replace_table_rejections(
+        &self,
+        tables: Vec<&'static str>,
+        rows: Vec<(&'static str, String, Rejection)>,
+        now: String,
+    ) -> Result<Vec<Rejection>, StoreError> {
+        self.write(move |conn| {
+            type Identity = (
+                String,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                String,
+            );
+            let identity = |source: &str, fp: &str, r: &Rejection| -> Identity {
+                (
+                    source.to_string(),
+                    r.key.clone(),
+                    r.field.clone(),
+                    Some(fp.to_string()),
+                    r.reason.clone(),
+                )
+            };
+            let mut stmt = conn
+                .prepare("SELECT id, source, key, field, fingerprint, reason FROM rejected")
+                .map_err(StoreError::sql("preparing the rejected read"))?;
+            let existing = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+                    ))
+                })
+                .and_then(|it| it.collect::<Result<Vec<(i64, Identity)>, _>>())
+                .map_err(StoreError::sql("reading rejected rows"))?;
+            let wanted: std::collections::BTreeSet<Identity> =
+                rows.iter().map(|(s, fp, r)| identity(s, fp, r)).collect();
+            let mut kept = std::collections::BTreeSet::new();
+            for (id, ident) in existing
+                .into_iter()
+                .filter(|(_, i)| tables.contains(&i.0.as_str()))
+            {
+                if wanted.contains(&ident) {
+                    kept.insert(ident);
+                } else {
+                    conn.execute("DELETE FROM rejected WHERE id = ?1", [id])
+                        .map_err(StoreError::sql("clearing a settled rejection"))?;
+                }
+            }
+            let mut new = Vec::new();
+            for (source, fp, r) in rows {
+                if kept.insert(identity(source, &fp, &r)) {
+                    insert_rejection(conn, source, &r, Some(&fp), &now)?;
+                    new.push(r);
+                }
+            }
+            Ok(new)
+        })
+        .await
+    }
+
+    /// Every rejected row: imports by file, then rows written with SQL, oldest first.
+    pub async fn rejected_rows(&self) -> Result<Vec<StoredRejection>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare("SELECT source, row, key, reason FROM rejected ORDER BY id")
+                .prepare(&format!(
+                    "SELECT {REJECTION_COLUMNS} FROM rejected ORDER BY id"
+                ))
                 .map_err(StoreError::sql("preparing the rejected read"))?;
             stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Rejected {
+                Ok(StoredRejection {
+                    source: r.get(0)?,
+                    rejection: Rejection {
                         row: r.get::<_, i64>(1)? as usize,
                         key: r.get(2)?,
-                        reason: r.get(3)?,
+                        field: r.get(3)?,
+                        value: r.get(4)?,
+                        expected: r.get(5)?,
+                        reason: r.get(6)?,
                     },
-                ))
+                    at: r.get(8)?,
+                })
             })
             .and_then(|it| it.collect())
             .map_err(StoreError::sql("reading rejected rows"))

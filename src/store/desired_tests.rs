@@ -52,7 +52,13 @@ async fn import_round_trips_and_reimport_changes_nothing() {
     assert_eq!(store.total_changes().await.unwrap() - before, 2);
     let rejected = store.rejected_rows().await.unwrap();
     assert_eq!(rejected.len(), 1);
-    assert!(rejected[0].1.reason.starts_with("missing fullname"));
+    assert!(
+        rejected[0]
+            .rejection
+            .reason
+            .starts_with("c: missing fullname")
+    );
+    assert_eq!(rejected[0].rejection.field.as_deref(), Some("fullname"));
 }
 
 #[tokio::test]
@@ -81,4 +87,101 @@ async fn link_base_and_plan_inputs() {
         Some(77)
     );
     assert!(store.remote_for_plan().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn rows_written_with_sql_are_read_as_written() {
+    let store = Store::open_in_memory().unwrap();
+    store
+        .write(|conn| {
+            conn.execute_batch(
+                "INSERT INTO desired_subscribers (key, fullname, departmentid, abonenttype, street, birthday) \
+                 VALUES ('a', 'A', 'abc', '2', x'00ff', 20200101), ('b', 'B', '1201', 1.5, NULL, NULL); \
+                 INSERT INTO desired_dns (key, pbx_id, dn) VALUES ('a', '291', 2001);",
+            )
+            .map_err(StoreError::sql("test rows"))
+        })
+        .await
+        .unwrap();
+    let rows = store.desired_rows().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    let col = |r: &RawDesired, name: &str| {
+        r.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
+            .unwrap()
+    };
+    // SQLite converted what converts exactly and kept the rest as written.
+    assert_eq!(col(&rows[0], "departmentid"), Cell::Text("abc".into()));
+    assert_eq!(col(&rows[0], "abonenttype"), Cell::Int(2));
+    assert_eq!(col(&rows[0], "street"), Cell::Blob(vec![0, 0xff]));
+    assert_eq!(col(&rows[0], "birthday"), Cell::Text("20200101".into()));
+    assert_eq!(col(&rows[1], "departmentid"), Cell::Int(1201));
+    assert_eq!(col(&rows[1], "abonenttype"), Cell::Real(1.5));
+    assert_eq!(col(&rows[1], "tariscope_id"), Cell::Null);
+    assert_eq!(rows[0].dns.len(), 1);
+    assert_eq!(
+        (&rows[0].dns[0].pbx_id, &rows[0].dns[0].dn),
+        (&Cell::Int(291), &Cell::Text("2001".into()))
+    );
+}
+
+#[tokio::test]
+async fn table_rejections_stand_until_the_row_changes() {
+    let store = Store::open_in_memory().unwrap();
+    let r = |key: &str, reason: &str| Rejection {
+        key: Some(key.into()),
+        field: Some("birthday".into()),
+        reason: reason.into(),
+        ..Rejection::default()
+    };
+    let tables = || vec!["desired_subscribers", "desired_dns"];
+    let first = vec![
+        ("desired_subscribers", "fp1".to_string(), r("a", "bad a")),
+        ("desired_subscribers", "fp2".to_string(), r("b", "bad b")),
+    ];
+    let new = store
+        .replace_table_rejections(tables(), first.clone(), "t1".into())
+        .await
+        .unwrap();
+    assert_eq!(new.len(), 2);
+    // Same rows again: nothing new, first time kept. Row b changed (still bad); a was fixed.
+    let again = store
+        .replace_table_rejections(tables(), first[..1].to_vec(), "t2".into())
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    let changed = vec![
+        first[0].clone(),
+        ("desired_subscribers", "fp3".to_string(), r("b", "bad b")),
+    ];
+    let new = store
+        .replace_table_rejections(tables(), changed, "t3".into())
+        .await
+        .unwrap();
+    assert_eq!(new, vec![r("b", "bad b")]);
+    let stored: Vec<(String, String)> = store
+        .rejected_rows()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.rejection.key.unwrap(), s.at))
+        .collect();
+    assert_eq!(
+        stored,
+        vec![("a".into(), "t1".into()), ("b".into(), "t3".into())]
+    );
+    // Import rejections (another source) are not touched.
+    store
+        .import_desired(parse(CSV, Format::Csv).unwrap(), "f.csv".into(), now())
+        .await
+        .unwrap();
+    store
+        .replace_table_rejections(tables(), vec![], "t4".into())
+        .await
+        .unwrap();
+    let left = store.rejected_rows().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].source, "f.csv");
 }

@@ -11,6 +11,10 @@ use super::StoreError;
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_mirror", include_str!("migrations/0001_mirror.sql")),
     ("0002_push", include_str!("migrations/0002_push.sql")),
+    (
+        "0003_rejected_detail",
+        include_str!("migrations/0003_rejected_detail.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

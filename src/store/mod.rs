@@ -33,7 +33,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::charge_keys;
-pub use desired::ImportCounts;
+pub use desired::{ImportCounts, StoredRejection};
 pub use error::StoreError;
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{OutboxEntry, OutboxState, StoredConflict};

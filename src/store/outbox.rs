@@ -33,6 +33,11 @@ impl OutboxState {
         }
     }
 
+    /// Not done and not terminal: a push run must finish it.
+    pub fn is_open(self) -> bool {
+        !matches!(self, Self::Done | Self::Terminal)
+    }
+
     fn parse(s: &str) -> Result<Self, StoreError> {
         Ok(match s {
             "pending" => Self::Pending,
@@ -192,14 +197,14 @@ impl Store {
         .await
     }
 
-    /// Open entries (not done, not terminal) of one desired key and operation, oldest first.
-    pub async fn outbox_open_for(
+    /// Every entry of one desired key and operation (any state), oldest first.
+    pub async fn outbox_of(
         &self,
         key: String,
         op: &'static str,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         self.outbox_select(
-            format!("SELECT {COLUMNS} FROM outbox WHERE key = ?1 AND op = ?2 AND state NOT IN ('done', 'terminal') ORDER BY id"),
+            format!("SELECT {COLUMNS} FROM outbox WHERE key = ?1 AND op = ?2 ORDER BY id"),
             vec![key, op.to_string()],
         )
         .await

@@ -1,8 +1,9 @@
 //! Parsing and validating desired-state files for `tariscope-sync import FILE`.
 //!
-//! Owns: the column names of desired subscribers (header-driven), per-row validation with a
-//! reason for every rejected row, and turning valid rows into [`DesiredSubscriber`]s. Must
-//! not: read bytes or know encodings and separators (`crate::records` does: UTF-8 or
+//! Owns: the column names of desired subscribers (header-driven) and turning a file's rows
+//! into the raw rows `sync::validate` checks (the same check rows written with SQL pass), with
+//! a reason for every rejected row. Must not: check values itself (one validator for every
+//! path), read bytes or know encodings and separators (`crate::records` does: UTF-8 or
 //! `--encoding`, a BOM, `;` / `,` / tab), write anything (the store does), or stop at the
 //! first bad row (valid rows still go in).
 //!
@@ -21,22 +22,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::NaiveDate;
 use serde_json::Value;
 
-use super::fields::{Field, canonical};
-use super::plan::{DesiredDn, DesiredSubscriber};
+use super::fields::Field;
+use super::plan::DesiredSubscriber;
+use super::validate;
+use crate::model::{Cell, RawDesired, RawDn, Rejection};
 pub use crate::records::FileFormat as Format;
 use crate::records::{self, ReadError, ReadOptions};
 
-/// A row that was not imported, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected {
-    /// 1-based line (CSV, counting the header) or 1-based array index (JSON).
-    pub row: usize,
-    pub key: Option<String>,
-    pub reason: String,
-}
+/// A row that was not imported, and why (the same type the push records for rows written with
+/// SQL).
+pub type Rejected = Rejection;
 
 /// The outcome of parsing one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,21 +67,22 @@ pub fn parse_bytes(bytes: &[u8], options: &ReadOptions) -> Result<ImportBatch, I
     let mut batch = ImportBatch::default();
     let mut seen = BTreeSet::new();
     for (row, record) in records {
-        match validate(&record) {
-            Ok(d) if !seen.insert(d.key.clone()) => batch.rejected.push(Rejected {
+        let checked = raw_row(&record).and_then(|raw| {
+            validate::desired(&raw)
+                .map_err(|problems| problems.into_iter().map(|(_, r)| r).collect())
+        });
+        match checked {
+            Ok(d) if !seen.insert(d.key.clone()) => batch.rejected.push(Rejection {
                 row,
+                reason: format!("{}: the key appears more than once in the file", d.key),
                 key: Some(d.key),
-                reason: "the key appears more than once in the file".into(),
+                field: Some("key".into()),
+                ..Rejection::default()
             }),
             Ok(d) => batch.rows.push(d),
-            Err(reason) => batch.rejected.push(Rejected {
-                row,
-                key: record
-                    .get("key")
-                    .and_then(text_of)
-                    .filter(|k| !k.is_empty()),
-                reason,
-            }),
+            Err(problems) => batch
+                .rejected
+                .extend(problems.into_iter().map(|r| Rejection { row, ..r })),
         }
     }
     Ok(batch)
@@ -140,146 +138,113 @@ fn desired_records(table: records::Table) -> Result<Vec<(usize, Record)>, Import
         .collect())
 }
 
-fn text_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+/// A file value as the validator reads values: JSON numbers stay numbers, CSV cells are text.
+fn cell(key: &str, name: &str, v: &Value) -> Result<Cell, Vec<Rejection>> {
+    Ok(match v {
+        Value::Null => Cell::Null,
+        Value::String(s) => Cell::Text(s.clone()),
+        Value::Bool(b) => Cell::Text(b.to_string()),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Cell::Int(i),
+            None => Cell::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        other => {
+            return Err(vec![Rejection {
+                key: Some(key.to_string()),
+                field: Some(name.to_string()),
+                value: Some(other.to_string()),
+                expected: Some("a single value".into()),
+                reason: format!("{key}: {name} = {other}: expected a single value"),
+                ..Rejection::default()
+            }]);
+        }
+    })
 }
 
-fn validate(record: &Record) -> Result<DesiredSubscriber, String> {
-    let key = record
-        .get("key")
-        .and_then(text_of)
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty())
-        .ok_or("missing key")?;
-    let tariscope_id = match record.get("tariscope_id").and_then(text_of) {
-        None => None,
-        Some(t) => Some(
-            t.trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|id| *id > 0)
-                .ok_or(format!("tariscope_id {t:?} is not a positive whole number"))?,
-        ),
+/// A file row as the validator reads rows.
+fn raw_row(record: &Record) -> Result<RawDesired, Vec<Rejection>> {
+    let key_cell = match record.get("key") {
+        None => Cell::Null,
+        Some(v) => cell("?", "key", v)?,
     };
-    let mut fields = BTreeMap::new();
-    for (name, value) in record {
-        let Ok(field) = name.parse::<Field>() else {
-            continue;
-        };
-        let raw = text_of(value).ok_or(format!("{name}: expected a value, not {value}"))?;
-        let v = canonical(field, &raw).map_err(|e| format!("{name}: {e}"))?;
-        fields.insert(field, v);
-    }
-    if tariscope_id.is_none()
-        && fields
-            .get(&Field::Fullname)
-            .is_none_or(|v| v.trim().is_empty())
-    {
-        return Err(
-            "missing fullname (required to create a subscriber; or give tariscope_id)".into(),
-        );
-    }
-    let known_type = |t: &&String| matches!(t.as_str(), "" | "0" | "1" | "2" | "3" | "4");
-    if let Some(t) = fields
-        .get(&Field::SubscriberType)
-        .filter(|t| !known_type(t))
-    {
-        return Err(format!(
-            "abonenttype {t:?} is not a known subscriber type (0 individual, 1 legal entity, 2 official, 3 budget, 4 preferential)"
-        ));
+    let key = key_cell.shown().unwrap_or_default();
+    let mut columns = Vec::new();
+    for (name, value) in record.iter().filter(|(n, _)| *n != "key" && *n != "dns") {
+        columns.push((name.clone(), cell(&key, name, value)?));
     }
     let dns = match record.get("dns") {
         None => Vec::new(),
-        Some(v) => parse_dns(v)?,
+        Some(v) => raw_dns(&key, v)?,
     };
-    Ok(DesiredSubscriber {
-        key,
-        tariscope_id,
-        fields,
+    Ok(RawDesired {
+        key: key_cell,
+        columns,
         dns,
     })
 }
 
-fn parse_dns(v: &Value) -> Result<Vec<DesiredDn>, String> {
-    let mut out: Vec<DesiredDn> = match v {
+fn dns_format(key: &str, shown: String) -> Vec<Rejection> {
+    let expected = "numbers as \"PBX/DN;PBX/DN/yyyy-mm-dd\", or a list of {\"pbx_id\", \"dn\", \"from_date\", \"description\"}";
+    vec![Rejection {
+        key: Some(key.to_string()),
+        field: Some("dns".into()),
+        reason: format!("{key}: dns = {shown}: expected {expected}"),
+        value: Some(shown),
+        expected: Some(expected.into()),
+        ..Rejection::default()
+    }]
+}
+
+/// The `dns` column: `PBX/DN[/yyyy-mm-dd]` items separated by `;`, or (JSON) a list of
+/// objects. Only the layout is checked here; the values are the validator's.
+fn raw_dns(key: &str, v: &Value) -> Result<Vec<RawDn>, Vec<Rejection>> {
+    let text = |s: &str| Cell::Text(s.to_string());
+    match v {
         Value::String(s) => s
             .split(';')
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .map(parse_dn_text)
-            .collect::<Result<_, _>>()?,
+            .map(|item| {
+                let parts: Vec<&str> = item.split('/').map(str::trim).collect();
+                let (pbx, dn, date) = match parts.as_slice() {
+                    [pbx, dn] => (*pbx, *dn, Cell::Null),
+                    [pbx, dn, date] => (*pbx, *dn, text(date)),
+                    _ => return Err(dns_format(key, format!("{item:?}"))),
+                };
+                Ok(RawDn {
+                    pbx_id: text(pbx),
+                    dn: text(dn),
+                    from_date: date,
+                    description: Cell::Null,
+                })
+            })
+            .collect(),
         Value::Array(items) => items
             .iter()
-            .map(parse_dn_object)
-            .collect::<Result<_, _>>()?,
-        other => {
-            return Err(format!(
-                "dns: expected \"PBX/DN;...\" or a list, not {other}"
-            ));
-        }
-    };
-    let mut seen = BTreeSet::new();
-    out.retain(|d| seen.insert(d.key()));
-    Ok(out)
-}
-
-fn parse_dn_text(item: &str) -> Result<DesiredDn, String> {
-    let parts: Vec<&str> = item.split('/').map(str::trim).collect();
-    let (pbx, dn, date) = match parts.as_slice() {
-        [pbx, dn] => (*pbx, *dn, None),
-        [pbx, dn, date] => (*pbx, *dn, Some(*date)),
-        _ => return Err(format!("dns: {item:?} is not PBX/DN or PBX/DN/yyyy-mm-dd")),
-    };
-    dn_from(pbx, dn, date, None)
-}
-
-fn parse_dn_object(v: &Value) -> Result<DesiredDn, String> {
-    let get = |k: &str| v.get(k).and_then(text_of);
-    let pbx = get("pbx_id")
-        .or_else(|| get("pbxid"))
-        .ok_or("dns: an entry has no pbx_id")?;
-    let dn = get("dn").ok_or("dns: an entry has no dn")?;
-    dn_from(&pbx, &dn, get("from_date").as_deref(), get("description"))
-}
-
-fn dn_from(
-    pbx: &str,
-    dn: &str,
-    date: Option<&str>,
-    description: Option<String>,
-) -> Result<DesiredDn, String> {
-    let pbx_id = pbx
-        .parse::<i64>()
-        .map_err(|_| format!("dns: PBX id {pbx:?} is not a whole number"))?;
-    let digits = dn.strip_prefix('+').unwrap_or(dn);
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "dns: {dn:?} is not a phone number (digits, optionally a leading +)"
-        ));
+            .map(|item| {
+                let Value::Object(o) = item else {
+                    return Err(dns_format(key, item.to_string()));
+                };
+                let get = |names: &[&str]| -> Result<Cell, Vec<Rejection>> {
+                    let found = names.iter().find_map(|n| o.get(*n));
+                    found.map_or(Ok(Cell::Null), |v| cell(key, names[0], v))
+                };
+                Ok(RawDn {
+                    pbx_id: get(&["pbx_id", "pbxid"])?,
+                    dn: get(&["dn"])?,
+                    from_date: get(&["from_date", "fromdate"])?,
+                    description: get(&["description"])?,
+                })
+            })
+            .collect(),
+        other => Err(dns_format(key, other.to_string())),
     }
-    let from_date = match date {
-        None | Some("") => None,
-        Some(d) => Some(
-            NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| format!("dns: {d:?} is not a date (yyyy-mm-dd)"))?,
-        ),
-    };
-    Ok(DesiredDn {
-        pbx_id,
-        dn: dn.to_string(),
-        from_date,
-        description,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
     use proptest::prelude::*;
 
     const CSV: &str = "key,fullname,departmentid,subscribertype,email,birthday,dns\n\
@@ -306,12 +271,27 @@ mod tests {
             .map(|r| (r.row, r.reason.as_str()))
             .collect();
         assert_eq!(reasons.len(), 6, "{reasons:#?}");
-        assert!(reasons[0].1.starts_with("missing fullname"));
-        assert!(reasons[1].1.contains("not a known subscriber type"));
-        assert!(reasons[2].1.contains("birthday"));
-        assert!(reasons[3].1.contains("not a phone number"));
+        assert!(reasons[0].1.starts_with("crm-2: missing fullname"));
+        assert_eq!(
+            reasons[1].1,
+            "crm-3: abonenttype = \"9\": expected a subscriber type 0..4 (0 individual, 1 legal entity, 2 official, 3 budget, 4 preferential)"
+        );
+        assert_eq!(
+            reasons[2].1,
+            "crm-4: birthday = \"03.02.1990\": expected a date yyyy-mm-dd"
+        );
+        assert!(
+            reasons[3]
+                .1
+                .contains("dn = \"20A1\": expected a phone number")
+        );
         assert!(reasons[4].1.contains("more than once"));
-        assert!(reasons[5].1.starts_with("departmentid"));
+        assert!(reasons[5].1.starts_with("crm-6: departmentid = \"x\""));
+        let bad_date = &b.rejected[2];
+        assert_eq!(
+            (bad_date.field.as_deref(), bad_date.value.as_deref()),
+            (Some("birthday"), Some("03.02.1990"))
+        );
         assert_eq!(b.rejected[0].row, 3);
         assert_eq!(b.rejected[0].key.as_deref(), Some("crm-2"));
     }
@@ -333,7 +313,7 @@ mod tests {
         );
         assert_eq!(b.rows[0].dns[0].description.as_deref(), Some("office"));
         assert_eq!(b.rows[1].tariscope_id, Some(7334));
-        assert!(b.rejected[0].reason.contains("tariscope_id"));
+        assert!(b.rejected[0].reason.starts_with("c: tariscope_id = \"x\""));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The sync engine: pull jobs (mirror Tariscope into SQLite), the pure push planner
-//! (`plan.rs`), desired-state import (`import.rs`) and the push executor (`push/`).
+//! (`plan.rs`), the check every desired row passes (`validate.rs`), desired-state import
+//! (`import.rs`) and the push executor (`push/`).
 //!
 //! Owns: what each job does, in terms of `remote::Remote` / `push::PushRemote` (Tariscope)
 //! and `crate::store::Store` (the mirror). Must not: see reqwest or SQL, or read the clock or
@@ -16,6 +17,7 @@ pub mod plan;
 pub mod pull;
 pub mod push;
 pub mod remote;
+pub mod validate;
 
 pub use options::{Clock, Job, JobKind, Progress, PullOptions, Scope};
 pub use pull::{JobReport, SyncError, run_job};

@@ -50,11 +50,12 @@ pub fn client(sim: &SimHandle) -> TariscopeClient {
 }
 
 pub fn clock() -> Clock {
-    Clock::fixed(
-        chrono::DateTime::parse_from_rfc3339("2025-05-20T10:00:00Z")
-            .unwrap()
-            .to_utc(),
-    )
+    clock_at("2025-05-20T10:00:00Z")
+}
+
+/// A clock that always says `t` (RFC 3339).
+pub fn clock_at(t: &str) -> Clock {
+    Clock::fixed(chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc())
 }
 
 pub async fn pull(client: &TariscopeClient, store: &Store) {

@@ -9,7 +9,7 @@ use chrono::SecondsFormat;
 use serde_json::json;
 
 use super::lookup::{Found, find_created, has_dn};
-use super::remote::{PushRemote, WriteErrorKind};
+use super::remote::{PushRemote, WriteError, WriteErrorKind};
 use super::{PushOptions, StepError};
 use crate::model::{NewDn, Subscriber};
 use std::collections::BTreeSet;
@@ -74,9 +74,25 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         payload: String,
         same: impl Fn(&OutboxEntry) -> bool,
     ) -> Result<OutboxEntry, StepError> {
-        let open = self.store.outbox_open_for(key.to_string(), op).await?;
-        if let Some(e) = open.into_iter().find(|e| same(e)) {
-            return Ok(e);
+        let mine: Vec<OutboxEntry> = self
+            .store
+            .outbox_of(key.to_string(), op)
+            .await?
+            .into_iter()
+            .filter(|e| same(e))
+            .collect();
+        if let Some(e) = mine.iter().find(|e| e.state.is_open()) {
+            return Ok(e.clone());
+        }
+        if let Some(last) = mine
+            .last()
+            .filter(|e| is_refusal(e) && e.payload == payload)
+        {
+            return Err(StepError::Failed(format!(
+                "Tariscope refused this write before (outbox entry {}: {}); it is not sent again until the desired row changes",
+                last.id,
+                last.last_error.as_deref().unwrap_or("no message")
+            )));
         }
         let now = self.now();
         let new_id = self
@@ -133,23 +149,61 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             .await
     }
 
-    async fn fail(&self, e: &OutboxEntry, error: String) -> Result<(), StepError> {
+    /// Ends the step after a failed write: a refusal (4xx) ends the entry at once, as
+    /// terminal (every row is checked before it is planned, so a refusal reports a defect in
+    /// that check or in the API profile, and it will not change by itself); anything else is
+    /// retried by later runs.
+    async fn failed_write<T>(&self, e: &OutboxEntry, err: &WriteError) -> Result<T, StepError> {
+        if err.kind != WriteErrorKind::Rejected {
+            return self.fail(e, err.to_string()).await;
+        }
+        let why = format!(
+            "Tariscope refused a write that passed our checks ({err}); nothing is resent for this row as it stands: correct the desired row, or if it is right, report this (a gap in the check or the API profile)"
+        );
+        self.mark(
+            e,
+            OutboxState::Terminal,
+            false,
+            None,
+            Some(why.clone()),
+            Some(json!({"refused": err.message}).to_string()),
+        )
+        .await?;
+        Err(StepError::Failed(why))
+    }
+
+    /// Fails the step; the entry is retried by later runs (terminal once it has used its
+    /// attempts).
+    async fn fail<T>(&self, e: &OutboxEntry, error: String) -> Result<T, StepError> {
+        self.record_failure(e, error.clone()).await?;
+        Err(StepError::Failed(error))
+    }
+
+    /// Marks the entry failed (terminal once it has used its attempts).
+    async fn record_failure(&self, e: &OutboxEntry, error: String) -> Result<(), StepError> {
         let state = if e.attempts >= self.opts.max_attempts {
             OutboxState::Terminal
         } else {
             OutboxState::Failed
         };
-        self.mark(e, state, false, None, Some(error.clone()), None)
-            .await?;
-        Err(StepError::Failed(error))
+        self.mark(e, state, false, None, Some(error), None).await
     }
 
     /// Closes open outbox entries the plan no longer needs: their write took effect (the
     /// mirror shows it) before an interruption kept the entry from being marked done.
-    pub async fn settle_stale(&self, ops: &[Op]) -> Result<(), StoreError> {
+    /// Entries of rejected rows stay open: their row is not planned until it is fixed, and
+    /// an entry whose outcome is unknown must still be looked up then.
+    pub async fn settle_stale(
+        &self,
+        ops: &[Op],
+        rejected: &BTreeSet<String>,
+    ) -> Result<(), StoreError> {
         let wanted: BTreeSet<(String, &'static str, String)> =
             ops.iter().filter_map(step_identity).collect();
         for e in self.store.outbox_open().await? {
+            if rejected.contains(&e.key) {
+                continue;
+            }
             let subject = match e.op.as_str() {
                 "dnadd" => dn_subject(&e.payload),
                 _ => String::new(),
@@ -226,15 +280,14 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                     if err.kind == WriteErrorKind::AlreadyExists {
                         return self
                             .fail(&e, format!("{err}; no matching subscriber found to adopt"))
-                            .await
-                            .map(|_| (0, false));
+                            .await;
                     }
                     tracing::info!(
                         key,
                         "create certainly absent after an unknown outcome; sending again"
                     );
                 }
-                Err(err) => return self.fail(&e, err.to_string()).await.map(|_| (0, false)),
+                Err(err) => return self.failed_write(&e, &err).await,
             }
         }
     }
@@ -344,7 +397,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                     }
                     // Absent (or the server does not list numbers: a resend then answers 409).
                 }
-                Err(err) => return self.fail(&e, err.to_string()).await,
+                Err(err) => return self.failed_write(&e, &err).await,
             }
         }
     }
@@ -396,8 +449,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                     None => {
                         return self
                             .fail(&e, format!("subscriber {id} not found after the update"))
-                            .await
-                            .map(|_| Default::default());
+                            .await;
                     }
                 },
                 Err(err) if err.kind == WriteErrorKind::OutcomeUnknown => {
@@ -406,12 +458,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                         _ => continue,
                     }
                 }
-                Err(err) => {
-                    return self
-                        .fail(&e, err.to_string())
-                        .await
-                        .map(|_| Default::default());
-                }
+                Err(err) => return self.failed_write(&e, &err).await,
             };
             let (took, ignored) = verify(&answer, changes);
             if ignored.is_empty() {
@@ -425,8 +472,9 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                 )
                 .await?;
             } else {
-                let why = ignored_message(&ignored);
-                self.fail(&e, why).await.ok();
+                // The row goes on (its report says which fields did not take); the entry is
+                // retried by a later run.
+                self.record_failure(&e, ignored_message(&ignored)).await?;
             }
             return Ok((took, ignored));
         }
@@ -465,6 +513,15 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             None => (None, Fields::new(), Vec::new()),
         })
     }
+}
+
+/// A terminal entry Tariscope refused: its write is not sent again as it stands.
+fn is_refusal(e: &OutboxEntry) -> bool {
+    e.state == OutboxState::Terminal
+        && e.result
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+            .is_some_and(|r| r.get("refused").is_some())
 }
 
 /// `(key, op, subject)` of a write step, as outbox entries are identified.

@@ -1,6 +1,7 @@
 //! The push executor: turns the planner's steps into Tariscope writes, exactly once.
 //!
-//! Owns: one push run: read the three states from the mirror, plan (`sync::plan`), record
+//! Owns: one push run: read the three states from the mirror, check the desired rows
+//! (`sync::validate`: a rejected row is recorded and not planned), plan (`sync::plan`), record
 //! conflicts, run each desired row's steps in order (rows concurrently, through the shared
 //! limiter inside the client), move the merge base only for what Tariscope confirmed, refresh
 //! the mirror from read-backs, and record the run. Must not: see HTTP or SQL (it goes through
@@ -29,6 +30,7 @@ use super::fields::{Field, Fields};
 use super::options::{Clock, Progress};
 use super::outcome::Tally;
 use super::plan::{self, ConflictPolicy, Op, PlanInput, Resolution};
+use super::validate::{self, Checked, TableRejection};
 use crate::store::{Counts, Mode, Outcome, RunStart, Store, StoreError};
 
 /// Settings of a push run.
@@ -68,24 +70,70 @@ pub struct PushReport {
     pub conflicts: u64,
     /// Rows with a failed step.
     pub failed: u64,
+    /// Desired rows refused by `sync::validate` (not planned; listed in `rejected`).
+    pub rejected: u64,
     /// Fields the server accepted but did not take, per row: `key: message`.
     pub unverified: Vec<String>,
     /// The first errors, `key: message`.
     pub errors: Vec<String>,
 }
 
+/// What a push would do now: the plan for the desired rows that pass `sync::validate`, and
+/// the problems of those that do not (they are not planned).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub ops: Vec<Op>,
+    pub rejected: Vec<TableRejection>,
+}
+
 /// Plans from the mirror as it is now (what `tariscope-sync plan` prints).
-pub async fn plan_now(store: &Store, opts: &PushOptions) -> Result<Vec<Op>, StoreError> {
-    let desired = store.desired_subscribers().await?;
+pub async fn plan_now(store: &Store, opts: &PushOptions) -> Result<Planned, StoreError> {
+    let checked = validate::check_rows(&store.desired_rows().await?);
+    plan_checked(store, opts, checked).await
+}
+
+async fn plan_checked(
+    store: &Store,
+    opts: &PushOptions,
+    checked: Checked,
+) -> Result<Planned, StoreError> {
     let remote = store.remote_for_plan().await?;
     let base = store.merge_base().await?;
-    Ok(plan::plan(PlanInput {
-        desired: &desired,
+    let ops = plan::plan(PlanInput {
+        desired: &checked.valid,
         remote: &remote,
         base: &base,
         policy: opts.policy,
         natural_key: opts.natural_key,
-    }))
+    });
+    Ok(Planned {
+        ops,
+        rejected: checked.rejected,
+    })
+}
+
+/// Records the rejected rows (a rejection of a row as written is logged once, when new).
+async fn record_rejections(
+    store: &Store,
+    checked: &Checked,
+    now: String,
+) -> Result<(), StoreError> {
+    let rows = checked
+        .rejected
+        .iter()
+        .map(|r| (r.table, r.fingerprint.clone(), r.rejection.clone()))
+        .collect();
+    let new = store
+        .replace_table_rejections(
+            vec![validate::SUBSCRIBERS_TABLE, validate::DNS_TABLE],
+            rows,
+            now,
+        )
+        .await?;
+    for r in new {
+        tracing::warn!(key = r.key.as_deref().unwrap_or("-"), reason = %r.reason, "desired row rejected: not pushed until it is fixed");
+    }
+    Ok(())
 }
 
 /// Runs one push. `Err` only when the mirror fails; API failures are per row, in the report.
@@ -104,8 +152,11 @@ pub async fn run_push<R: PushRemote>(
             started_at: now(),
         })
         .await?;
-    refresh_missing(remote, store, run_id, &now()).await?;
-    let ops = plan_now(store, opts).await?;
+    let checked = validate::check_rows(&store.desired_rows().await?);
+    record_rejections(store, &checked, now()).await?;
+    refresh_missing(remote, store, &checked.valid, run_id, &now()).await?;
+    let rejected_keys = checked.rejected_keys();
+    let ops = plan_checked(store, opts, checked).await?.ops;
     let conflicts: Vec<_> = ops
         .iter()
         .filter_map(|o| {
@@ -129,7 +180,7 @@ pub async fn run_push<R: PushRemote>(
         store,
         opts,
     };
-    exec.settle_stale(&ops).await?;
+    exec.settle_stale(&ops, &rejected_keys).await?;
     let mut by_key: BTreeMap<String, Vec<Op>> = BTreeMap::new();
     for op in ops {
         by_key.entry(op_key(&op).to_string()).or_default().push(op);
@@ -157,6 +208,7 @@ pub async fn run_push<R: PushRemote>(
     let mut report = PushReport {
         run_id,
         conflicts: conflicts.len() as u64,
+        rejected: rejected_keys.len() as u64,
         ..Default::default()
     };
     let mut refreshed = Vec::new();
@@ -186,9 +238,16 @@ pub async fn run_push<R: PushRemote>(
     if !refreshed.is_empty() {
         store.apply_subscribers(run_id, refreshed, now()).await?;
     }
-    let problems = report.failed + report.unverified.len() as u64;
+    let problems = report.failed + report.unverified.len() as u64 + report.rejected;
     let writes = report.created + report.adopted + report.linked + report.updated;
-    let (outcome, error) = tally.outcome(writes + report.dns_added);
+    let (mut outcome, mut error) = tally.outcome(writes + report.dns_added);
+    if report.rejected > 0 && outcome == Outcome::Ok {
+        outcome = Outcome::Partial;
+        error = Some(format!(
+            "{} desired row(s) rejected: see `tariscope-sync status`",
+            report.rejected
+        ));
+    }
     let counts = Counts {
         fetched: 0,
         inserted: report.created + report.adopted,
@@ -212,13 +271,12 @@ pub async fn run_push<R: PushRemote>(
 async fn refresh_missing<R: PushRemote>(
     remote: &R,
     store: &Store,
+    desired: &[plan::DesiredSubscriber],
     run_id: i64,
     now: &str,
 ) -> Result<(), StoreError> {
     let mirror = store.remote_for_plan().await?;
-    let missing: Vec<i64> = store
-        .desired_subscribers()
-        .await?
+    let missing: Vec<i64> = desired
         .iter()
         .filter_map(|d| d.tariscope_id)
         .filter(|id| mirror.get(id).is_none_or(|r| r.removed))
