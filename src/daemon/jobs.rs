@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::TariscopeClient;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::lock::{self, Holder, LockError, Wait};
 use crate::scheduler::{JobRunner, RunOutcome};
 use crate::store::{Outcome, Store};
 use crate::sync::push::{PushOptions, run_push};
@@ -40,6 +41,8 @@ pub struct Jobs {
     pub progress: Mutex<Vec<(Job, Arc<Progress>)>>,
     /// The last run's summary (for `STATUS=`).
     pub last: Mutex<Option<JobSummary>>,
+    /// Jobs the daemon found running in another process (logged once until free again).
+    pub busy: Mutex<Vec<Job>>,
 }
 
 impl Jobs {
@@ -79,7 +82,42 @@ impl Jobs {
         self.config.push_options(self.clock)
     }
 
-    /// Runs one job once. `stop` asks a running job to finish its batch; pull jobs commit a
+    /// Runs `job` once unless another process runs it: takes the job's lock beside the
+    /// mirror (waiting as `wait` says, calling `on_wait` with the holder once if it waits),
+    /// closes runs of the job left `running` by a crashed process, runs it, and releases
+    /// the lock. A job another process runs is `Busy`. `mode` says who holds the lock
+    /// (`daemon`, `run-once`).
+    pub async fn run_locked(
+        &self,
+        job: Job,
+        stop: &CancellationToken,
+        wait: Wait,
+        mode: &str,
+        on_wait: impl FnOnce(Option<&Holder>),
+    ) -> JobSummary {
+        let me = Holder::this_process(mode);
+        let path = &self.config.mirror.path;
+        let held = match lock::acquire(path, job.as_str(), &me, wait, stop, on_wait).await {
+            Ok(held) => held,
+            Err(e @ LockError::Busy { .. }) => {
+                return JobSummary {
+                    job,
+                    outcome: RunOutcome::Busy,
+                    items: 0,
+                    detail: e.to_string(),
+                };
+            }
+            Err(e) => return failed(job, e.to_string()),
+        };
+        if let Err(e) = self.close_running(job).await {
+            tracing::warn!(job = job.as_str(), error = %e, "cannot close interrupted runs");
+        }
+        let summary = self.run_named(job, stop).await;
+        drop(held);
+        summary
+    }
+
+    /// Runs one job once, without its lock (callers take it: [`Jobs::run_locked`]). `stop` asks a running job to finish its batch; pull jobs commit a
     /// checkpoint per batch, so stopping between batches loses nothing.
     pub async fn run_named(&self, job: Job, stop: &CancellationToken) -> JobSummary {
         let progress = self.progress_of(job);
@@ -151,7 +189,7 @@ impl Jobs {
         let label = match summary.outcome {
             RunOutcome::Ok => "ok",
             RunOutcome::Partial => "partial",
-            RunOutcome::Failed => "failed",
+            RunOutcome::Failed | RunOutcome::Busy => "failed",
         };
         metrics::counter!("tariscope_sync_job_runs_total", "job" => job.to_string(), "outcome" => label).increment(1);
         metrics::histogram!("tariscope_sync_job_duration_seconds", "job" => job.to_string())
@@ -175,7 +213,8 @@ impl Jobs {
 
 impl Jobs {
     /// Records runs of `job` left `running` (interrupted by shutdown or a crash) as failed, so
-    /// `status` tells the truth; the job resumes from its checkpoints.
+    /// `status` tells the truth; the job resumes from its checkpoints. Only while holding
+    /// the job's lock (or knowing no other process runs it).
     pub async fn close_running(&self, job: Job) -> Result<(), crate::store::StoreError> {
         let now = self
             .clock
@@ -240,10 +279,49 @@ fn failed(job: Job, detail: String) -> JobSummary {
     }
 }
 
+impl Jobs {
+    /// Logs a job the daemon skips because another process runs it, once until it is free.
+    fn note_busy(&self, summary: &JobSummary) {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let known = busy.iter().position(|j| *j == summary.job);
+        match (summary.outcome, known) {
+            (RunOutcome::Busy, None) => {
+                busy.push(summary.job);
+                tracing::warn!(
+                    job = summary.job.as_str(),
+                    "skipping this tick: {}; later ticks are skipped quietly until it is free",
+                    summary.detail
+                );
+            }
+            (RunOutcome::Busy, Some(_)) => {
+                tracing::debug!(
+                    job = summary.job.as_str(),
+                    "skipping this tick: {}",
+                    summary.detail
+                );
+            }
+            (_, Some(i)) => {
+                busy.remove(i);
+                tracing::info!(
+                    job = summary.job.as_str(),
+                    "the job ran here again: the other process no longer runs it"
+                );
+            }
+            (_, None) => {}
+        }
+    }
+}
+
 impl JobRunner for Jobs {
     async fn run(&self, job: &str, stop: CancellationToken) -> RunOutcome {
         match job.parse::<Job>() {
-            Ok(job) => self.run_named(job, &stop).await.outcome,
+            Ok(job) => {
+                let summary = self
+                    .run_locked(job, &stop, Wait::No, "daemon", |_| {})
+                    .await;
+                self.note_busy(&summary);
+                summary.outcome
+            }
             Err(e) => {
                 tracing::error!("{e}");
                 RunOutcome::Failed

@@ -20,6 +20,7 @@ pub use jobs::{JobSummary, Jobs};
 use crate::api::TariscopeClient;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::lock::{self, Holder, Wait};
 use crate::notify::Notifier;
 use crate::scheduler::{self, RunOutcome, ScheduledJob, SchedulerOptions};
 use crate::serve::{self, Health};
@@ -37,6 +38,8 @@ pub enum Exit {
     Partial,
     /// 3: the configuration or the command line is invalid.
     Config,
+    /// 75 (EX_TEMPFAIL): a selected job runs in another process; try again later.
+    TempFail,
 }
 
 impl Exit {
@@ -46,15 +49,18 @@ impl Exit {
             Exit::Runtime => 1,
             Exit::Partial => 2,
             Exit::Config => 3,
+            Exit::TempFail => 75,
         }
     }
 
-    /// The exit of a set of job outcomes: any failure → 1, else any partial → 2.
+    /// The exit of a set of job outcomes: any failure → 1, else a job left to another
+    /// process → 75, else any partial → 2.
     pub fn of(outcomes: impl IntoIterator<Item = RunOutcome>) -> Exit {
         outcomes
             .into_iter()
             .fold(Exit::Ok, |acc, o| match (acc, o) {
                 (Exit::Runtime, _) | (_, RunOutcome::Failed) => Exit::Runtime,
+                (Exit::TempFail, _) | (_, RunOutcome::Busy) => Exit::TempFail,
                 (_, RunOutcome::Partial) => Exit::Partial,
                 (acc, RunOutcome::Ok) => acc,
             })
@@ -90,28 +96,41 @@ pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
         range: None,
         progress: Mutex::new(Vec::new()),
         last: Mutex::new(None),
+        busy: Mutex::new(Vec::new()),
     })
 }
 
-/// Marks runs left `running` by an interrupted process as failed.
+/// Marks runs left `running` by an interrupted process as failed (the jobs no other
+/// process runs now: a running job's lock is held).
 async fn close_interrupted_runs(jobs: &Jobs) -> Result<(), StoreError> {
+    let me = Holder::this_process("daemon");
     for job in Job::ALL {
-        jobs.close_running(job).await?;
+        if let Ok(_held) = lock::try_acquire(&jobs.config.mirror.path, job.as_str(), &me) {
+            jobs.close_running(job).await?;
+        }
     }
     Ok(())
 }
 
-/// `--run-once`: the selected jobs once, in order. Returns each job's summary.
-pub async fn run_once(jobs: &Jobs, selected: &[Job], stop: CancellationToken) -> Vec<JobSummary> {
-    if let Err(e) = close_interrupted_runs(jobs).await {
-        tracing::warn!(error = %e, "cannot close interrupted runs");
-    }
+/// `--run-once`: the selected jobs once, in order, each under its lock (waiting for a job
+/// another process runs as `wait` says; `on_wait` is told who holds it). Returns each
+/// job's summary.
+pub async fn run_once(
+    jobs: &Jobs,
+    selected: &[Job],
+    stop: CancellationToken,
+    wait: Wait,
+    on_wait: &(dyn Fn(Job, Option<&Holder>) + Sync),
+) -> Vec<JobSummary> {
     let mut out = Vec::new();
     for job in selected {
         if stop.is_cancelled() {
             break;
         }
-        out.push(jobs.run_named(*job, &stop).await);
+        let summary = jobs
+            .run_locked(*job, &stop, wait, "run-once", |h| on_wait(*job, h))
+            .await;
+        out.push(summary);
     }
     out
 }
