@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::api::TariscopeClient;
 use crate::clock::Clock;
@@ -17,7 +18,7 @@ use crate::lock::{self, Holder, LockError, Wait};
 use crate::scheduler::{JobRunner, RunOutcome};
 use crate::store::{Outcome, Store};
 use crate::sync::push::{PushOptions, run_push};
-use crate::sync::{Job, Progress, PullOptions, run_job};
+use crate::sync::{Job, JobKind, Progress, PullOptions, run_job};
 
 /// A finished run, as the CLI and the notifier report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,74 +118,90 @@ impl Jobs {
         summary
     }
 
-    /// Runs one job once, without its lock (callers take it: [`Jobs::run_locked`]). `stop` asks a running job to finish its batch; pull jobs commit a
-    /// checkpoint per batch, so stopping between batches loses nothing.
+    /// Runs one job once, without its lock (callers take it: [`Jobs::run_locked`]). `stop`
+    /// asks a running job to finish its batch: a pull job finishes the items in flight (each
+    /// written with its checkpoint), starts no more and records its run as interrupted, so
+    /// stopping loses nothing.
     pub async fn run_named(&self, job: Job, stop: &CancellationToken) -> JobSummary {
-        let progress = self.progress_of(job);
-        let started = Instant::now();
         let span = tracing::info_span!("job", job = job.as_str());
-        let _enter = span.enter();
-        tracing::info!("job started");
-        let summary = if job == Job::Push {
-            match run_push(&self.client, &self.store, &self.push_options(), &progress).await {
-                Ok(r) => JobSummary {
-                    job,
-                    outcome: outcome(r.outcome.unwrap_or(Outcome::Failed)),
-                    items: progress.done(),
-                    detail: format!(
-                        "created {} (adopted {}), linked {}, updated {}, numbers {}, conflicts {}, failed {}, rejected {}{}",
-                        r.created,
-                        r.adopted,
-                        r.linked,
-                        r.updated,
-                        r.dns_added,
-                        r.conflicts,
-                        r.failed,
-                        r.rejected,
-                        r.errors
-                            .first()
-                            .or(r.unverified.first())
-                            .map(|e| format!("; first problem: {e}"))
-                            .unwrap_or_default()
-                    ),
-                },
-                Err(e) => failed(job, format!("{e}")),
-            }
-        } else if let Some(k) = job.pull() {
-            let opts = self.pull_options(job);
-            let run = run_job(k, &self.client, &self.store, &opts, &progress);
-            let report = tokio::select! {
-                r = run => r,
-                _ = stop.cancelled() => {
-                    tracing::info!("stopping: the job ends after its last committed batch");
-                    if let Err(e) = self.close_running(job).await {
-                        tracing::warn!(error = %e, "cannot record the interrupted run");
-                    }
-                    return failed(job, "stopped by shutdown; the next run resumes from the checkpoint".into());
-                }
+        async {
+            let started = Instant::now();
+            tracing::info!("job started");
+            let progress = self.progress_of(job);
+            let summary = match (job, job.pull()) {
+                (Job::Push, _) => self.push(&progress).await,
+                (_, Some(kind)) => self.pull(job, kind, stop, &progress).await,
+                (_, None) => failed(job, format!("{job} is neither push nor a pull job")),
             };
-            match report {
-                Ok(r) => JobSummary {
-                    job,
-                    outcome: outcome(r.outcome),
-                    items: r.counts.fetched,
-                    detail: format!(
-                        "fetched {}, inserted {}, updated {}, removed {}, unchanged {}, errors {}{}",
-                        r.counts.fetched,
-                        r.counts.inserted,
-                        r.counts.updated,
-                        r.counts.removed,
-                        r.counts.unchanged,
-                        r.counts.errors,
-                        r.error.map(|e| format!("; {e}")).unwrap_or_default()
-                    ),
-                },
-                Err(e) => failed(job, e.to_string()),
-            }
-        } else {
-            failed(job, format!("{job} is neither push nor a pull job"))
-        };
-        let secs = started.elapsed().as_secs_f64();
+            self.record(&summary, started.elapsed().as_secs_f64()).await;
+            summary
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The push job, summarised.
+    async fn push(&self, progress: &Progress) -> JobSummary {
+        let job = Job::Push;
+        match run_push(&self.client, &self.store, &self.push_options(), progress).await {
+            Ok(r) => JobSummary {
+                job,
+                outcome: outcome(r.outcome.unwrap_or(Outcome::Failed)),
+                items: progress.done(),
+                detail: format!(
+                    "created {} (adopted {}), linked {}, updated {}, numbers {}, conflicts {}, failed {}, rejected {}{}",
+                    r.created,
+                    r.adopted,
+                    r.linked,
+                    r.updated,
+                    r.dns_added,
+                    r.conflicts,
+                    r.failed,
+                    r.rejected,
+                    r.errors
+                        .first()
+                        .or(r.unverified.first())
+                        .map(|e| format!("; first problem: {e}"))
+                        .unwrap_or_default()
+                ),
+            },
+            Err(e) => failed(job, format!("{e}")),
+        }
+    }
+
+    /// A pull job, summarised; `stop` ends it between items (see [`PullOptions::stop`]).
+    async fn pull(
+        &self,
+        job: Job,
+        kind: JobKind,
+        stop: &CancellationToken,
+        progress: &Progress,
+    ) -> JobSummary {
+        let mut opts = self.pull_options(job);
+        opts.stop = stop.clone();
+        match run_job(kind, &self.client, &self.store, &opts, progress).await {
+            Ok(r) => JobSummary {
+                job,
+                outcome: outcome(r.outcome),
+                items: r.counts.fetched,
+                detail: format!(
+                    "fetched {}, inserted {}, updated {}, removed {}, unchanged {}, errors {}{}",
+                    r.counts.fetched,
+                    r.counts.inserted,
+                    r.counts.updated,
+                    r.counts.removed,
+                    r.counts.unchanged,
+                    r.counts.errors,
+                    r.error.map(|e| format!("; {e}")).unwrap_or_default()
+                ),
+            },
+            Err(e) => failed(job, e.to_string()),
+        }
+    }
+
+    /// Metrics and the log line of a finished run; remembers it for `STATUS=`.
+    async fn record(&self, summary: &JobSummary, secs: f64) {
+        let job = summary.job;
         self.export_gauges().await;
         let label = match summary.outcome {
             RunOutcome::Ok => "ok",
@@ -207,7 +224,6 @@ impl Jobs {
             }
         }
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary.clone());
-        summary
     }
 }
 
