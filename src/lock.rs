@@ -34,12 +34,12 @@ pub struct Holder {
 }
 
 impl Holder {
-    /// This process, now.
-    pub fn this_process(mode: &str) -> Holder {
+    /// This process, holding since `now`.
+    pub fn this_process(mode: &str, now: chrono::DateTime<chrono::Utc>) -> Holder {
         Holder {
             pid: std::process::id(),
             host: host_name(),
-            since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            since: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             mode: mode.to_owned(),
         }
     }
@@ -254,7 +254,7 @@ mod tests {
     use super::*;
 
     fn me(mode: &str) -> Holder {
-        Holder::this_process(mode)
+        Holder::this_process(mode, chrono::Utc::now())
     }
 
     #[test]

@@ -338,7 +338,7 @@ async fn the_daemon_skips_ticks_of_a_job_another_process_runs_and_says_so_once()
     let held = try_acquire(
         &dir.path().join("mirror.db"),
         "payments",
-        &Holder::this_process("test"),
+        &Holder::this_process("test", chrono::Utc::now()),
     )
     .unwrap();
     let mut daemon = spawn(&config, &["--log-level", "tariscope_sync=debug"]);

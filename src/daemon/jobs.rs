@@ -96,7 +96,7 @@ impl Jobs {
         mode: &str,
         on_wait: impl FnOnce(Option<&Holder>),
     ) -> JobSummary {
-        let me = Holder::this_process(mode);
+        let me = Holder::this_process(mode, self.clock.now());
         let path = &self.config.mirror.path;
         let held = match lock::acquire(path, job.as_str(), &me, wait, stop, on_wait).await {
             Ok(held) => held,
@@ -129,7 +129,7 @@ impl Jobs {
             tracing::info!("job started");
             let progress = self.progress_of(job);
             let summary = match (job, job.pull()) {
-                (Job::Push, _) => self.push(&progress).await,
+                (Job::Push, _) => self.push(stop, &progress).await,
                 (_, Some(kind)) => self.pull(job, kind, stop, &progress).await,
                 (_, None) => failed(job, format!("{job} is neither push nor a pull job")),
             };
@@ -140,8 +140,8 @@ impl Jobs {
         .await
     }
 
-    /// The push job, summarised.
-    async fn push(&self, progress: &Progress) -> JobSummary {
+    /// The push job, summarised. (`_stop` is for `run_push` once it takes it: issue 17.)
+    async fn push(&self, _stop: &CancellationToken, progress: &Progress) -> JobSummary {
         let job = Job::Push;
         match run_push(&self.client, &self.store, &self.push_options(), progress).await {
             Ok(r) => JobSummary {
