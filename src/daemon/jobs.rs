@@ -88,7 +88,15 @@ impl Jobs {
         let _enter = span.enter();
         tracing::info!("job started");
         let summary = if job == Job::Push {
-            match run_push(&self.client, &self.store, &self.push_options(), &progress).await {
+            match run_push(
+                &self.client,
+                &self.store,
+                &self.push_options(),
+                &progress,
+                stop,
+            )
+            .await
+            {
                 Ok(r) => JobSummary {
                     job,
                     outcome: outcome(r.outcome.unwrap_or(Outcome::Failed)),
