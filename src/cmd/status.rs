@@ -51,6 +51,7 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
                 "removed": r.counts.removed,
                 "unchanged": r.counts.unchanged,
                 "errors": r.counts.errors,
+                "numbers": r.counts.numbers,
                 "error": r.error,
             })),
         }));
@@ -173,6 +174,15 @@ pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
                 s(&h["host"]),
                 s(&h["mode"]),
                 s(&h["since"])
+            );
+        }
+        if s(&j["job"]) == "push" && last.is_object() {
+            outln!(
+                out,
+                "             push: created {}, updated {}, numbers {} (writes done by the run)",
+                s(&last["inserted"]),
+                s(&last["updated"]),
+                s(&last["numbers"])
             );
         }
         if let Some(err) = last["error"].as_str() {

@@ -140,10 +140,18 @@ impl Jobs {
         .await
     }
 
-    /// The push job, summarised. (`_stop` is for `run_push` once it takes it: issue 17.)
-    async fn push(&self, _stop: &CancellationToken, progress: &Progress) -> JobSummary {
+    /// The push job, summarised; `stop` ends it between rows.
+    async fn push(&self, stop: &CancellationToken, progress: &Progress) -> JobSummary {
         let job = Job::Push;
-        match run_push(&self.client, &self.store, &self.push_options(), progress).await {
+        match run_push(
+            &self.client,
+            &self.store,
+            &self.push_options(),
+            progress,
+            stop,
+        )
+        .await
+        {
             Ok(r) => JobSummary {
                 job,
                 outcome: outcome(r.outcome.unwrap_or(Outcome::Failed)),
