@@ -15,6 +15,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_rejected_detail",
         include_str!("migrations/0003_rejected_detail.sql"),
     ),
+    (
+        "0006_summary_days",
+        include_str!("migrations/0006_summary_days.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
