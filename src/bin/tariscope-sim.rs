@@ -88,6 +88,10 @@ struct Cli {
     /// subscriber.list.* return only id and fullname per subscriber.
     #[arg(long)]
     partial_lists: bool,
+    /// Book balance adjustments that no list shows on random days (about one per
+    /// subscriber a month): accounts.summary shows them, accounts.charges/payments do not.
+    #[arg(long)]
+    hidden_adjustments: bool,
     /// Fault plan (JSON, as PUT /_sim/faults takes it) active from the start.
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -181,6 +185,7 @@ fn build_config(cli: &Cli) -> anyhow::Result<SimConfig> {
             partial_lists: cli.partial_lists,
         },
         token_ttl: cli.token_ttl,
+        hidden_adjustments: cli.hidden_adjustments,
         ..SimConfig::default()
     };
     if let Some(path) = &cli.users_file {

@@ -90,6 +90,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
         range: None,
         progress: Mutex::new(Vec::new()),
         last: Mutex::new(None),
+        ledger: Default::default(),
     })
 }
 
