@@ -270,11 +270,11 @@ impl Jobs {
 /// The summaries job's day counts: into the metrics, and as text for the run's detail.
 fn summary_days(d: SummaryDays) -> String {
     for (origin, n) in [("fetched", d.fetched), ("derived", d.derived)] {
-        metrics::counter!("tariscope_sync_summary_days_total", "origin" => origin).increment(n);
+        metrics::counter!("tariscope_sync_balance_dates_total", "origin" => origin).increment(n);
     }
-    metrics::counter!("tariscope_sync_summary_days_bisected_total").increment(d.bisected);
-    metrics::counter!("tariscope_sync_summary_stretches_bisected_total").increment(d.stretches);
-    metrics::counter!("tariscope_sync_summary_every_day_subscribers_total").increment(d.every_day);
+    metrics::counter!("tariscope_sync_balance_dates_bisected_total").increment(d.bisected);
+    metrics::counter!("tariscope_sync_balance_stretches_bisected_total").increment(d.stretches);
+    metrics::counter!("tariscope_sync_balance_fallback_subscribers_total").increment(d.every_day);
     format!(
         "; days fetched {}, derived {}, bisected {} ({} stretches), subscribers fetched every day {}",
         d.fetched, d.derived, d.bisected, d.stretches, d.every_day
@@ -307,5 +307,28 @@ impl JobRunner for Jobs {
                 RunOutcome::Failed
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LedgerGate;
+
+    #[tokio::test]
+    async fn summaries_wait_until_no_ledger_run_is_in_progress() {
+        let gate = LedgerGate::default();
+        gate.idle().await;
+        let payments = gate.enter();
+        let charges = gate.enter();
+        let idle = gate.idle();
+        tokio::pin!(idle);
+        drop(payments);
+        tokio::select! {
+            biased;
+            _ = &mut idle => panic!("went ahead while charges was running"),
+            _ = tokio::task::yield_now() => {}
+        }
+        drop(charges);
+        idle.await;
     }
 }
