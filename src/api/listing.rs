@@ -47,7 +47,7 @@ impl<T> Listing<T> {
     }
 
     /// Reads `body` (a 2xx answer that is not an empty result) as a list.
-    pub(crate) fn new(
+    pub fn new(
         method: &'static str,
         body: Bytes,
         format: super::Format,

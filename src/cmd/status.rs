@@ -1,4 +1,5 @@
-//! `tariscope-sync status`: what ran, how it went, what waits.
+//! `tariscope-sync status`: what ran, how it went, what runs now and in which process
+//! (from the jobs' locks), what waits.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -29,8 +30,13 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
             .and_then(|r| r.ended_at.as_deref().or(Some(r.started_at.as_str())))
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| (now - t.to_utc()).num_seconds());
+        // Which process runs the job now, from its lock beside the mirror.
+        let running = crate::lock::holder(&config.mirror.path, job.as_str())
+            .ok()
+            .flatten();
         jobs.push(json!({
             "job": job.as_str(),
+            "running": running,
             "enabled": settings.enabled,
             "schedule": settings.schedule,
             "next_run": next.map(|t: DateTime<Utc>| t.to_rfc3339()),
@@ -167,6 +173,16 @@ pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
                 s(&last["inserted"]),
                 s(&last["updated"]),
                 s(&last["numbers"])
+            );
+        }
+        if let Some(h) = j["running"].as_object() {
+            outln!(
+                out,
+                "             running now: pid {} on host {} ({}) since {}",
+                s(&h["pid"]),
+                s(&h["host"]),
+                s(&h["mode"]),
+                s(&h["since"])
             );
         }
         if let Some(err) = last["error"].as_str() {

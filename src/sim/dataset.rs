@@ -35,6 +35,9 @@ pub struct Dataset {
     pub end_date: NaiveDate,
     /// Bumped on every write (the `sql` copy is rebuilt when it changes).
     pub generation: u64,
+    /// Variant: `subscriber.create` accepts an account number another subscriber has (a
+    /// server that does not refuse duplicates; exactly-once must not depend on refusals).
+    pub accept_duplicate_accounts: bool,
     charges_by_sub: HashMap<i64, Vec<usize>>,
     payments_by_sub: HashMap<i64, Vec<usize>>,
     /// (pbx id, DN) -> holder subscriber id.

@@ -132,6 +132,12 @@ impl SimHandle {
         self.shared.set_faults(FaultPlan::default());
     }
 
+    /// Variant switch: `subscriber.create` accepts an account number already taken (as a
+    /// server without that check would), instead of refusing it.
+    pub fn set_accept_duplicate_accounts(&self, on: bool) {
+        self.shared.write().accept_duplicate_accounts = on;
+    }
+
     /// Every issued token becomes invalid (`token_invalid`), as after a server restart.
     pub fn revoke_tokens(&self) {
         self.shared.signer.rotate();

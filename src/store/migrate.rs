@@ -24,7 +24,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// Applies every migration newer than the file's `user_version`, each in its own transaction.
+/// Applies every migration newer than the file's `user_version`, each in its own transaction
+/// (safe when several processes open the mirror at once).
 pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     let found: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -42,7 +43,17 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
             name,
             source,
         };
-        let tx = conn.transaction().map_err(fail)?;
+        // IMMEDIATE: the write lock first, then the version again, so two processes opening
+        // a new mirror at once apply each migration once (the second waits, then skips).
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let now: u32 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(fail)?;
+        if now >= version {
+            continue;
+        }
         tx.execute_batch(sql).map_err(fail)?;
         tx.pragma_update(None, "user_version", version)
             .map_err(fail)?;

@@ -198,6 +198,9 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
 }
 
 fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
+    // First: another process opening the mirror at the same moment holds its lock briefly.
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(StoreError::sql("setting the busy timeout"))?;
     if wal {
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -214,7 +217,5 @@ fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
     )
     .map_err(StoreError::sql("setting connection pragmas"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(StoreError::sql("setting the busy timeout"))?;
     Ok(())
 }

@@ -169,6 +169,9 @@ pub struct PullOptions {
     pub batch_size: usize,
     /// Source of timestamps written to the mirror.
     pub clock: Clock,
+    /// Cancelled at shutdown: the job finishes the items in flight (each is written with its
+    /// checkpoint), starts no more, and records the run as interrupted.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 impl PullOptions {
@@ -185,6 +188,7 @@ impl PullOptions {
             subscribers: None,
             batch_size: 5_000,
             clock: Clock::system(),
+            stop: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -202,6 +206,7 @@ impl fmt::Debug for PullOptions {
             .field("subscribers", &self.subscribers.as_ref().map(Vec::len))
             .field("batch_size", &self.batch_size)
             .field("clock", &self.clock)
+            .field("stopped", &self.stop.is_cancelled())
             .finish()
     }
 }

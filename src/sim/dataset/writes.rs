@@ -46,6 +46,7 @@ impl Dataset {
             )));
         }
         if let Some(acc) = &new.account_number
+            && !self.accept_duplicate_accounts
             && self.account_taken(acc)
         {
             return Err(WriteError::Conflict(format!(

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{Days, NaiveDate};
 use futures::StreamExt;
 
-use super::{JobReport, Run, SyncError, Verdict, is_fatal, now};
+use super::{JobReport, Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::model::SubscriberId;
 use crate::store::{Checkpoint, Mode, Store, StoreError, UpsertCounts};
 use crate::sync::options::{JobKind, Progress, PullOptions};
@@ -134,7 +134,11 @@ async fn ledger_body<R: Remote>(
     if !done.is_empty() {
         tracing::info!(job = %job, resumed = subs.len() - todo.len(), left = todo.len(), "resuming from checkpoints");
     }
+    let (left, mut finished) = (todo.len(), 0);
     let mut items = futures::stream::iter(todo)
+        // At shutdown no new subscriber starts; the ones in flight are written, each with
+        // its checkpoint.
+        .take_while(|_| std::future::ready(!opts.stop.is_cancelled()))
         .map(|sub| async move {
             let cp = Some(Checkpoint {
                 job: job.as_str().to_owned(),
@@ -166,6 +170,7 @@ async fn ledger_body<R: Remote>(
         })
         .buffer_unordered(opts.concurrency);
     while let Some((sub, item)) = items.next().await {
+        finished += 1;
         match item.map_err(run.store_err())? {
             Fetched::Stored { fetched, counts } => {
                 run.counts.fetched += fetched;
@@ -180,7 +185,11 @@ async fn ledger_body<R: Remote>(
             }
         }
     }
-    Ok(None)
+    Ok(if finished < left {
+        interrupted(opts)
+    } else {
+        None
+    })
 }
 
 /// One subscriber of a payments / charges run: `fetch` its rows, give each the
@@ -231,6 +240,8 @@ struct SubscriberDays {
     failed: Vec<(NaiveDate, RemoteError)>,
     /// An auth failure stopped this subscriber (and the run).
     fatal: Option<(NaiveDate, RemoteError)>,
+    /// Shutdown stopped this subscriber before its last day.
+    stopped: bool,
 }
 
 /// `summaries`.
@@ -289,19 +300,27 @@ async fn summaries_body<R: Remote>(
             todo.push((sub, start.max(from)));
         }
     }
+    let (left, mut finished) = (todo.len(), 0);
     let mut items = futures::stream::iter(todo)
+        .take_while(|_| std::future::ready(!opts.stop.is_cancelled()))
         .map(|(sub, start)| async move {
             let mut out = SubscriberDays {
                 fetched: 0,
                 counts: UpsertCounts::default(),
                 failed: Vec::new(),
                 fatal: None,
+                stopped: false,
             };
             let mut gap = false;
             // The previous day's write runs while the next day is fetched (the writer
             // commits one subscriber's writes in order, so its checkpoint only moves forward).
             let mut pending: Option<PendingWrite<'_>> = None;
             for day in days(start, to) {
+                // At shutdown: stop between days (each day is written with its checkpoint).
+                if opts.stop.is_cancelled() {
+                    out.stopped = true;
+                    break;
+                }
                 let previous = async {
                     match pending.take() {
                         Some(w) => w.await.map(Some),
@@ -344,6 +363,7 @@ async fn summaries_body<R: Remote>(
         .buffer_unordered(opts.concurrency);
     while let Some(item) = items.next().await {
         let (sub, out) = item.map_err(run.store_err())?;
+        finished += usize::from(!out.stopped);
         run.counts.fetched += out.fetched;
         add(run, out.counts);
         for (day, e) in out.failed {
@@ -354,5 +374,9 @@ async fn summaries_body<R: Remote>(
             return Ok(Some(format!("subscriber {sub} day {day}: {e}")));
         }
     }
-    Ok(None)
+    Ok(if finished < left {
+        interrupted(opts)
+    } else {
+        None
+    })
 }

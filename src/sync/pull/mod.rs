@@ -78,6 +78,15 @@ pub async fn run_job<R: Remote>(
 /// stopped early (failed), `Err` the mirror failed.
 type Verdict = Result<Option<String>, SyncError>;
 
+/// Why a run that `PullOptions::stop` ended early is `failed` (its checkpoints are kept).
+pub const INTERRUPTED: &str =
+    "interrupted by shutdown at a safe point; the next run resumes from the checkpoint";
+
+/// The verdict of a body that stopped between items when asked to.
+fn interrupted(opts: &PullOptions) -> Option<String> {
+    opts.stop.is_cancelled().then(|| INTERRUPTED.to_owned())
+}
+
 /// One recorded run.
 struct Run<'a> {
     store: &'a Store,

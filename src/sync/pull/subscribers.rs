@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use futures::StreamExt;
 
-use super::{Run, SyncError, Verdict, is_fatal, now};
+use super::{Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::model::{DnListing, Subscriber};
 use crate::store::{ApplyCounts, Mode, Store, StoreError};
 use crate::sync::options::{JobKind, Progress, PullOptions};
@@ -85,6 +85,10 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
     let mut complete = true;
     let mut listing = None;
     for source in sources {
+        // At shutdown: stop between lists and batches; nothing is tombstoned.
+        if let Some(why) = interrupted(opts) {
+            return Ok(Some(why));
+        }
         let listed = match source {
             Source::Node(n) => remote.subscribers_by_node(n).await,
             Source::Department(d) => remote.subscribers_by_department(d).await,
@@ -142,6 +146,9 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
             .await
             .map_err(run.store_err())?;
     }
+    if let Some(why) = interrupted(opts) {
+        return Ok(Some(why));
+    }
     if complete {
         let removed = run
             .store
@@ -168,7 +175,9 @@ async fn complete_records<R: Remote>(
     seen: &mut HashSet<i64>,
     progress: &Progress,
 ) -> Result<Result<Vec<Subscriber>, String>, SyncError> {
+    let stop = run.opts.stop.clone();
     let mut answers = futures::stream::iter(partial.into_iter().map(|s| s.id))
+        .take_while(move |_| std::future::ready(!stop.is_cancelled()))
         .map(|id| async move { (id, remote.subscriber_get(id).await) })
         .buffer_unordered(run.opts.concurrency);
     let mut full = Vec::new();
@@ -213,7 +222,8 @@ async fn apply(
     let mut bad = Vec::new();
     let mut in_flight = None;
     let mut exhausted = false;
-    while !exhausted {
+    // At shutdown no new batch starts (the caller records the run as interrupted).
+    while !exhausted && !run.opts.stop.is_cancelled() {
         let mut chunk = Vec::with_capacity(batch.min(8192));
         let mut read = 0usize;
         while chunk.len() < batch {

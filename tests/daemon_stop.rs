@@ -1,0 +1,187 @@
+//! Shutdown keeps the promise of `Jobs::run_named` (issue 17): `stop` asks a running pull job
+//! to finish the items in flight and start no more. Against a slow emulator: the job returns
+//! at a safe point, its run is recorded as interrupted with counts that match what it
+//! wrote, everything written is covered by its checkpoints, and the next run fetches only
+//! the rest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tariscope_sync::clock::Clock;
+use tariscope_sync::daemon::{self, Jobs};
+use tariscope_sync::scheduler::RunOutcome;
+use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle};
+use tariscope_sync::store::Outcome;
+use tariscope_sync::sync::Job;
+use tokio_util::sync::CancellationToken;
+
+const SUBSCRIBERS: usize = 12;
+const DAYS: i64 = 20;
+
+async fn setup(dir: &std::path::Path) -> (SimHandle, Jobs) {
+    let sim = SimHandle::start(SimConfig {
+        dataset: DatasetConfig {
+            seed: 17,
+            nodes: 1,
+            departments_per_node: 1,
+            subscribers: SUBSCRIBERS,
+            days: 30,
+            end_date: None,
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[api]\nbase_url = \"{}\"\nusername = \"demo\"\npassword = \"demo\"\nrate_per_sec = 0.0\n\
+             [retry]\nmax_attempts = 1\n\
+             [mirror]\npath = \"{}\"\n\
+             [scope]\nnodes = [1]\n\
+             [serve]\nlisten = \"\"\n\
+             [jobs.summaries]\nconcurrency = 2\n",
+            sim.base_url(),
+            dir.join("mirror.db").display()
+        ),
+    )
+    .unwrap();
+    let (config, _) = tariscope_sync::config::load(Some(&path), &HashMap::new()).unwrap();
+    let jobs = daemon::open(&config, Clock::system()).unwrap();
+    (sim, jobs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_pull_ends_at_a_safe_point_recorded_as_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, mut jobs) = setup(dir.path()).await;
+    let never = CancellationToken::new();
+    let first = jobs.run_named(Job::Subscribers, &never).await;
+    assert_eq!(first.outcome, RunOutcome::Ok, "{first:?}");
+    // A backfill of the last DAYS days before today (so every written day is checkpointed).
+    let today = chrono::Utc::now().date_naive();
+    let to = today - chrono::Duration::days(2);
+    let from = to - chrono::Duration::days(DAYS - 1);
+    jobs.range = Some((from, Some(to)));
+    let total = SUBSCRIBERS as u64 * DAYS as u64;
+    sim.set_method_fault(
+        "accounts.summary",
+        Fault {
+            latency: Duration::from_millis(20),
+            ..Fault::default()
+        },
+    );
+    let jobs = Arc::new(jobs);
+    let stop = CancellationToken::new();
+    let running = {
+        let (jobs, stop) = (jobs.clone(), stop.clone());
+        tokio::spawn(async move { jobs.run_named(Job::Summaries, &stop).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.request_count("accounts.summary") < 20 {
+        assert!(Instant::now() < deadline, "the backfill never got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.cancel();
+    let summary = running.await.unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Failed, "{summary:?}");
+    assert!(summary.detail.contains("interrupted"), "{summary:?}");
+
+    let store = &jobs.store;
+    let runs = store.job_runs("summaries").await.unwrap();
+    let run = &runs[0];
+    assert_eq!(run.outcome, Outcome::Failed, "{runs:?}");
+    assert!(
+        run.error.as_deref().unwrap_or("").contains("interrupted"),
+        "{runs:?}"
+    );
+    let rows = store
+        .table_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(t, _)| *t == "account_summaries")
+        .unwrap()
+        .1 as u64;
+    assert!(
+        rows > 0 && rows < total,
+        "stopped part-way: {rows} of {total}"
+    );
+    assert_eq!(
+        (run.counts.fetched, run.counts.inserted),
+        (rows, rows),
+        "the interrupted run's record matches what it wrote: {runs:?}"
+    );
+
+    // Resuming fetches exactly the days no checkpoint covers.
+    sim.clear_faults();
+    sim.reset_counters();
+    let second = jobs.run_named(Job::Summaries, &never).await;
+    assert_eq!(second.outcome, RunOutcome::Ok, "{second:?}");
+    assert_eq!(sim.request_count("accounts.summary"), total - rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_payments_pull_keeps_what_it_wrote_and_resumes_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, mut jobs) = setup(dir.path()).await;
+    let never = CancellationToken::new();
+    let first = jobs.run_named(Job::Subscribers, &never).await;
+    assert_eq!(first.outcome, RunOutcome::Ok, "{first:?}");
+    let to = chrono::Utc::now().date_naive() - chrono::Duration::days(2);
+    jobs.range = Some((to - chrono::Duration::days(DAYS - 1), Some(to)));
+    sim.set_method_fault(
+        "accounts.payments",
+        Fault {
+            latency: Duration::from_millis(50),
+            ..Fault::default()
+        },
+    );
+    let jobs = Arc::new(jobs);
+    let stop = CancellationToken::new();
+    let running = {
+        let (jobs, stop) = (jobs.clone(), stop.clone());
+        tokio::spawn(async move { jobs.run_named(Job::Payments, &stop).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.request_count("accounts.payments") < 3 {
+        assert!(Instant::now() < deadline, "the backfill never got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.cancel();
+    let summary = running.await.unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Failed, "{summary:?}");
+    let asked = sim.request_count("accounts.payments");
+    assert!(asked < SUBSCRIBERS as u64, "stopped part-way: {asked}");
+    let runs = jobs.store.job_runs("payments").await.unwrap();
+    assert!(
+        runs[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("interrupted"),
+        "{runs:?}"
+    );
+    let rows = jobs
+        .store
+        .table_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(t, _)| *t == "payments")
+        .unwrap()
+        .1 as u64;
+    assert_eq!(runs[0].counts.fetched, rows, "{runs:?}");
+
+    sim.clear_faults();
+    sim.reset_counters();
+    let second = jobs.run_named(Job::Payments, &never).await;
+    assert_eq!(second.outcome, RunOutcome::Ok, "{second:?}");
+    assert_eq!(
+        sim.request_count("accounts.payments"),
+        SUBSCRIBERS as u64 - asked,
+        "resumed after the subscribers the stopped run finished"
+    );
+}
