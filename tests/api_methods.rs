@@ -323,6 +323,7 @@ fn variants() -> Vec<(&'static str, WireVariant)> {
                 dates: DateStyle::DotNet,
                 envelope: Envelope::Wrapped,
                 partial_lists: false,
+                ..WireVariant::default()
             },
         ),
     ]

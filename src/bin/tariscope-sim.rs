@@ -88,6 +88,12 @@ struct Cli {
     /// subscriber.list.* return only id and fullname per subscriber.
     #[arg(long)]
     partial_lists: bool,
+    /// Subscriber records (get, both lists, update's answer) carry no `dns` field.
+    #[arg(long)]
+    records_without_dns: bool,
+    /// subscriber.dnadd of a number already assigned adds a second assignment (not 409).
+    #[arg(long)]
+    accept_duplicate_dns: bool,
     /// Fault plan (JSON, as PUT /_sim/faults takes it) active from the start.
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -179,6 +185,8 @@ fn build_config(cli: &Cli) -> anyhow::Result<SimConfig> {
                 EnvelopeArg::Wrapped => Envelope::Wrapped,
             },
             partial_lists: cli.partial_lists,
+            records_without_dns: cli.records_without_dns,
+            accept_duplicate_dns: cli.accept_duplicate_dns,
         },
         token_ttl: cli.token_ttl,
         ..SimConfig::default()

@@ -173,6 +173,14 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
                 None => err(404, "no such subscriber"),
             }
         }
+        (&Method::DELETE, ["subscribers", id, "dns", pbx, dn]) => {
+            match (id.parse::<i64>(), pbx.parse::<i64>()) {
+                (Ok(id), Ok(pbx)) if shared.operator_remove_dn(id, pbx, dn) => {
+                    ok(&json!({"status": "ok"}))
+                }
+                _ => err(404, "no such subscriber or number"),
+            }
+        }
         (&Method::DELETE, ["subscribers", id]) => match id.parse::<i64>() {
             Ok(id) if shared.operator_remove(id) => ok(&json!({"status": "ok"})),
             _ => err(404, "no such subscriber"),

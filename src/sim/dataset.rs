@@ -206,8 +206,8 @@ impl Dataset {
         }
     }
 
-    /// Number of DN assignments.
+    /// Number of DN assignments (a number assigned twice counts twice).
     pub fn dn_count(&self) -> usize {
-        self.dn_index.len()
+        self.subscribers.values().map(|s| s.dns.len()).sum()
     }
 }

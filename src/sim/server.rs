@@ -175,6 +175,12 @@ impl SimHandle {
         self.shared.operator_remove(id)
     }
 
+    /// An operator takes number `dn` on PBX `pbx_id` away from subscriber `id`. False when
+    /// the subscriber does not hold it.
+    pub fn operator_remove_dn(&self, id: i64, pbx_id: i64, dn: &str) -> bool {
+        self.shared.operator_remove_dn(id, pbx_id, dn)
+    }
+
     /// Stop accepting, let open connections finish (bounded), and return.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();

@@ -272,29 +272,6 @@ fn read_remote(conn: &Connection) -> Result<BTreeMap<i64, RemoteSubscriber>, Sto
     Ok(out)
 }
 
-fn read_base(conn: &Connection) -> Result<BTreeMap<String, Fields>, StoreError> {
-    let mut stmt = conn
-        .prepare("SELECT key, field, value FROM merge_base")
-        .map_err(StoreError::sql("preparing the merge base read"))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(StoreError::sql("reading the merge base"))?;
-    let mut out: BTreeMap<String, Fields> = BTreeMap::new();
-    for (key, field, value) in rows {
-        if let Ok(f) = field.parse::<Field>() {
-            out.entry(key).or_default().insert(f, value);
-        }
-    }
-    Ok(out)
-}
-
 /// Upserts one desired row (all managed fields replaced) and its numbers; returns whether it
 /// was inserted, updated or unchanged.
 fn put_desired(
@@ -374,11 +351,6 @@ impl Store {
     /// its numbers, fields in canonical text.
     pub async fn remote_for_plan(&self) -> Result<BTreeMap<i64, RemoteSubscriber>, StoreError> {
         self.read(read_remote).await
-    }
-
-    /// The merge base per desired key.
-    pub async fn merge_base(&self) -> Result<BTreeMap<String, Fields>, StoreError> {
-        self.read(read_base).await
     }
 
     /// Writes an import: valid rows upserted (a row replaces the desired row; a missing
@@ -582,27 +554,6 @@ impl Store {
             )
             .map(drop)
             .map_err(StoreError::sql("linking a desired subscriber"))
-        })
-        .await
-    }
-
-    /// Sets merge-base values of one desired row.
-    pub async fn set_base(
-        &self,
-        key: String,
-        fields: Fields,
-        now: String,
-    ) -> Result<(), StoreError> {
-        self.write(move |conn| {
-            for (f, v) in &fields {
-                conn.execute(
-                    "INSERT INTO merge_base (key, field, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (key, field) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    params![key, f.name(), v, now],
-                )
-                .map_err(StoreError::sql("writing the merge base"))?;
-            }
-            Ok(())
         })
         .await
     }

@@ -15,6 +15,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_rejected_detail",
         include_str!("migrations/0003_rejected_detail.sql"),
     ),
+    (
+        "0004_server_traits",
+        include_str!("migrations/0004_server_traits.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -337,10 +337,13 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                 .is_ok_and(|p| p["pbx_id"] == json!(dn.pbx_id) && p["dn"] == json!(dn.dn))
         };
         let mut e = self.entry(key, "dnadd", Some(id), payload, same).await?;
-        if matches!(e.state, OutboxState::Sent | OutboxState::Ambiguous)
-            && self.dn_present(&e, id, dn).await? == Some(true)
-        {
-            return Ok(());
+        if matches!(e.state, OutboxState::Sent | OutboxState::Ambiguous) {
+            // A previous run may have sent it: look before sending again.
+            match self.dn_present(&e, id, dn).await? {
+                Some(true) => return Ok(()),
+                Some(false) => {}
+                None => return self.dn_unknowable(&e, id, dn).await,
+            }
         }
         let request = NewDn {
             subscriber_id: id,
@@ -392,14 +395,31 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                         None,
                     )
                     .await?;
-                    if self.dn_present(&e, id, dn).await? == Some(true) {
-                        return Ok(());
+                    match self.dn_present(&e, id, dn).await? {
+                        Some(true) => return Ok(()),
+                        Some(false) => {}
+                        None => return self.dn_unknowable(&e, id, dn).await,
                     }
-                    // Absent (or the server does not list numbers: a resend then answers 409).
                 }
                 Err(err) => return self.failed_write(&e, &err).await,
             }
         }
+    }
+
+    /// Leaves a `dnadd` of unknown outcome for a person: the server's records do not show
+    /// numbers, so nothing can tell whether it took, and a resend could assign the number
+    /// twice on a server that accepts a repeated `dnadd`.
+    async fn dn_unknowable(
+        &self,
+        e: &OutboxEntry,
+        id: i64,
+        dn: &DesiredDn,
+    ) -> Result<(), StepError> {
+        let why = format!(
+            "the outcome of dnadd {}/{} to subscriber {id} is unknown and this server's subscriber records do not show numbers, so it cannot be looked up; it is not sent again (that could assign the number twice): check subscriber {id} in Tariscope, then set outbox row {} to state 'done' if it holds the number, or to 'failed' to have it sent again",
+            dn.pbx_id, dn.dn, e.id
+        );
+        self.unsettled(e, why.clone(), why).await
     }
 
     async fn dn_present(

@@ -31,6 +31,7 @@ use super::options::{Clock, Progress};
 use super::outcome::Tally;
 use super::plan::{self, ConflictPolicy, Op, PlanInput, Resolution};
 use super::validate::{self, Checked, TableRejection};
+use crate::model::DnListing;
 use crate::store::{Counts, Mode, Outcome, RunStart, Store, StoreError};
 
 /// Settings of a push run.
@@ -99,10 +100,15 @@ async fn plan_checked(
 ) -> Result<Planned, StoreError> {
     let remote = store.remote_for_plan().await?;
     let base = store.merge_base().await?;
+    let confirmed_dns = store.confirmed_dns().await?;
+    let dn_listing = store.dn_listing().await?.map(|o| o.value);
     let ops = plan::plan(PlanInput {
         desired: &checked.valid,
         remote: &remote,
-        base: &base,
+        base: &base.fields,
+        dn_base: &base.dns,
+        confirmed_dns: &confirmed_dns,
+        dn_listing,
         policy: opts.policy,
         natural_key: opts.natural_key,
     });
@@ -236,6 +242,7 @@ pub async fn run_push<R: PushRemote>(
         }
     }
     if !refreshed.is_empty() {
+        record_dn_listing(store, &refreshed, run_id, now()).await?;
         store.apply_subscribers(run_id, refreshed, now()).await?;
     }
     let problems = report.failed + report.unverified.len() as u64 + report.rejected;
@@ -295,11 +302,29 @@ async fn refresh_missing<R: PushRemote>(
         }
     }
     if !found.is_empty() {
+        record_dn_listing(store, &found, run_id, now.to_string()).await?;
         store
             .apply_subscribers(run_id, found, now.to_string())
             .await?;
     }
     Ok(())
+}
+
+/// Records whether the records a push read show their numbers (`DnListing`).
+async fn record_dn_listing(
+    store: &Store,
+    records: &[crate::model::Subscriber],
+    run_id: i64,
+    now: String,
+) -> Result<(), StoreError> {
+    match DnListing::of(records) {
+        Some(listing) => {
+            store
+                .record_dn_listing(listing, format!("push run {run_id}"), now)
+                .await
+        }
+        None => Ok(()),
+    }
 }
 
 fn op_key(op: &Op) -> &str {
@@ -308,6 +333,7 @@ fn op_key(op: &Op) -> &str {
         | Op::Link { key, .. }
         | Op::Update { key, .. }
         | Op::AdvanceBase { key, .. }
+        | Op::DnBase { key, .. }
         | Op::DnAdd { key, .. } => key,
         Op::Conflict(c) => &c.key,
     }
@@ -361,6 +387,7 @@ async fn run_steps<R: PushRemote>(
                 }
             }
             Op::AdvanceBase { fields, .. } => store.set_base(key.into(), fields, now()).await?,
+            Op::DnBase { dns, .. } => store.set_dn_base(key.into(), dns, now()).await?,
             Op::Link { id, agreed, .. } => {
                 store.link_desired(key.into(), id).await?;
                 store.set_base(key.into(), agreed, now()).await?;
@@ -385,6 +412,7 @@ async fn run_steps<R: PushRemote>(
                 touched = Some(id);
                 for dn in &dns {
                     exec.dnadd(key, id, dn).await?;
+                    store.add_dn_base(key.into(), dn.key(), now()).await?;
                     r.dns_added += 1;
                 }
                 if !follow_up.is_empty() {
@@ -402,6 +430,7 @@ async fn run_steps<R: PushRemote>(
             }
             Op::DnAdd { id, dn, .. } => {
                 exec.dnadd(key, id, &dn).await?;
+                store.add_dn_base(key.into(), dn.key(), now()).await?;
                 r.dns_added += 1;
                 touched = Some(id);
             }
