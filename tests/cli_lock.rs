@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle};
+use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle, WireVariant};
 use tariscope_sync::store::{Outcome, Store};
 use tariscope_sync::sync::import::{Format, parse};
 use tokio::io::AsyncReadExt;
@@ -17,7 +17,12 @@ mod cli_support;
 use cli_support::{kill, read_until, run, spawn, text};
 
 async fn sim(subscribers: usize) -> SimHandle {
+    sim_with(subscribers, WireVariant::default()).await
+}
+
+async fn sim_with(subscribers: usize, wire: WireVariant) -> SimHandle {
     SimHandle::start(SimConfig {
+        wire,
         dataset: DatasetConfig {
             seed: 24,
             nodes: 1,
@@ -106,9 +111,17 @@ fn slow(sim: &SimHandle, method: &str, ms: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_pushing_the_same_200_rows_create_each_once() {
-    let sim = sim(5).await;
-    // A server that does not refuse a repeated account number: only the lock keeps the
-    // second process from creating the same subscribers again.
+    // A server that refuses neither a repeated account number nor a number assigned
+    // already: only the lock keeps the second process from creating the same subscribers
+    // and numbers again.
+    let sim = sim_with(
+        5,
+        WireVariant {
+            accept_duplicate_dns: true,
+            ..WireVariant::default()
+        },
+    )
+    .await;
     sim.set_accept_duplicate_accounts(true);
     // Slow enough that the two pushes overlap.
     slow(&sim, "subscriber.create", 5);
