@@ -2,7 +2,7 @@
 //! to finish the items in flight and start no more. Against a slow emulator: the job returns
 //! at a safe point, its run is recorded as interrupted with counts that match what it
 //! wrote, everything written is covered by its checkpoints, and the next run fetches only
-//! the rest.
+//! the rest. And the job's span covers the job only: other tasks' events never carry it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -165,5 +165,52 @@ async fn a_stopped_payments_pull_keeps_what_it_wrote_and_resumes_after_it() {
         sim.request_count("accounts.payments"),
         SUBSCRIBERS as u64 - asked,
         "resumed after the subscribers the stopped run finished"
+    );
+}
+
+/// One thread: while the job waits for Tariscope, the other task runs on the same thread.
+#[tokio::test(flavor = "current_thread")]
+async fn other_tasks_events_do_not_carry_the_job_span() {
+    let logs = tempfile::tempdir().unwrap();
+    let log_file = logs.path().join("log.txt");
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(
+            std::fs::File::create(&log_file).unwrap(),
+        ))
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, jobs) = setup(dir.path()).await;
+    sim.set_method_fault(
+        "subscriber.list.node",
+        Fault {
+            latency: Duration::from_millis(50),
+            ..Fault::default()
+        },
+    );
+    let other = tokio::spawn(async {
+        loop {
+            tracing::info!("other task tick");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let summary = jobs
+        .run_named(Job::Subscribers, &CancellationToken::new())
+        .await;
+    other.abort();
+    assert_eq!(summary.outcome, RunOutcome::Ok, "{summary:?}");
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(
+        log.contains("job{job=\"subscribers\"}: ") && log.contains("other task tick"),
+        "{log}"
+    );
+    let leaked: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("other task tick") && l.contains("job{"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "another task's events carry the job span: {leaked:?}"
     );
 }
