@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Child;
 
 mod cli_support;
-use cli_support::{kill, read_until, run, spawn, text};
+use cli_support::{free_port, kill, read_until, run, spawn, text};
 
 async fn sim(subscribers: usize) -> SimHandle {
     sim_with(subscribers, WireVariant::default()).await
@@ -68,8 +68,8 @@ fn write_config(dir: &Path, sim: &SimHandle, jobs: &[&str], concurrency: usize) 
     path
 }
 
-/// The `running` entry of `job` in `status --json` (null when no process runs it).
-async fn running(config: &Path, job: &str) -> serde_json::Value {
+/// The entry of `job` in `status --json`.
+async fn status_of(config: &Path, job: &str) -> serde_json::Value {
     let out = run(config, &["status", "--json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -78,21 +78,27 @@ async fn running(config: &Path, job: &str) -> serde_json::Value {
         .unwrap()
         .iter()
         .find(|j| j["job"] == job)
-        .unwrap()["running"]
+        .unwrap()
         .clone()
 }
 
-/// Polls `status` until `job` runs in process `pid`.
+/// The `running` entry of `job` in `status --json` (null when no process runs it).
+async fn running(config: &Path, job: &str) -> serde_json::Value {
+    status_of(config, job).await["running"].clone()
+}
+
+/// Polls `status` until `job` runs in process `pid`: its lock held by `pid` and its run
+/// recorded as running (not merely its lock taken for a moment at the daemon's start).
 async fn wait_until_running_in(config: &Path, job: &str, pid: u32) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = running(config, job).await;
-        if r["pid"] == pid {
-            return r;
+        let j = status_of(config, job).await;
+        if j["running"]["pid"] == pid && j["last_run"]["outcome"] == "running" {
+            return j["running"].clone();
         }
         assert!(
             Instant::now() < deadline,
-            "status never showed {job} running in pid {pid}: {r}"
+            "status never showed {job} running in pid {pid}: {j}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -300,10 +306,14 @@ async fn the_daemon_skips_ticks_of_a_job_another_process_runs_and_says_so_once()
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, &["payments"], 1);
     // Every second.
-    let every_second = std::fs::read_to_string(&config).unwrap().replace(
-        "[jobs.payments]\nenabled = true\nschedule = \"0 0 3 * * *\"",
-        "[jobs.payments]\nenabled = true\nschedule = \"* * * * * *\"",
-    );
+    let port = free_port();
+    let every_second = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "[jobs.payments]\nenabled = true\nschedule = \"0 0 3 * * *\"",
+            "[jobs.payments]\nenabled = true\nschedule = \"* * * * * *\"",
+        )
+        .replace("listen = \"\"", &format!("listen = \"127.0.0.1:{port}\""));
     std::fs::write(&config, every_second).unwrap();
     // This test process holds the payments job.
     let held = try_acquire(
@@ -318,6 +328,18 @@ async fn the_daemon_skips_ticks_of_a_job_another_process_runs_and_says_so_once()
     let mut log = String::new();
     // The catch-up run and at least two ticks are skipped.
     read_until(&mut stderr, "skipping this tick", 3, &mut log).await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let skipped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tariscope_sync_job_skipped_total{job=\"payments\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no skipped count: {metrics}"));
+    assert!(skipped >= 3, "{skipped}");
     drop(held);
     read_until(&mut stderr, "the job ran here again", 1, &mut log).await;
     assert_eq!(
