@@ -27,6 +27,11 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Job runs finished, by job and outcome (ok, partial, failed).",
     ),
     (
+        "tariscope_sync_job_skipped_total",
+        Kind::Counter,
+        "Scheduled runs the daemon skipped because another process was running the job on the same mirror, by job.",
+    ),
+    (
         "tariscope_sync_job_duration_seconds",
         Kind::Histogram,
         "Wall-clock duration of job runs, by job.",

@@ -364,6 +364,10 @@ fn failed(job: Job, detail: String) -> JobSummary {
 impl Jobs {
     /// Logs a job the daemon skips because another process runs it, once until it is free.
     fn note_busy(&self, summary: &JobSummary) {
+        if summary.outcome == RunOutcome::Busy {
+            metrics::counter!("tariscope_sync_job_skipped_total", "job" => summary.job.to_string())
+                .increment(1);
+        }
         let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         let known = busy.iter().position(|j| *j == summary.job);
         match (summary.outcome, known) {

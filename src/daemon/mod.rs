@@ -271,3 +271,19 @@ impl Background {
         let _ = self.task.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_of_outcomes() {
+        use RunOutcome::*;
+        let exit = |o: &[RunOutcome]| Exit::of(o.iter().copied()).code();
+        assert_eq!(exit(&[]), 0);
+        assert_eq!(exit(&[Ok, Partial]), 2);
+        assert_eq!(exit(&[Partial, Busy, Ok]), 75, "not run beats partly run");
+        assert_eq!(exit(&[Busy, Failed]), 1, "a failure beats everything");
+        assert_eq!(exit(&[Failed, Busy]), 1);
+    }
+}

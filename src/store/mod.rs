@@ -199,14 +199,29 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
     options.open(path).map(drop).map_err(fail)
 }
 
+/// `PRAGMA journal_mode = WAL`, tried again while another process opening the same new
+/// mirror holds it: SQLite answers "database is locked" here without waiting.
+fn switch_to_wal(conn: &Connection) -> Result<String, StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other.map_err(StoreError::sql("switching to WAL")),
+        }
+    }
+}
+
 fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
     // First: another process opening the mirror at the same moment holds its lock briefly.
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(StoreError::sql("setting the busy timeout"))?;
     if wal {
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(StoreError::sql("switching to WAL"))?;
+        let mode = switch_to_wal(conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "the mirror could not switch to WAL journal mode");
         }
