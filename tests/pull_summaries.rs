@@ -328,3 +328,66 @@ async fn a_90_day_backfill_then_daily_incremental_runs() {
     );
     sim.shutdown().await;
 }
+
+mod cli_support;
+
+/// `--run-once` pulls payments and charges before summaries, so no subscriber falls back to
+/// every day; `status` shows the day counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_orders_the_jobs_and_status_shows_the_days() {
+    let sim = cli_support::small_sim(3, 30, 40).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "timezone = \"UTC\"\n\
+             [api]\nbase_url = \"{}\"\nusername = \"demo\"\npassword = \"demo\"\nrate_per_sec = 0\nconcurrency = 16\n\
+             [mirror]\npath = \"{}\"\n[scope]\nnodes = [1]\n[serve]\nlisten = \"\"\n",
+            sim.base_url(),
+            dir.path().join("mirror.db").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &'static [&'static str]| {
+        let config = config.clone();
+        async move {
+            tokio::process::Command::new(cli_support::BIN)
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(&["--run-once"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", cli_support::text(&out));
+    let requests = sim.request_count("accounts.summary");
+
+    let status = run(&["status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let summaries = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "summaries")
+        .unwrap();
+    let days = &summaries["last_run"]["summary_days"];
+    assert_eq!(days["every_day_subscribers"], 0, "{v:#}");
+    assert_eq!(days["fetched"], requests, "{v:#}");
+    let (fetched, derived) = (
+        days["fetched"].as_u64().unwrap(),
+        days["derived"].as_u64().unwrap(),
+    );
+    assert_eq!(fetched + derived, 30 * 31, "{v:#}");
+    assert!(derived > fetched, "{v:#}");
+    let text = cli_support::text(&run(&["status"]).await);
+    assert!(
+        text.contains(&format!(
+            "summary days: fetched {fetched}, derived {derived}"
+        )),
+        "{text}"
+    );
+    sim.shutdown().await;
+}

@@ -138,49 +138,44 @@ impl Stretches {
     /// last day up to which the window is complete without a gap (`None`: not even `from`).
     pub(super) fn rows(&mut self) -> (Vec<(AccountSummary, SummaryOrigin)>, Option<NaiveDate>) {
         let mut rows = Vec::new();
-        let mut complete = None;
-        let mut gap = false;
-        let mut mark = |day: NaiveDate, ok: bool, gap: &mut bool| {
-            *gap |= !ok;
-            if !*gap {
-                complete = Some(day);
-            }
-        };
-        let days: Vec<(NaiveDate, Known)> =
-            self.known.iter().map(|(d, k)| (*d, k.clone())).collect();
-        for (i, (day, known)) in days.iter().enumerate() {
-            let next = days.get(i + 1);
-            match known {
+        // Days written now, or stored and confirmed.
+        let mut done = BTreeSet::new();
+        let days: Vec<(&NaiveDate, &Known)> = self.known.iter().collect();
+        for (i, &(&a, ka)) in days.iter().enumerate() {
+            let next = days.get(i + 1).copied();
+            match ka {
                 Known::Fetched(s) => {
                     rows.push((s.clone(), SummaryOrigin::Fetched));
-                    mark(*day, true, &mut gap);
+                    done.insert(a);
                 }
-                // Kept only when it connects to the next day (else it was fetched again).
-                Known::Stored(_) => {
-                    let confirmed = next.is_some_and(|(_, k)| k.summary().is_some());
-                    mark(*day, confirmed, &mut gap);
+                // Still stored only when it connects to the next day (else it was fetched
+                // again), or when the next day's fetch failed (then it is not confirmed).
+                Known::Stored(_) if next.is_some_and(|(_, kb)| kb.summary().is_some()) => {
+                    done.insert(a);
                 }
-                Known::Failed => mark(*day, false, &mut gap),
+                Known::Stored(_) | Known::Failed => {}
             }
-            let Some((b, kb)) = next else { continue };
-            let between: Vec<NaiveDate> = day.iter_days().skip(1).take_while(|d| d < b).collect();
-            if between.is_empty() {
+            let Some((&b, kb)) = next else { continue };
+            let (Some(sa), Some(sb)) = (ka.summary(), kb.summary()) else {
+                continue;
+            };
+            if !connects(sa, sb) {
                 continue;
             }
-            let base = match (known.summary(), kb.summary()) {
-                (Some(sa), Some(sb)) if connects(sa, sb) => sa.clone(),
-                _ => {
-                    mark(between[0], false, &mut gap);
-                    continue;
-                }
-            };
-            for d in between {
-                rows.push((derived(&base, d), SummaryOrigin::Derived));
-                self.days.derived += 1;
-                mark(d, true, &mut gap);
+            for d in a.iter_days().skip(1).take_while(|d| *d < b) {
+                rows.push((derived(sa, d), SummaryOrigin::Derived));
+                done.insert(d);
             }
         }
-        debug_assert!(complete.is_none_or(|c| c >= self.from && c <= self.to));
+        self.days.derived += rows
+            .iter()
+            .filter(|(_, o)| *o == SummaryOrigin::Derived)
+            .count() as u64;
+        let complete = self
+            .from
+            .iter_days()
+            .take_while(|d| *d <= self.to && done.contains(d))
+            .last();
         (rows, complete)
     }
 }
