@@ -84,7 +84,8 @@ impl Jobs {
     pub async fn run_named(&self, job: Job, stop: &CancellationToken) -> JobSummary {
         let progress = self.progress_of(job);
         let started = Instant::now();
-        let span = tracing::info_span!("job", job = job.as_str());
+        // run_id: recorded by the job when it records its run (`record_run_id`).
+        let span = tracing::info_span!("job", job = job.as_str(), run_id = tracing::field::Empty);
         let _enter = span.enter();
         tracing::info!("job started");
         let summary = if job == Job::Push {

@@ -152,6 +152,7 @@ pub async fn run_push<R: PushRemote>(
             started_at: now(),
         })
         .await?;
+    crate::logging::record_run_id(run_id);
     let checked = validate::check_rows(&store.desired_rows().await?);
     record_rejections(store, &checked, now()).await?;
     refresh_missing(remote, store, &checked.valid, run_id, &now()).await?;
