@@ -45,6 +45,7 @@ fn services_carry_the_required_settings() {
         "LoadCredential=tariscope-api-password:/etc/tariscope-sync/api-password",
         "Environment=TARISCOPE_SYNC__MIRROR__PATH=/var/lib/tariscope-sync/tariscope-mirror.db",
         "KillSignal=SIGTERM",
+        "StandardError=journal",
         "NoNewPrivileges=yes",
         "CapabilityBoundingSet=",
         "ProtectSystem=strict",
