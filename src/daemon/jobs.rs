@@ -159,7 +159,8 @@ impl Jobs {
     /// written with its checkpoint), starts no more and records its run as interrupted, so
     /// stopping loses nothing.
     pub async fn run_named(&self, job: Job, stop: &CancellationToken) -> JobSummary {
-        let span = tracing::info_span!("job", job = job.as_str());
+        // run_id: recorded by the job when it records its run (`record_run_id`).
+        let span = tracing::info_span!("job", job = job.as_str(), run_id = tracing::field::Empty);
         async {
             let started = Instant::now();
             tracing::info!("job started");

@@ -124,6 +124,7 @@ impl<'a> Run<'a> {
             })
             .await
             .map_err(|source| SyncError::Store { job, source })?;
+        crate::logging::record_run_id(id);
         tracing::info!(job = %job, run_id = id, mode = mode.as_str(), ?window, "pull job started");
         Ok(Run {
             store,
