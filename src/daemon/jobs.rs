@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::lock::{self, Holder, LockError, Wait};
 use crate::scheduler::{JobRunner, RunOutcome};
-use crate::store::{Outcome, Store};
+use crate::store::{Outcome, Store, SummaryDays};
 use crate::sync::push::{PushOptions, run_push};
 use crate::sync::{Job, JobKind, Progress, PullOptions, run_job};
 
@@ -44,6 +44,41 @@ pub struct Jobs {
     pub last: Mutex<Option<JobSummary>>,
     /// Jobs the daemon found running in another process (logged once until free again).
     pub busy: Mutex<Vec<Job>>,
+    /// Payments and charges runs in progress: the summaries job waits for them.
+    pub ledger: LedgerGate,
+}
+
+/// Payments and charges runs in progress. The summaries job starts only when none is, so
+/// that the days it reads from the mirror are those the ledger jobs finished (issue 14;
+/// subscribers whose ledger pull of the window is incomplete are fetched every day anyway).
+pub struct LedgerGate(tokio::sync::watch::Sender<u32>);
+
+impl Default for LedgerGate {
+    fn default() -> Self {
+        LedgerGate(tokio::sync::watch::channel(0).0)
+    }
+}
+
+impl LedgerGate {
+    /// Marks a ledger run in progress until the pass is dropped.
+    fn enter(&self) -> LedgerPass<'_> {
+        self.0.send_modify(|n| *n += 1);
+        LedgerPass(self)
+    }
+
+    /// Waits until no ledger run is in progress.
+    async fn idle(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+struct LedgerPass<'a>(&'a LedgerGate);
+
+impl Drop for LedgerPass<'_> {
+    fn drop(&mut self) {
+        self.0.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Jobs {
@@ -71,6 +106,7 @@ impl Jobs {
         o.scope = self.config.scope.clone();
         o.lookback_days = settings.lookback_days;
         o.concurrency = settings.concurrency;
+        o.summaries_mode = self.config.summaries_mode;
         o.clock = self.clock;
         if let Some((from, to)) = self.range {
             o.from = Some(from);
@@ -140,10 +176,18 @@ impl Jobs {
         .await
     }
 
-    /// The push job, summarised. (`_stop` is for `run_push` once it takes it: issue 17.)
-    async fn push(&self, _stop: &CancellationToken, progress: &Progress) -> JobSummary {
+    /// The push job, summarised; `stop` ends it between rows.
+    async fn push(&self, stop: &CancellationToken, progress: &Progress) -> JobSummary {
         let job = Job::Push;
-        match run_push(&self.client, &self.store, &self.push_options(), progress).await {
+        match run_push(
+            &self.client,
+            &self.store,
+            &self.push_options(),
+            progress,
+            stop,
+        )
+        .await
+        {
             Ok(r) => JobSummary {
                 job,
                 outcome: outcome(r.outcome.unwrap_or(Outcome::Failed)),
@@ -177,6 +221,14 @@ impl Jobs {
         stop: &CancellationToken,
         progress: &Progress,
     ) -> JobSummary {
+        let _ledger = matches!(job, Job::Payments | Job::Charges).then(|| self.ledger.enter());
+        if job == Job::Summaries && *self.ledger.0.borrow() > 0 {
+            tracing::info!("waiting for the payments and charges runs in progress");
+            tokio::select! {
+                _ = self.ledger.idle() => {}
+                _ = stop.cancelled() => return failed(job, "stopped by shutdown before it started".into()),
+            }
+        }
         let mut opts = self.pull_options(job);
         opts.stop = stop.clone();
         match run_job(kind, &self.client, &self.store, &opts, progress).await {
@@ -193,7 +245,7 @@ impl Jobs {
                     r.counts.unchanged,
                     r.counts.errors,
                     r.error.map(|e| format!("; {e}")).unwrap_or_default()
-                ),
+                ) + &r.days.map(summary_days).unwrap_or_default(),
             },
             Err(e) => failed(job, e.to_string()),
         }
@@ -278,6 +330,20 @@ impl Jobs {
     }
 }
 
+/// The summaries job's day counts: into the metrics, and as text for the run's detail.
+fn summary_days(d: SummaryDays) -> String {
+    for (origin, n) in [("fetched", d.fetched), ("derived", d.derived)] {
+        metrics::counter!("tariscope_sync_balance_dates_total", "origin" => origin).increment(n);
+    }
+    metrics::counter!("tariscope_sync_balance_dates_bisected_total").increment(d.bisected);
+    metrics::counter!("tariscope_sync_balance_stretches_bisected_total").increment(d.stretches);
+    metrics::counter!("tariscope_sync_balance_fallback_subscribers_total").increment(d.every_day);
+    format!(
+        "; days fetched {}, derived {}, bisected {} ({} stretches), subscribers fetched every day {}",
+        d.fetched, d.derived, d.bisected, d.stretches, d.every_day
+    )
+}
+
 fn outcome(o: Outcome) -> RunOutcome {
     match o {
         Outcome::Ok => RunOutcome::Ok,
@@ -347,5 +413,28 @@ impl JobRunner for Jobs {
                 RunOutcome::Failed
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LedgerGate;
+
+    #[tokio::test]
+    async fn summaries_wait_until_no_ledger_run_is_in_progress() {
+        let gate = LedgerGate::default();
+        gate.idle().await;
+        let payments = gate.enter();
+        let charges = gate.enter();
+        let idle = gate.idle();
+        tokio::pin!(idle);
+        drop(payments);
+        tokio::select! {
+            biased;
+            _ = &mut idle => panic!("went ahead while charges was running"),
+            _ = tokio::task::yield_now() => {}
+        }
+        drop(charges);
+        idle.await;
     }
 }

@@ -97,6 +97,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
         progress: Mutex::new(Vec::new()),
         last: Mutex::new(None),
         busy: Mutex::new(Vec::new()),
+        ledger: Default::default(),
     })
 }
 

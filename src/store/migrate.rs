@@ -16,8 +16,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0003_rejected_detail.sql"),
     ),
     (
-        "0004_server_traits",
-        include_str!("migrations/0004_server_traits.sql"),
+        "0004_push_numbers",
+        include_str!("migrations/0004_push_numbers.sql"),
+    ),
+    (
+        "0006_summary_days",
+        include_str!("migrations/0006_summary_days.sql"),
     ),
 ];
 

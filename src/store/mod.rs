@@ -3,7 +3,7 @@
 //! Owns: the database file (created 0600, folder created if missing), the embedded
 //! migrations, the one writer connection on its own thread, WAL checkpoints on another
 //! (`checkpoint`), read connections, and one file
-//! per table family (`subscribers`, `accounts`, `reference`, `runs`, and the push side's
+//! per table family (`subscribers`, `accounts` with `summary_days`, `reference`, `runs`, and the push side's
 //! `desired`, `merge_base`, `outbox`, `server_traits`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
 //! them. Must not: speak HTTP, read the
 //! clock (callers pass timestamps), or decide sync policy (that is `crate::sync`).
@@ -24,6 +24,7 @@ mod reference;
 mod runs;
 mod server_traits;
 mod subscribers;
+mod summary_days;
 mod upsert;
 mod values;
 mod writer;
@@ -34,7 +35,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use accounts::charge_keys;
+pub use accounts::{SummaryOrigin, charge_keys};
 pub use desired::{ImportCounts, StoredRejection};
 pub use error::StoreError;
 pub use merge_base::MergeBase;
@@ -44,6 +45,7 @@ pub use reference::ReferenceCounts;
 pub use runs::{Checkpoint, Counts, JobRun, Mode, Outcome, RunStart};
 pub use server_traits::Observed;
 pub use subscribers::{ApplyCounts, content_hash};
+pub use summary_days::{LedgerRun, SummaryDays};
 pub use upsert::UpsertCounts;
 
 use writer::Writer;

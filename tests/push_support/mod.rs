@@ -85,9 +85,15 @@ pub fn options(policy: ConflictPolicy) -> PushOptions {
 }
 
 pub async fn push<R: PushRemote>(remote: &R, store: &Store, opts: &PushOptions) -> PushReport {
-    run_push(remote, store, opts, &Progress::new())
-        .await
-        .expect("push runs")
+    run_push(
+        remote,
+        store,
+        opts,
+        &Progress::new(),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("push runs")
 }
 
 /// The first department and PBX of node 1 in the emulator.

@@ -34,6 +34,58 @@ pub(super) struct Exec<'a, R> {
     pub opts: &'a PushOptions,
 }
 
+/// How `subscriber.create` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// This run created it.
+    New(i64),
+    /// A create whose outcome was unknown had made it; a look-up found it.
+    Adopted(i64),
+    /// An earlier run created it (its entry is done) and was interrupted before linking.
+    Before(i64),
+}
+
+impl Created {
+    pub fn id(self) -> i64 {
+        match self {
+            Self::New(id) | Self::Adopted(id) | Self::Before(id) => id,
+        }
+    }
+}
+
+/// What `subscriber.update` changed, by its read-back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Updated {
+    pub took: Fields,
+    pub ignored: Vec<Ignored>,
+}
+
+impl Updated {
+    /// The write is done (its entry too): every field took.
+    pub fn is_done(&self) -> bool {
+        self.ignored.is_empty()
+    }
+}
+
+/// A state change of an outbox entry.
+enum Change {
+    /// About to send: one more attempt.
+    Sending,
+    Done {
+        id: Option<i64>,
+        result: serde_json::Value,
+    },
+    /// The outcome is unknown; `note` says why.
+    Ambiguous { note: String },
+    /// Retried by a later run (terminal once the entry has used its attempts).
+    Failed { error: String },
+    /// Needs a person.
+    Terminal {
+        why: String,
+        result: Option<serde_json::Value>,
+    },
+}
+
 fn fields_json(fields: &Fields) -> String {
     let map: serde_json::Map<String, serde_json::Value> = fields
         .iter()
@@ -50,15 +102,25 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             .to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 
-    async fn mark(
-        &self,
-        e: &OutboxEntry,
-        state: OutboxState,
-        attempt: bool,
-        id: Option<i64>,
-        error: Option<String>,
-        result: Option<String>,
-    ) -> Result<(), StepError> {
+    /// Writes one state change of entry `e`.
+    async fn change(&self, e: &OutboxEntry, to: Change) -> Result<(), StepError> {
+        let (state, attempt, id, error, result) = match to {
+            Change::Sending => (OutboxState::Sent, true, None, None, None),
+            Change::Done { id, result } => (OutboxState::Done, false, id, None, Some(result)),
+            Change::Ambiguous { note } => (OutboxState::Ambiguous, false, None, Some(note), None),
+            Change::Failed { error } => {
+                let state = if e.attempts >= self.opts.max_attempts {
+                    OutboxState::Terminal
+                } else {
+                    OutboxState::Failed
+                };
+                (state, false, None, Some(error), None)
+            }
+            Change::Terminal { why, result } => {
+                (OutboxState::Terminal, false, None, Some(why), result)
+            }
+        };
+        let result = result.map(|r| r.to_string());
         self.store
             .outbox_mark(e.id, state, attempt, id, error, result, self.now())
             .await?;
@@ -88,7 +150,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             .last()
             .filter(|e| is_refusal(e) && e.payload == payload)
         {
-            return Err(StepError::Failed(format!(
+            return Err(StepError::new(format!(
                 "Tariscope refused this write before (outbox entry {}: {}); it is not sent again until the desired row changes",
                 last.id,
                 last.last_error.as_deref().unwrap_or("no message")
@@ -119,10 +181,10 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         e: &OutboxEntry,
         note: String,
         error: String,
+        cause: Option<WriteError>,
     ) -> Result<T, StepError> {
-        self.mark(e, OutboxState::Ambiguous, false, None, Some(note), None)
-            .await?;
-        Err(StepError::Failed(error))
+        self.change(e, Change::Ambiguous { note }).await?;
+        Err(StepError::caused(error, cause))
     }
 
     /// Gives up when the entry has used its attempts.
@@ -133,60 +195,49 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                 e.attempts,
                 e.last_error.as_deref().unwrap_or("none")
             );
-            self.mark(
-                e,
-                OutboxState::Terminal,
-                false,
-                None,
-                Some(why.clone()),
-                None,
-            )
-            .await?;
-            return Err(StepError::Failed(why));
+            let to = Change::Terminal {
+                why: why.clone(),
+                result: None,
+            };
+            self.change(e, to).await?;
+            return Err(StepError::new(why));
         }
         e.attempts += 1;
-        self.mark(e, OutboxState::Sent, true, None, None, None)
-            .await
+        self.change(e, Change::Sending).await
     }
 
     /// Ends the step after a failed write: a refusal (4xx) ends the entry at once, as
     /// terminal (every row is checked before it is planned, so a refusal reports a defect in
     /// that check or in the API profile, and it will not change by itself); anything else is
     /// retried by later runs.
-    async fn failed_write<T>(&self, e: &OutboxEntry, err: &WriteError) -> Result<T, StepError> {
+    async fn failed_write<T>(&self, e: &OutboxEntry, err: WriteError) -> Result<T, StepError> {
         if err.kind != WriteErrorKind::Rejected {
-            return self.fail(e, err.to_string()).await;
+            return self.fail(e, err.to_string(), Some(err)).await;
         }
         let why = format!(
             "Tariscope refused a write that passed our checks ({err}); nothing is resent for this row as it stands: correct the desired row, or if it is right, report this (a gap in the check or the API profile)"
         );
-        self.mark(
-            e,
-            OutboxState::Terminal,
-            false,
-            None,
-            Some(why.clone()),
-            Some(json!({"refused": err.message}).to_string()),
-        )
-        .await?;
-        Err(StepError::Failed(why))
+        let to = Change::Terminal {
+            why: why.clone(),
+            result: Some(json!({"refused": err.message})),
+        };
+        self.change(e, to).await?;
+        Err(StepError::caused(why, Some(err)))
     }
 
     /// Fails the step; the entry is retried by later runs (terminal once it has used its
     /// attempts).
-    async fn fail<T>(&self, e: &OutboxEntry, error: String) -> Result<T, StepError> {
-        self.record_failure(e, error.clone()).await?;
-        Err(StepError::Failed(error))
-    }
-
-    /// Marks the entry failed (terminal once it has used its attempts).
-    async fn record_failure(&self, e: &OutboxEntry, error: String) -> Result<(), StepError> {
-        let state = if e.attempts >= self.opts.max_attempts {
-            OutboxState::Terminal
-        } else {
-            OutboxState::Failed
+    async fn fail<T>(
+        &self,
+        e: &OutboxEntry,
+        error: String,
+        cause: Option<WriteError>,
+    ) -> Result<T, StepError> {
+        let to = Change::Failed {
+            error: error.clone(),
         };
-        self.mark(e, state, false, None, Some(error), None).await
+        self.change(e, to).await?;
+        Err(StepError::caused(error, cause))
     }
 
     /// Closes open outbox entries the plan no longer needs: their write took effect (the
@@ -233,12 +284,12 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         Ok(())
     }
 
-    /// `subscriber.create`, exactly once. Returns the Tariscope id (created or adopted).
-    pub async fn create(&self, key: &str, fields: &Fields) -> Result<(i64, bool), StepError> {
+    /// `subscriber.create`, exactly once.
+    pub async fn create(&self, key: &str, fields: &Fields) -> Result<Created, StepError> {
         let latest = self.store.outbox_latest(key.to_string(), "create").await?;
         if let Some((OutboxState::Done, Some(id))) = latest.map(|d| (d.state, d.subscriber_id)) {
-            // Created earlier, but the link was not written (interrupted): adopt.
-            return Ok((id, true));
+            // Created by an earlier run that was interrupted before it linked the row.
+            return Ok(Created::Before(id));
         }
         let mut e = self
             .entry(key, "create", None, fields_json(fields), |_| true)
@@ -246,7 +297,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         if matches!(e.state, OutboxState::Sent | OutboxState::Ambiguous) {
             // A previous run may have sent it: look before sending again.
             if let Some(id) = self.settle_create(&e, fields).await? {
-                return Ok((id, true));
+                return Ok(Created::Adopted(id));
             }
         }
         let request = new_subscriber(fields);
@@ -254,10 +305,13 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             self.spend_attempt(&mut e).await?;
             match self.remote.create(&request).await {
                 Ok(c) => {
-                    let result = json!({"id": c.id, "accountnumber": c.account_number, "fullname": c.fullname}).to_string();
-                    self.mark(&e, OutboxState::Done, false, Some(c.id), None, Some(result))
-                        .await?;
-                    return Ok((c.id, false));
+                    let result = json!({"id": c.id, "accountnumber": c.account_number, "fullname": c.fullname});
+                    let to = Change::Done {
+                        id: Some(c.id),
+                        result,
+                    };
+                    self.change(&e, to).await?;
+                    return Ok(Created::New(c.id));
                 }
                 Err(err)
                     if matches!(
@@ -265,29 +319,21 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                         WriteErrorKind::OutcomeUnknown | WriteErrorKind::AlreadyExists
                     ) =>
                 {
-                    self.mark(
-                        &e,
-                        OutboxState::Ambiguous,
-                        false,
-                        None,
-                        Some(err.to_string()),
-                        None,
-                    )
-                    .await?;
+                    let note = err.to_string();
+                    self.change(&e, Change::Ambiguous { note }).await?;
                     if let Some(id) = self.settle_create(&e, fields).await? {
-                        return Ok((id, true));
+                        return Ok(Created::Adopted(id));
                     }
                     if err.kind == WriteErrorKind::AlreadyExists {
-                        return self
-                            .fail(&e, format!("{err}; no matching subscriber found to adopt"))
-                            .await;
+                        let why = format!("{err}; no matching subscriber found to adopt");
+                        return self.fail(&e, why, Some(err)).await;
                     }
                     tracing::info!(
                         key,
                         "create certainly absent after an unknown outcome; sending again"
                     );
                 }
-                Err(err) => return self.failed_write(&e, &err).await,
+                Err(err) => return self.failed_write(&e, err).await,
             }
         }
     }
@@ -303,20 +349,20 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         match find_created(self.remote, fields, self.opts.natural_key, &known).await {
             Ok(Found::Present(id)) => {
                 tracing::info!(key = %e.key, id, "adopted a subscriber the unknown-outcome create had made");
-                self.mark(
-                    e,
-                    OutboxState::Done,
-                    false,
-                    Some(id),
-                    None,
-                    Some(json!({"adopted": id}).to_string()),
-                )
-                .await?;
+                let to = Change::Done {
+                    id: Some(id),
+                    result: json!({"adopted": id}),
+                };
+                self.change(e, to).await?;
                 Ok(Some(id))
             }
             Ok(Found::Absent) => Ok(None),
             Err(err) => {
-                self.unsettled(e, format!("look-up failed: {err}"), format!("outcome of create unknown and the look-up failed ({err}); the next run looks again")).await
+                let why = format!(
+                    "outcome of create unknown and the look-up failed ({err}); the next run looks again"
+                );
+                self.unsettled(e, format!("look-up failed: {err}"), why, Some(err))
+                    .await
             }
         }
     }
@@ -356,52 +402,39 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             self.spend_attempt(&mut e).await?;
             match self.remote.dnadd(&request).await {
                 Ok(a) => {
-                    let result = json!({"id": a.id, "subscriberid": a.subscriber_id, "dn": a.dn})
-                        .to_string();
-                    return self
-                        .mark(&e, OutboxState::Done, false, Some(id), None, Some(result))
-                        .await;
+                    let result = json!({"id": a.id, "subscriberid": a.subscriber_id, "dn": a.dn});
+                    let to = Change::Done {
+                        id: Some(id),
+                        result,
+                    };
+                    return self.change(&e, to).await;
                 }
                 Err(err) if err.kind == WriteErrorKind::AlreadyExists => {
                     // "Already assigned": success if it is assigned to this subscriber.
                     return match self.dn_present(&e, id, dn).await? {
                         Some(false) => {
-                            self.fail(
-                                &e,
-                                format!("{err}: the number belongs to another subscriber"),
-                            )
-                            .await
+                            let why = format!("{err}: the number belongs to another subscriber");
+                            self.fail(&e, why, Some(err)).await
                         }
                         _ => {
-                            self.mark(
-                                &e,
-                                OutboxState::Done,
-                                false,
-                                Some(id),
-                                None,
-                                Some(json!({"already_assigned": true}).to_string()),
-                            )
-                            .await
+                            let to = Change::Done {
+                                id: Some(id),
+                                result: json!({"already_assigned": true}),
+                            };
+                            self.change(&e, to).await
                         }
                     };
                 }
                 Err(err) if err.kind == WriteErrorKind::OutcomeUnknown => {
-                    self.mark(
-                        &e,
-                        OutboxState::Ambiguous,
-                        false,
-                        None,
-                        Some(err.to_string()),
-                        None,
-                    )
-                    .await?;
+                    let note = err.to_string();
+                    self.change(&e, Change::Ambiguous { note }).await?;
                     match self.dn_present(&e, id, dn).await? {
                         Some(true) => return Ok(()),
                         Some(false) => {}
                         None => return self.dn_unknowable(&e, id, dn).await,
                     }
                 }
-                Err(err) => return self.failed_write(&e, &err).await,
+                Err(err) => return self.failed_write(&e, err).await,
             }
         }
     }
@@ -419,7 +452,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             "the outcome of dnadd {}/{} to subscriber {id} is unknown and this server's subscriber records do not show numbers, so it cannot be looked up; it is not sent again (that could assign the number twice): check subscriber {id} in Tariscope, then set outbox row {} to state 'done' if it holds the number, or to 'failed' to have it sent again",
             dn.pbx_id, dn.dn, e.id
         );
-        self.unsettled(e, why.clone(), why).await
+        self.unsettled(e, why.clone(), why, None).await
     }
 
     async fn dn_present(
@@ -430,32 +463,27 @@ impl<'a, R: PushRemote> Exec<'a, R> {
     ) -> Result<Option<bool>, StepError> {
         match has_dn(self.remote, id, dn).await {
             Ok(Some(true)) => {
-                self.mark(
-                    e,
-                    OutboxState::Done,
-                    false,
-                    Some(id),
-                    None,
-                    Some(json!({"found_assigned": true}).to_string()),
-                )
-                .await?;
+                let to = Change::Done {
+                    id: Some(id),
+                    result: json!({"found_assigned": true}),
+                };
+                self.change(e, to).await?;
                 Ok(Some(true))
             }
             Ok(other) => Ok(other),
             Err(err) => {
-                self.unsettled(e, format!("look-up failed: {err}"), format!("outcome of dnadd unknown and the look-up failed ({err}); the next run looks again")).await
+                let why = format!(
+                    "outcome of dnadd unknown and the look-up failed ({err}); the next run looks again"
+                );
+                self.unsettled(e, format!("look-up failed: {err}"), why, Some(err))
+                    .await
             }
         }
     }
 
-    /// `subscriber.update` of `changes`, then a read-back. Returns the fields that took and
-    /// those the server ignored.
-    pub async fn update(
-        &self,
-        key: &str,
-        id: i64,
-        changes: &Fields,
-    ) -> Result<(Fields, Vec<Ignored>), StepError> {
+    /// `subscriber.update` of `changes`, then a read-back: the fields that took and those
+    /// the server ignored (the entry is done only when none was ignored).
+    pub async fn update(&self, key: &str, id: i64, changes: &Fields) -> Result<Updated, StepError> {
         let mut e = self
             .entry(key, "update", Some(id), fields_json(changes), |_| true)
             .await?;
@@ -467,9 +495,8 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                 Ok(None) => match self.read_back(&e, id).await? {
                     Some(s) => s,
                     None => {
-                        return self
-                            .fail(&e, format!("subscriber {id} not found after the update"))
-                            .await;
+                        let why = format!("subscriber {id} not found after the update");
+                        return self.fail(&e, why, None).await;
                     }
                 },
                 Err(err) if err.kind == WriteErrorKind::OutcomeUnknown => {
@@ -478,25 +505,22 @@ impl<'a, R: PushRemote> Exec<'a, R> {
                         _ => continue,
                     }
                 }
-                Err(err) => return self.failed_write(&e, &err).await,
+                Err(err) => return self.failed_write(&e, err).await,
             };
             let (took, ignored) = verify(&answer, changes);
             if ignored.is_empty() {
-                self.mark(
-                    &e,
-                    OutboxState::Done,
-                    false,
-                    Some(id),
-                    None,
-                    Some(json!({"verified": took.len()}).to_string()),
-                )
-                .await?;
+                let to = Change::Done {
+                    id: Some(id),
+                    result: json!({"verified": took.len()}),
+                };
+                self.change(&e, to).await?;
             } else {
                 // The row goes on (its report says which fields did not take); the entry is
                 // retried by a later run.
-                self.record_failure(&e, ignored_message(&ignored)).await?;
+                let error = ignored_message(&ignored);
+                self.change(&e, Change::Failed { error }).await?;
             }
-            return Ok((took, ignored));
+            return Ok(Updated { took, ignored });
         }
     }
 
@@ -504,14 +528,11 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         match self.remote.get(id).await {
             Ok(s) => Ok(s),
             Err(err) => {
-                self.unsettled(
-                    e,
-                    format!("read-back failed: {err}"),
-                    format!(
-                        "could not read subscriber {id} back ({err}); the next run checks again"
-                    ),
-                )
-                .await
+                let why = format!(
+                    "could not read subscriber {id} back ({err}); the next run checks again"
+                );
+                self.unsettled(e, format!("read-back failed: {err}"), why, Some(err))
+                    .await
             }
         }
     }
@@ -523,7 +544,8 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         sent: &Fields,
     ) -> Result<(Option<Subscriber>, Fields, Vec<Ignored>), StepError> {
         let s = self.remote.get(id).await.map_err(|e| {
-            StepError::Failed(format!("reading subscriber {id} back after create: {e}"))
+            let why = format!("reading subscriber {id} back after create: {e}");
+            StepError::caused(why, Some(e))
         })?;
         Ok(match s {
             Some(s) => {

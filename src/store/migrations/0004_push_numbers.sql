@@ -1,4 +1,5 @@
--- Migration 0004: what the daemon has seen of the server it talks to.
+-- Migration 0004: numbers on every kind of server: what the daemon has seen of the server,
+-- and push runs count the numbers they assigned.
 -- Released migrations are never edited: change the schema with a new numbered file.
 
 -- Daemon-owned: one row per trait, replaced by each run that observes it.
@@ -11,3 +12,8 @@ CREATE TABLE server_traits (
     source      TEXT NOT NULL,
     observed_at TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- push runs: `subscriber.dnadd` writes done by the run (0 for other jobs); `inserted` counts
+-- the run's `subscriber.create` writes (adopted ones included), `updated` its
+-- `subscriber.update` writes (follow-ups of creates included).
+ALTER TABLE job_runs ADD COLUMN numbers INTEGER NOT NULL DEFAULT 0;
