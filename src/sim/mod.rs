@@ -35,7 +35,8 @@ mod state;
 mod value;
 
 pub use config::{
-    DatasetConfig, DateStyle, Envelope, Fault, FaultPlan, KeyCase, SimConfig, SimUser, WireVariant,
+    DatasetConfig, DateStyle, Envelope, Fault, FaultPlan, KeyCase, SimConfig, SimUser,
+    SystemFields, WireVariant,
 };
 pub use data::{
     SimCharge, SimDepartment, SimDn, SimNode, SimPayment, SimPbx, SimService, SimSnapshot,
