@@ -4,7 +4,7 @@
 //! migrations, the one writer connection on its own thread, WAL checkpoints on another
 //! (`checkpoint`), read connections, and one file
 //! per table family (`subscribers`, `accounts` with `summary_days`, `reference`, `runs`, and the push side's
-//! `desired`, `merge_base`, `outbox`, `server_traits`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
+//! `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
 //! them. Must not: speak HTTP, read the
 //! clock (callers pass timestamps), or decide sync policy (that is `crate::sync`).
 //!
@@ -21,6 +21,7 @@ mod merge_base;
 mod migrate;
 mod outbox;
 mod reference;
+mod rejected;
 mod runs;
 mod server_traits;
 mod subscribers;
@@ -36,12 +37,13 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::{SummaryOrigin, charge_keys};
-pub use desired::{ImportCounts, StoredRejection};
+pub use desired::ImportCounts;
 pub use error::StoreError;
 pub use merge_base::MergeBase;
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{OutboxEntry, OutboxState, StoredConflict};
 pub use reference::ReferenceCounts;
+pub use rejected::StoredRejection;
 pub use runs::{Checkpoint, Counts, JobRun, Mode, Outcome, RunStart};
 pub use server_traits::Observed;
 pub use subscribers::{ApplyCounts, content_hash};
