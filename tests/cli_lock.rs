@@ -5,20 +5,24 @@
 //! `status` shows who runs a job; a SIGKILLed holder's lock goes to the next process.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle};
+use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle, WireVariant};
 use tariscope_sync::store::{Outcome, Store};
 use tariscope_sync::sync::import::{Format, parse};
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 mod cli_support;
-use cli_support::{BIN, text};
+use cli_support::{free_port, kill, read_until, run, spawn, text};
 
 async fn sim(subscribers: usize) -> SimHandle {
+    sim_with(subscribers, WireVariant::default()).await
+}
+
+async fn sim_with(subscribers: usize, wire: WireVariant) -> SimHandle {
     SimHandle::start(SimConfig {
+        wire,
         dataset: DatasetConfig {
             seed: 24,
             nodes: 1,
@@ -64,29 +68,8 @@ fn write_config(dir: &Path, sim: &SimHandle, jobs: &[&str], concurrency: usize) 
     path
 }
 
-async fn run(config: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .await
-        .unwrap()
-}
-
-fn spawn(config: &Path, args: &[&str]) -> Child {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// The `running` entry of `job` in `status --json` (null when no process runs it).
-async fn running(config: &Path, job: &str) -> serde_json::Value {
+/// The entry of `job` in `status --json`.
+async fn status_of(config: &Path, job: &str) -> serde_json::Value {
     let out = run(config, &["status", "--json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -95,31 +78,30 @@ async fn running(config: &Path, job: &str) -> serde_json::Value {
         .unwrap()
         .iter()
         .find(|j| j["job"] == job)
-        .unwrap()["running"]
+        .unwrap()
         .clone()
 }
 
-/// Polls `status` until `job` runs in process `pid`.
+/// The `running` entry of `job` in `status --json` (null when no process runs it).
+async fn running(config: &Path, job: &str) -> serde_json::Value {
+    status_of(config, job).await["running"].clone()
+}
+
+/// Polls `status` until `job` runs in process `pid`: its lock held by `pid` and its run
+/// recorded as running (not merely its lock taken for a moment at the daemon's start).
 async fn wait_until_running_in(config: &Path, job: &str, pid: u32) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = running(config, job).await;
-        if r["pid"] == pid {
-            return r;
+        let j = status_of(config, job).await;
+        if j["running"]["pid"] == pid && j["last_run"]["outcome"] == "running" {
+            return j["running"].clone();
         }
         assert!(
             Instant::now() < deadline,
-            "status never showed {job} running in pid {pid}: {r}"
+            "status never showed {job} running in pid {pid}: {j}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn kill(signal: &str, pid: u32) {
-    std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
 }
 
 /// Slow answers for `method`, so a run of it lasts while the test looks at it.
@@ -135,9 +117,17 @@ fn slow(sim: &SimHandle, method: &str, ms: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_pushing_the_same_200_rows_create_each_once() {
-    let sim = sim(5).await;
-    // A server that does not refuse a repeated account number: only the lock keeps the
-    // second process from creating the same subscribers again.
+    // A server that refuses neither a repeated account number nor a number assigned
+    // already: only the lock keeps the second process from creating the same subscribers
+    // and numbers again.
+    let sim = sim_with(
+        5,
+        WireVariant {
+            accept_duplicate_dns: true,
+            ..WireVariant::default()
+        },
+    )
+    .await;
     sim.set_accept_duplicate_accounts(true);
     // Slow enough that the two pushes overlap.
     slow(&sim, "subscriber.create", 5);
@@ -231,20 +221,7 @@ async fn a_backfill_started_while_the_daemon_runs_the_job_waits_then_runs() {
     let mut waiting = spawn(&config, &backfill);
     let mut stderr = waiting.stderr.take().unwrap();
     let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !seen.contains("waiting for it") {
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_millis(200), stderr.read(&mut buf))
-            .await
-            .unwrap_or(Ok(0))
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        assert!(
-            waiting.try_wait().unwrap().is_none() || seen.contains("waiting for it"),
-            "the backfill ran without waiting for the daemon's run: {seen}"
-        );
-        assert!(Instant::now() < deadline, "no waiting message: {seen}");
-    }
+    read_until(&mut stderr, "waiting for it", 1, &mut seen).await;
     assert!(
         seen.contains(&format!("pid {daemon_pid} on host")),
         "{seen}"
@@ -311,7 +288,7 @@ async fn a_sigkilled_holder_releases_the_lock_for_the_next_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_opening_a_new_mirror_at_once_migrate_it_once() {
     let sim = sim(1).await;
-    for _ in 0..5 {
+    for _ in 0..8 {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), &sim, &[], 1);
         let children: Vec<Child> = (0..4).map(|_| spawn(&config, &["status"])).collect();
@@ -329,10 +306,14 @@ async fn the_daemon_skips_ticks_of_a_job_another_process_runs_and_says_so_once()
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, &["payments"], 1);
     // Every second.
-    let every_second = std::fs::read_to_string(&config).unwrap().replace(
-        "[jobs.payments]\nenabled = true\nschedule = \"0 0 3 * * *\"",
-        "[jobs.payments]\nenabled = true\nschedule = \"* * * * * *\"",
-    );
+    let port = free_port();
+    let every_second = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "[jobs.payments]\nenabled = true\nschedule = \"0 0 3 * * *\"",
+            "[jobs.payments]\nenabled = true\nschedule = \"* * * * * *\"",
+        )
+        .replace("listen = \"\"", &format!("listen = \"127.0.0.1:{port}\""));
     std::fs::write(&config, every_second).unwrap();
     // This test process holds the payments job.
     let held = try_acquire(
@@ -345,25 +326,22 @@ async fn the_daemon_skips_ticks_of_a_job_another_process_runs_and_says_so_once()
     let pid = daemon.id().unwrap();
     let mut stderr = daemon.stderr.take().unwrap();
     let mut log = String::new();
-    let mut read_until = async |what: &str, times: usize, log: &mut String| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while log.matches(what).count() < times {
-            let mut buf = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_millis(200), stderr.read(&mut buf))
-                .await
-                .unwrap_or(Ok(0))
-                .unwrap();
-            log.push_str(&String::from_utf8_lossy(&buf[..n]));
-            assert!(
-                Instant::now() < deadline,
-                "never saw {what:?} {times}x: {log}"
-            );
-        }
-    };
     // The catch-up run and at least two ticks are skipped.
-    read_until("skipping this tick", 3, &mut log).await;
+    read_until(&mut stderr, "skipping this tick", 3, &mut log).await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let skipped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tariscope_sync_job_skipped_total{job=\"payments\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no skipped count: {metrics}"));
+    assert!(skipped >= 3, "{skipped}");
     drop(held);
-    read_until("the job ran here again", 1, &mut log).await;
+    read_until(&mut stderr, "the job ran here again", 1, &mut log).await;
     assert_eq!(
         log.matches("later ticks are skipped quietly").count(),
         1,

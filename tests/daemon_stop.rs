@@ -2,14 +2,14 @@
 //! to finish the items in flight and start no more. Against a slow emulator: the job returns
 //! at a safe point, its run is recorded as interrupted with counts that match what it
 //! wrote, everything written is covered by its checkpoints, and the next run fetches only
-//! the rest.
+//! the rest. And the job's span covers the job only: other tasks' events never carry it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tariscope_sync::clock::Clock;
-use tariscope_sync::daemon::{self, Jobs};
+use tariscope_sync::daemon::{self, JobSummary, Jobs};
 use tariscope_sync::scheduler::RunOutcome;
 use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle};
 use tariscope_sync::store::Outcome;
@@ -53,23 +53,25 @@ async fn setup(dir: &std::path::Path) -> (SimHandle, Jobs) {
     (sim, jobs)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_pull_ends_at_a_safe_point_recorded_as_interrupted() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, mut jobs) = setup(dir.path()).await;
+/// Pulls the subscribers, then starts a backfill of `job` over the DAYS days ending two days
+/// ago (so every written day is checkpointed) with `method` answering slowly, stops it once
+/// `method` was asked `asked` times, and returns the job's summary.
+async fn stop_a_backfill(
+    sim: &SimHandle,
+    mut jobs: Jobs,
+    job: Job,
+    method: &str,
+    asked: u64,
+) -> (Arc<Jobs>, JobSummary) {
     let never = CancellationToken::new();
     let first = jobs.run_named(Job::Subscribers, &never).await;
     assert_eq!(first.outcome, RunOutcome::Ok, "{first:?}");
-    // A backfill of the last DAYS days before today (so every written day is checkpointed).
-    let today = chrono::Utc::now().date_naive();
-    let to = today - chrono::Duration::days(2);
-    let from = to - chrono::Duration::days(DAYS - 1);
-    jobs.range = Some((from, Some(to)));
-    let total = SUBSCRIBERS as u64 * DAYS as u64;
+    let to = chrono::Utc::now().date_naive() - chrono::Duration::days(2);
+    jobs.range = Some((to - chrono::Duration::days(DAYS - 1), Some(to)));
     sim.set_method_fault(
-        "accounts.summary",
+        method,
         Fault {
-            latency: Duration::from_millis(20),
+            latency: Duration::from_millis(30),
             ..Fault::default()
         },
     );
@@ -77,10 +79,10 @@ async fn a_stopped_pull_ends_at_a_safe_point_recorded_as_interrupted() {
     let stop = CancellationToken::new();
     let running = {
         let (jobs, stop) = (jobs.clone(), stop.clone());
-        tokio::spawn(async move { jobs.run_named(Job::Summaries, &stop).await })
+        tokio::spawn(async move { jobs.run_named(job, &stop).await })
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while sim.request_count("accounts.summary") < 20 {
+    while sim.request_count(method) < asked {
         assert!(Instant::now() < deadline, "the backfill never got going");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -88,37 +90,54 @@ async fn a_stopped_pull_ends_at_a_safe_point_recorded_as_interrupted() {
     let summary = running.await.unwrap();
     assert_eq!(summary.outcome, RunOutcome::Failed, "{summary:?}");
     assert!(summary.detail.contains("interrupted"), "{summary:?}");
-
-    let store = &jobs.store;
-    let runs = store.job_runs("summaries").await.unwrap();
-    let run = &runs[0];
-    assert_eq!(run.outcome, Outcome::Failed, "{runs:?}");
+    let runs = jobs.store.job_runs(job.as_str()).await.unwrap();
+    assert_eq!(runs[0].outcome, Outcome::Failed, "{runs:?}");
     assert!(
-        run.error.as_deref().unwrap_or("").contains("interrupted"),
-        "{runs:?}"
+        runs[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("interrupted"),
+        "recorded as interrupted: {runs:?}"
     );
-    let rows = store
+    sim.clear_faults();
+    (jobs, summary)
+}
+
+async fn rows(jobs: &Jobs, table: &str) -> u64 {
+    jobs.store
         .table_counts()
         .await
         .unwrap()
         .into_iter()
-        .find(|(t, _)| *t == "account_summaries")
+        .find(|(t, _)| *t == table)
         .unwrap()
-        .1 as u64;
+        .1 as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_pull_ends_at_a_safe_point_recorded_as_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, jobs) = setup(dir.path()).await;
+    let (jobs, _) = stop_a_backfill(&sim, jobs, Job::Summaries, "accounts.summary", 20).await;
+    let total = SUBSCRIBERS as u64 * DAYS as u64;
+    let runs = jobs.store.job_runs("summaries").await.unwrap();
+    let rows = rows(&jobs, "account_summaries").await;
     assert!(
         rows > 0 && rows < total,
         "stopped part-way: {rows} of {total}"
     );
     assert_eq!(
-        (run.counts.fetched, run.counts.inserted),
+        (runs[0].counts.fetched, runs[0].counts.inserted),
         (rows, rows),
         "the interrupted run's record matches what it wrote: {runs:?}"
     );
 
     // Resuming fetches exactly the days no checkpoint covers.
-    sim.clear_faults();
     sim.reset_counters();
-    let second = jobs.run_named(Job::Summaries, &never).await;
+    let second = jobs
+        .run_named(Job::Summaries, &CancellationToken::new())
+        .await;
     assert_eq!(second.outcome, RunOutcome::Ok, "{second:?}");
     assert_eq!(sim.request_count("accounts.summary"), total - rows);
 }
@@ -126,62 +145,72 @@ async fn a_stopped_pull_ends_at_a_safe_point_recorded_as_interrupted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_payments_pull_keeps_what_it_wrote_and_resumes_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (sim, mut jobs) = setup(dir.path()).await;
-    let never = CancellationToken::new();
-    let first = jobs.run_named(Job::Subscribers, &never).await;
-    assert_eq!(first.outcome, RunOutcome::Ok, "{first:?}");
-    let to = chrono::Utc::now().date_naive() - chrono::Duration::days(2);
-    jobs.range = Some((to - chrono::Duration::days(DAYS - 1), Some(to)));
-    sim.set_method_fault(
-        "accounts.payments",
-        Fault {
-            latency: Duration::from_millis(50),
-            ..Fault::default()
-        },
-    );
-    let jobs = Arc::new(jobs);
-    let stop = CancellationToken::new();
-    let running = {
-        let (jobs, stop) = (jobs.clone(), stop.clone());
-        tokio::spawn(async move { jobs.run_named(Job::Payments, &stop).await })
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sim.request_count("accounts.payments") < 3 {
-        assert!(Instant::now() < deadline, "the backfill never got going");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    stop.cancel();
-    let summary = running.await.unwrap();
-    assert_eq!(summary.outcome, RunOutcome::Failed, "{summary:?}");
+    let (sim, jobs) = setup(dir.path()).await;
+    let (jobs, _) = stop_a_backfill(&sim, jobs, Job::Payments, "accounts.payments", 3).await;
     let asked = sim.request_count("accounts.payments");
     assert!(asked < SUBSCRIBERS as u64, "stopped part-way: {asked}");
     let runs = jobs.store.job_runs("payments").await.unwrap();
-    assert!(
-        runs[0]
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .contains("interrupted"),
+    assert_eq!(
+        runs[0].counts.fetched,
+        rows(&jobs, "payments").await,
         "{runs:?}"
     );
-    let rows = jobs
-        .store
-        .table_counts()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|(t, _)| *t == "payments")
-        .unwrap()
-        .1 as u64;
-    assert_eq!(runs[0].counts.fetched, rows, "{runs:?}");
 
-    sim.clear_faults();
     sim.reset_counters();
-    let second = jobs.run_named(Job::Payments, &never).await;
+    let second = jobs
+        .run_named(Job::Payments, &CancellationToken::new())
+        .await;
     assert_eq!(second.outcome, RunOutcome::Ok, "{second:?}");
     assert_eq!(
         sim.request_count("accounts.payments"),
         SUBSCRIBERS as u64 - asked,
         "resumed after the subscribers the stopped run finished"
+    );
+}
+
+/// One thread: while the job waits for Tariscope, the other task runs on the same thread.
+#[tokio::test(flavor = "current_thread")]
+async fn other_tasks_events_do_not_carry_the_job_span() {
+    let logs = tempfile::tempdir().unwrap();
+    let log_file = logs.path().join("log.txt");
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(
+            std::fs::File::create(&log_file).unwrap(),
+        ))
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, jobs) = setup(dir.path()).await;
+    sim.set_method_fault(
+        "subscriber.list.node",
+        Fault {
+            latency: Duration::from_millis(50),
+            ..Fault::default()
+        },
+    );
+    let other = tokio::spawn(async {
+        loop {
+            tracing::info!("other task tick");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let summary = jobs
+        .run_named(Job::Subscribers, &CancellationToken::new())
+        .await;
+    other.abort();
+    assert_eq!(summary.outcome, RunOutcome::Ok, "{summary:?}");
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(
+        log.contains("job{job=\"subscribers\"}: ") && log.contains("other task tick"),
+        "{log}"
+    );
+    let leaked: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("other task tick") && l.contains("job{"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "another task's events carry the job span: {leaked:?}"
     );
 }

@@ -1,5 +1,6 @@
 //! The wire variants: key casing, numbers as strings, .NET dates, wrapped lists,
-//! partial lists, records without DNs, repeated dnadd accepted, in JSON and XML.
+//! partial lists, records without DNs, repeated dnadd accepted, in JSON and XML; the switch
+//! that accepts repeated account numbers.
 
 mod sim_support;
 
@@ -291,4 +292,46 @@ async fn records_without_dns_and_repeated_dnadd() {
         assert_eq!(count, if duplicates { 2 } else { 1 });
         sim.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn repeated_account_numbers_refused_or_accepted_by_the_switch() {
+    let (sim, api) = with(WireVariant::default()).await;
+    let ctl = Api::anon(&sim, None);
+    let dep = sim.state().departments[0].id;
+    let create = |acc: &str| json!({"fullname": "Savchenko Petro", "departmentid": dep, "subscribertype": 0, "accountnumber": acc});
+    assert_eq!(
+        api.post_json("/api/subscriber/create/", create("DUP-1"))
+            .await
+            .status,
+        200
+    );
+    let again = api
+        .post_json("/api/subscriber/create/", create("DUP-1"))
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let on = ctl
+        .request(
+            reqwest::Method::PUT,
+            "/_sim/accept-duplicate-accounts",
+            Some(json!(true)),
+        )
+        .await;
+    assert_eq!(on.status, 200, "{}", on.body);
+    let again = api
+        .post_json("/api/subscriber/create/", create("DUP-1"))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    sim.set_accept_duplicate_accounts(false);
+    let again = api
+        .post_json("/api/subscriber/create/", create("DUP-1"))
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let held = sim
+        .state()
+        .subscribers
+        .iter()
+        .filter(|s| s.account_number.as_deref() == Some("DUP-1"))
+        .count();
+    assert_eq!(held, 2);
 }

@@ -94,6 +94,10 @@ struct Cli {
     /// subscriber.dnadd of a number already assigned adds a second assignment (not 409).
     #[arg(long)]
     accept_duplicate_dns: bool,
+    /// Book balance adjustments that no list shows on random days (about one per
+    /// subscriber a month): accounts.summary shows them, accounts.charges/payments do not.
+    #[arg(long)]
+    hidden_adjustments: bool,
     /// Fault plan (JSON, as PUT /_sim/faults takes it) active from the start.
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -189,6 +193,7 @@ fn build_config(cli: &Cli) -> anyhow::Result<SimConfig> {
             accept_duplicate_dns: cli.accept_duplicate_dns,
         },
         token_ttl: cli.token_ttl,
+        hidden_adjustments: cli.hidden_adjustments,
         ..SimConfig::default()
     };
     if let Some(path) = &cli.users_file {

@@ -25,6 +25,10 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
             .as_ref()
             .filter(|_| settings.enabled)
             .and_then(|c| next_fire(c, config.timezone, now));
+        let days = match &last {
+            Some(r) => store.summary_days(r.id).await?,
+            None => None,
+        };
         let age = last
             .as_ref()
             .and_then(|r| r.ended_at.as_deref().or(Some(r.started_at.as_str())))
@@ -53,6 +57,13 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
                 "errors": r.counts.errors,
                 "numbers": r.counts.numbers,
                 "error": r.error,
+                "summary_days": days.map(|d| json!({
+                    "fetched": d.fetched,
+                    "derived": d.derived,
+                    "bisected": d.bisected,
+                    "stretches_bisected": d.stretches,
+                    "every_day_subscribers": d.every_day,
+                })),
             })),
         }));
     }
@@ -166,6 +177,16 @@ pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
             age(&last["age_secs"]),
             s(&j["next_run"])
         );
+        if let Some(h) = j["running"].as_object() {
+            outln!(
+                out,
+                "             running now: pid {} on host {} ({}) since {}",
+                s(&h["pid"]),
+                s(&h["host"]),
+                s(&h["mode"]),
+                s(&h["since"])
+            );
+        }
         if s(&j["job"]) == "push" && last.is_object() {
             outln!(
                 out,
@@ -175,14 +196,16 @@ pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
                 s(&last["numbers"])
             );
         }
-        if let Some(h) = j["running"].as_object() {
+        let days = &last["summary_days"];
+        if days.is_object() {
             outln!(
                 out,
-                "             running now: pid {} on host {} ({}) since {}",
-                s(&h["pid"]),
-                s(&h["host"]),
-                s(&h["mode"]),
-                s(&h["since"])
+                "             summary days: fetched {}, derived {}, bisected {} ({} stretches), subscribers fetched every day {}",
+                s(&days["fetched"]),
+                s(&days["derived"]),
+                s(&days["bisected"]),
+                s(&days["stretches_bisected"]),
+                s(&days["every_day_subscribers"])
             );
         }
         if let Some(err) = last["error"].as_str() {

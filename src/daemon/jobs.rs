@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::lock::{self, Holder, LockError, Wait};
 use crate::scheduler::{JobRunner, RunOutcome};
-use crate::store::{Outcome, Store};
+use crate::store::{Outcome, Store, SummaryDays};
 use crate::sync::push::{PushOptions, run_push};
 use crate::sync::{Job, JobKind, Progress, PullOptions, run_job};
 
@@ -44,6 +44,41 @@ pub struct Jobs {
     pub last: Mutex<Option<JobSummary>>,
     /// Jobs the daemon found running in another process (logged once until free again).
     pub busy: Mutex<Vec<Job>>,
+    /// Payments and charges runs in progress: the summaries job waits for them.
+    pub ledger: LedgerGate,
+}
+
+/// Payments and charges runs in progress. The summaries job starts only when none is, so
+/// that the days it reads from the mirror are those the ledger jobs finished (issue 14;
+/// subscribers whose ledger pull of the window is incomplete are fetched every day anyway).
+pub struct LedgerGate(tokio::sync::watch::Sender<u32>);
+
+impl Default for LedgerGate {
+    fn default() -> Self {
+        LedgerGate(tokio::sync::watch::channel(0).0)
+    }
+}
+
+impl LedgerGate {
+    /// Marks a ledger run in progress until the pass is dropped.
+    fn enter(&self) -> LedgerPass<'_> {
+        self.0.send_modify(|n| *n += 1);
+        LedgerPass(self)
+    }
+
+    /// Waits until no ledger run is in progress.
+    async fn idle(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+struct LedgerPass<'a>(&'a LedgerGate);
+
+impl Drop for LedgerPass<'_> {
+    fn drop(&mut self) {
+        self.0.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Jobs {
@@ -71,6 +106,7 @@ impl Jobs {
         o.scope = self.config.scope.clone();
         o.lookback_days = settings.lookback_days;
         o.concurrency = settings.concurrency;
+        o.summaries_mode = self.config.summaries_mode;
         o.clock = self.clock;
         if let Some((from, to)) = self.range {
             o.from = Some(from);
@@ -123,7 +159,8 @@ impl Jobs {
     /// written with its checkpoint), starts no more and records its run as interrupted, so
     /// stopping loses nothing.
     pub async fn run_named(&self, job: Job, stop: &CancellationToken) -> JobSummary {
-        let span = tracing::info_span!("job", job = job.as_str());
+        // run_id: recorded by the job when it records its run (`record_run_id`).
+        let span = tracing::info_span!("job", job = job.as_str(), run_id = tracing::field::Empty);
         async {
             let started = Instant::now();
             tracing::info!("job started");
@@ -140,7 +177,7 @@ impl Jobs {
         .await
     }
 
-    /// The push job, summarised. `stop` starts no new desired row (issue 17).
+    /// The push job, summarised; `stop` ends it between rows.
     async fn push(&self, stop: &CancellationToken, progress: &Progress) -> JobSummary {
         let job = Job::Push;
         match run_push(
@@ -185,6 +222,14 @@ impl Jobs {
         stop: &CancellationToken,
         progress: &Progress,
     ) -> JobSummary {
+        let _ledger = matches!(job, Job::Payments | Job::Charges).then(|| self.ledger.enter());
+        if job == Job::Summaries && *self.ledger.0.borrow() > 0 {
+            tracing::info!("waiting for the payments and charges runs in progress");
+            tokio::select! {
+                _ = self.ledger.idle() => {}
+                _ = stop.cancelled() => return failed(job, "stopped by shutdown before it started".into()),
+            }
+        }
         let mut opts = self.pull_options(job);
         opts.stop = stop.clone();
         match run_job(kind, &self.client, &self.store, &opts, progress).await {
@@ -201,7 +246,7 @@ impl Jobs {
                     r.counts.unchanged,
                     r.counts.errors,
                     r.error.map(|e| format!("; {e}")).unwrap_or_default()
-                ),
+                ) + &r.days.map(summary_days).unwrap_or_default(),
             },
             Err(e) => failed(job, e.to_string()),
         }
@@ -286,6 +331,20 @@ impl Jobs {
     }
 }
 
+/// The summaries job's day counts: into the metrics, and as text for the run's detail.
+fn summary_days(d: SummaryDays) -> String {
+    for (origin, n) in [("fetched", d.fetched), ("derived", d.derived)] {
+        metrics::counter!("tariscope_sync_balance_dates_total", "origin" => origin).increment(n);
+    }
+    metrics::counter!("tariscope_sync_balance_dates_bisected_total").increment(d.bisected);
+    metrics::counter!("tariscope_sync_balance_stretches_bisected_total").increment(d.stretches);
+    metrics::counter!("tariscope_sync_balance_fallback_subscribers_total").increment(d.every_day);
+    format!(
+        "; days fetched {}, derived {}, bisected {} ({} stretches), subscribers fetched every day {}",
+        d.fetched, d.derived, d.bisected, d.stretches, d.every_day
+    )
+}
+
 fn outcome(o: Outcome) -> RunOutcome {
     match o {
         Outcome::Ok => RunOutcome::Ok,
@@ -306,6 +365,10 @@ fn failed(job: Job, detail: String) -> JobSummary {
 impl Jobs {
     /// Logs a job the daemon skips because another process runs it, once until it is free.
     fn note_busy(&self, summary: &JobSummary) {
+        if summary.outcome == RunOutcome::Busy {
+            metrics::counter!("tariscope_sync_job_skipped_total", "job" => summary.job.to_string())
+                .increment(1);
+        }
         let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         let known = busy.iter().position(|j| *j == summary.job);
         match (summary.outcome, known) {
@@ -351,5 +414,28 @@ impl JobRunner for Jobs {
                 RunOutcome::Failed
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LedgerGate;
+
+    #[tokio::test]
+    async fn summaries_wait_until_no_ledger_run_is_in_progress() {
+        let gate = LedgerGate::default();
+        gate.idle().await;
+        let payments = gate.enter();
+        let charges = gate.enter();
+        let idle = gate.idle();
+        tokio::pin!(idle);
+        drop(payments);
+        tokio::select! {
+            biased;
+            _ = &mut idle => panic!("went ahead while charges was running"),
+            _ = tokio::task::yield_now() => {}
+        }
+        drop(charges);
+        idle.await;
     }
 }

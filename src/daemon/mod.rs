@@ -97,6 +97,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
         progress: Mutex::new(Vec::new()),
         last: Mutex::new(None),
         busy: Mutex::new(Vec::new()),
+        ledger: Default::default(),
     })
 }
 
@@ -268,5 +269,21 @@ impl Background {
     async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_of_outcomes() {
+        use RunOutcome::*;
+        let exit = |o: &[RunOutcome]| Exit::of(o.iter().copied()).code();
+        assert_eq!(exit(&[]), 0);
+        assert_eq!(exit(&[Ok, Partial]), 2);
+        assert_eq!(exit(&[Partial, Busy, Ok]), 75, "not run beats partly run");
+        assert_eq!(exit(&[Busy, Failed]), 1, "a failure beats everything");
+        assert_eq!(exit(&[Failed, Busy]), 1);
     }
 }

@@ -21,6 +21,9 @@ pub struct SimConfig {
     pub token_ttl: Duration,
     /// Faults active from the start. Default: none.
     pub faults: FaultPlan,
+    /// Data variant: book balance adjustments that no list shows on random days (about one
+    /// per subscriber a month; see `sim::adjustments`). Default: off.
+    pub hidden_adjustments: bool,
 }
 
 impl Default for SimConfig {
@@ -31,6 +34,7 @@ impl Default for SimConfig {
             users: vec![SimUser::demo()],
             token_ttl: Duration::from_secs(6 * 3600),
             faults: FaultPlan::default(),
+            hidden_adjustments: false,
         }
     }
 }

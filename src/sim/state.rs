@@ -31,8 +31,12 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: SimConfig) -> Self {
         let faults_on = !config.faults.is_off();
+        let mut data = generate(&config.dataset);
+        if config.hidden_adjustments {
+            super::adjustments::book(&mut data, config.dataset.seed);
+        }
         Self {
-            data: RwLock::new(generate(&config.dataset)),
+            data: RwLock::new(data),
             wire: config.wire,
             users: config.users,
             signer: TokenSigner::new(config.token_ttl),

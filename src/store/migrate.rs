@@ -19,6 +19,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_push_numbers",
         include_str!("migrations/0004_push_numbers.sql"),
     ),
+    (
+        "0006_summary_days",
+        include_str!("migrations/0006_summary_days.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -3,7 +3,7 @@
 //! Owns: the database file (created 0600, folder created if missing), the embedded
 //! migrations, the one writer connection on its own thread, WAL checkpoints on another
 //! (`checkpoint`), read connections, and one file
-//! per table family (`subscribers`, `accounts`, `reference`, `runs`, and the push side's
+//! per table family (`subscribers`, `accounts` with `summary_days`, `reference`, `runs`, and the push side's
 //! `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
 //! them. Must not: speak HTTP, read the
 //! clock (callers pass timestamps), or decide sync policy (that is `crate::sync`).
@@ -25,6 +25,7 @@ mod rejected;
 mod runs;
 mod server_traits;
 mod subscribers;
+mod summary_days;
 mod upsert;
 mod values;
 mod writer;
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use accounts::charge_keys;
+pub use accounts::{SummaryOrigin, charge_keys};
 pub use desired::ImportCounts;
 pub use error::StoreError;
 pub use merge_base::MergeBase;
@@ -46,6 +47,7 @@ pub use rejected::StoredRejection;
 pub use runs::{Checkpoint, Counts, JobRun, Mode, Outcome, RunStart};
 pub use server_traits::Observed;
 pub use subscribers::{ApplyCounts, content_hash};
+pub use summary_days::{LedgerRun, SummaryDays};
 pub use upsert::UpsertCounts;
 
 use writer::Writer;
@@ -199,14 +201,29 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
     options.open(path).map(drop).map_err(fail)
 }
 
+/// `PRAGMA journal_mode = WAL`, tried again while another process opening the same new
+/// mirror holds it: SQLite answers "database is locked" here without waiting.
+fn switch_to_wal(conn: &Connection) -> Result<String, StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other.map_err(StoreError::sql("switching to WAL")),
+        }
+    }
+}
+
 fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
     // First: another process opening the mirror at the same moment holds its lock briefly.
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(StoreError::sql("setting the busy timeout"))?;
     if wal {
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(StoreError::sql("switching to WAL"))?;
+        let mode = switch_to_wal(conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "the mirror could not switch to WAL journal mode");
         }

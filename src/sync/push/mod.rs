@@ -146,6 +146,7 @@ pub async fn run_push<R: PushRemote>(
             started_at: now(opts),
         })
         .await?;
+    crate::logging::record_run_id(run_id);
     let loaded = load::load_and_plan(remote, store, opts, run_id, &now(opts)).await?;
     let conflicts = record_conflicts(store, &loaded.planned.ops, now(opts)).await?;
     let exec = Exec {
