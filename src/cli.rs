@@ -111,6 +111,15 @@ pub enum Command {
         #[arg(long, value_name = "ENCODING", default_value = "utf-8", value_parser = encoding)]
         encoding: &'static encoding_rs::Encoding,
     },
+    /// Load desired payments from a CSV or JSON file into `desired_payments` (docs/schema.md);
+    /// the next push posts each reference exactly once.
+    ImportPayments {
+        /// The file (`.json` is read as JSON, anything else as CSV).
+        file: PathBuf,
+        /// Text encoding of a file without a BOM (as for `import`).
+        #[arg(long, value_name = "ENCODING", default_value = "utf-8", value_parser = encoding)]
+        encoding: &'static encoding_rs::Encoding,
+    },
     /// Check connectivity, credentials, method rights, server version and the mirror.
     Doctor,
     /// Start the emulator in-process, sync it into a SQLite file, push a few subscribers, and

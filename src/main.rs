@@ -88,6 +88,9 @@ async fn run(cli: Cli, out: &mut Out) -> Exit {
         Some(Command::Import { file, encoding }) => {
             cmd::import::run(&config, &file, encoding, out).await
         }
+        Some(Command::ImportPayments { file, encoding }) => {
+            cmd::import_payments::run(&config, &file, encoding, out).await
+        }
         Some(Command::Doctor) => cmd::doctor::run(&config, out).await,
         Some(Command::Demo { .. } | Command::Completions { .. }) => Exit::Ok,
         None if cli.run_once => {

@@ -6,6 +6,7 @@
 pub mod demo;
 pub mod doctor;
 pub mod import;
+pub mod import_payments;
 pub mod out;
 pub mod plan;
 pub mod run_once;

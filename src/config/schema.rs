@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::choices::{self, LogFormat, NaturalKey};
@@ -32,6 +33,7 @@ pub struct Config {
     /// `jobs.summaries.mode`: which days the summaries job fetches.
     pub summaries_mode: SummariesMode,
     pub push: PushSettings,
+    pub payments: PaymentSettings,
     pub serve: ServeSettings,
     pub log: LogSettings,
     /// Time zone of Tariscope's calendar dates and of the cron schedules.
@@ -87,6 +89,15 @@ pub struct PushSettings {
     pub natural_key: NaturalKey,
     /// How many times a failed write is retried on later runs before it is terminal.
     pub max_attempts: u32,
+}
+
+/// `[payments]`: posting `desired_payments` into Tariscope (issue 15).
+#[derive(Debug, Clone)]
+pub struct PaymentSettings {
+    /// Whether the push job posts desired payments.
+    pub post: bool,
+    /// Payments dated before this day are rejected (`None`: no lower bound).
+    pub earliest_day: Option<NaiveDate>,
 }
 
 /// `[serve]`: metrics and health endpoints.
@@ -215,6 +226,7 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         ),
         max_attempts: r.u64_in("push.max_attempts", 5, 1, 1000) as u32,
     };
+    let payments = read_payments(r);
     let serve = ServeSettings {
         listen: r.string_or_off("serve.listen", "127.0.0.1:9184").and_then(|s| match s.parse() {
             Ok(addr) => Some(addr),
@@ -257,11 +269,31 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         jobs,
         summaries_mode,
         push,
+        payments,
         serve,
         log,
         timezone,
         shutdown_grace,
     }
+}
+
+fn read_payments(r: &mut Reader<'_>) -> PaymentSettings {
+    let post = r.bool("payments.post", true);
+    let text = r.string("payments.earliest_day", "");
+    let earliest_day = match text.trim() {
+        "" => None,
+        t => match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                r.problem(
+                    "payments.earliest_day",
+                    format!("{t:?} is not a date yyyy-mm-dd (leave empty for no lower bound)"),
+                );
+                None
+            }
+        },
+    };
+    PaymentSettings { post, earliest_day }
 }
 
 fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {

@@ -23,6 +23,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_summary_days",
         include_str!("migrations/0006_summary_days.sql"),
     ),
+    (
+        "0007_payments",
+        include_str!("migrations/0007_payments.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -4,7 +4,8 @@
 //! migrations, the one writer connection on its own thread, WAL checkpoints on another
 //! (`checkpoint`), read connections, and one file
 //! per table family (`subscribers`, `accounts` with `summary_days`, `reference`, `runs`, and the push side's
-//! `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
+//! `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`, and `payments`: desired
+//! payments and their confirmation), with `bulk` (multi-row inserts), `upsert` and `values` shared by
 //! them. Must not: speak HTTP, read the
 //! clock (callers pass timestamps), or decide sync policy (that is `crate::sync`).
 //!
@@ -20,6 +21,7 @@ mod error;
 mod merge_base;
 mod migrate;
 mod outbox;
+mod payments;
 mod reference;
 mod rejected;
 mod runs;
@@ -42,6 +44,7 @@ pub use error::StoreError;
 pub use merge_base::MergeBase;
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{OutboxEntry, OutboxState, StoredConflict};
+pub use payments::Payers;
 pub use reference::ReferenceCounts;
 pub use rejected::StoredRejection;
 pub use runs::{Checkpoint, Counts, JobRun, Mode, Outcome, RunStart};
