@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::SecondsFormat;
+use encoding_rs::Encoding;
 
 use super::out::Out;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::Exit;
+use crate::model::Rejection;
 use crate::records::{FileFormat, ReadOptions};
-use crate::store::Store;
+use crate::store::{ImportCounts, Store};
 use crate::sync::payments::{PaymentContext, parse_payments};
 use crate::{errln, outln};
 
@@ -20,53 +22,31 @@ pub fn source_of(file: &Path) -> String {
     format!("{} (payments)", file.display())
 }
 
-/// Imports `file`, read in `encoding` unless it has a BOM. Exit 0, or 2 when rows were
-/// rejected (the valid ones are in).
-pub async fn run(
+/// Reads, checks and writes the file; `Err` says why nothing was imported.
+async fn import(
     config: &Config,
     file: &Path,
-    encoding: &'static encoding_rs::Encoding,
-    out: &mut Out,
-) -> Exit {
-    let fail = |e: &dyn std::fmt::Display| {
-        errln!("tariscope-sync import-payments: {}: {e}", file.display());
-        Exit::Runtime
-    };
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
-        Err(e) => return fail(&format!("cannot read it: {e}")),
-    };
-    let store = match Store::open(&config.mirror.path) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
+    options: ReadOptions,
+) -> Result<(ImportCounts, Vec<Rejection>), String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
+    let store = Store::open(&config.mirror.path).map_err(|e| text(&e))?;
     let clock = Clock::system();
-    let loaded = async {
-        let ctx =
-            PaymentContext::load(&store, config.today(clock), config.payments.earliest_day).await?;
-        let existing: BTreeMap<String, _> = store
-            .desired_payment_rows()
-            .await?
-            .into_iter()
-            .map(|r| (r.key.shown().unwrap_or_default(), r))
-            .collect();
-        Ok::<_, crate::store::StoreError>((ctx, existing))
-    };
-    let (ctx, existing) = match loaded.await {
-        Ok(l) => l,
-        Err(e) => return fail(&e),
-    };
-    let options = ReadOptions {
-        format: FileFormat::from_path(file),
-        encoding,
-    };
-    let batch = match parse_payments(&bytes, &options, &ctx, &existing) {
-        Ok(b) => b,
-        Err(e) => return fail(&e),
-    };
+    let today = config.today(clock);
+    let ctx = PaymentContext::load(&store, today, config.payments.earliest_day)
+        .await
+        .map_err(|e| text(&e))?;
+    let existing: BTreeMap<String, _> = store
+        .desired_payment_rows()
+        .await
+        .map_err(|e| text(&e))?
+        .into_iter()
+        .map(|r| (r.key.shown().unwrap_or_default(), r))
+        .collect();
+    let batch = parse_payments(&bytes, &options, &ctx, &existing).map_err(|e| text(&e))?;
     let rejected = batch.rejected.clone();
     let now = clock.now().to_rfc3339_opts(SecondsFormat::Secs, true);
-    let counts = match store
+    let counts = store
         .import_payments(
             batch.rows,
             batch.unchanged,
@@ -75,9 +55,21 @@ pub async fn run(
             now,
         )
         .await
-    {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
+        .map_err(|e| text(&e))?;
+    Ok((counts, rejected))
+}
+
+/// Imports `file`, read in `encoding` (a BOM wins) as its name says (`.json`, else CSV).
+/// Exit 0, or 2 when rows were rejected (the valid ones are in).
+pub async fn run(config: &Config, file: &Path, encoding: &'static Encoding, out: &mut Out) -> Exit {
+    let format = FileFormat::from_path(file);
+    let options = ReadOptions { format, encoding };
+    let (counts, rejected) = match import(config, file, options).await {
+        Ok(done) => done,
+        Err(e) => {
+            errln!("tariscope-sync import-payments: {}: {e}", file.display());
+            return Exit::Runtime;
+        }
     };
     outln!(
         out,

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::model::{Cell, RawDesired, Rejection};
 use crate::store::OutboxState;
-use crate::sync::validate::{TableRejection, fingerprint};
+use crate::sync::validate::{self, TableRejection, fingerprint, shown, whole};
 
 /// The rows of `desired_payments`, checked.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,40 +48,17 @@ fn get<'a>(raw: &'a RawDesired, column: &str) -> &'a Cell {
         .map_or(&Cell::Null, |(_, c)| c)
 }
 
-fn shown(cell: &Cell) -> String {
-    match cell {
-        Cell::Text(t) => format!("{t:?}"),
-        other => other.shown().unwrap_or_else(|| "NULL".into()),
-    }
-}
-
+/// A bad value of the row `reference` (the reason names the payment).
 fn problem(reference: &str, field: &str, cell: &Cell, expected: &str) -> Rejection {
-    Rejection {
-        row: 0,
-        key: Some(reference.to_string()),
-        field: Some(field.to_string()),
-        value: cell.shown(),
-        expected: Some(expected.to_string()),
-        reason: format!(
-            "payment {reference}: {field} = {}: expected {expected}",
-            shown(cell)
-        ),
-    }
+    let mut r = validate::rejection(reference, field, cell, expected);
+    r.reason = format!("payment {}", r.reason);
+    r
 }
 
 fn text(cell: &Cell) -> Option<String> {
     match cell {
         Cell::Text(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
         Cell::Int(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-fn whole(cell: &Cell) -> Option<i64> {
-    match cell {
-        Cell::Int(i) => Some(*i),
-        Cell::Text(t) => t.trim().parse().ok(),
-        Cell::Real(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Some(*f as i64),
         _ => None,
     }
 }
