@@ -61,6 +61,9 @@ pub struct ApiSettings {
 #[derive(Debug, Clone)]
 pub struct MirrorSettings {
     pub path: PathBuf,
+    /// Warn when the WAL passes this many MiB because checkpoints cannot complete (a reader
+    /// holds an old snapshot); 0 never warns.
+    pub wal_warn_mib: u64,
 }
 
 /// `[jobs.<name>]`.
@@ -170,6 +173,12 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
     }
     let mirror = MirrorSettings {
         path: PathBuf::from(r.string("mirror.path", "./tariscope-mirror.db")),
+        wal_warn_mib: r.u64_in(
+            "mirror.wal_warn_mib",
+            crate::store::DEFAULT_WARN_MIB,
+            0,
+            1 << 20,
+        ),
     };
     let scope = Scope {
         nodes: r.id_list("scope.nodes"),

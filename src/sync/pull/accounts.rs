@@ -10,6 +10,10 @@
 //!   gap since `from` (one subscriber's days are fetched in order, so a resumed run fetches
 //!   again at most the day that was in flight).
 //!
+//! Writes go through one `WriteGroup` per run, which commits what many items produced
+//! together (thousands of rows or a quarter second at a time: few commits keep the WAL small
+//! while an integrator holds a long read transaction).
+//!
 //! A successful run deletes its checkpoints. Must not: skip a failed item's checkpoint
 //! gap (a failed day stops its subscriber's cursor; later days are stored but fetched
 //! again on resume).
@@ -21,7 +25,7 @@ use futures::StreamExt;
 
 use super::{JobReport, Run, SyncError, Verdict, is_fatal, now};
 use crate::model::SubscriberId;
-use crate::store::{Checkpoint, Mode, Store, StoreError, UpsertCounts};
+use crate::store::{Checkpoint, Mode, Store, StoreError, UpsertCounts, WriteGroup};
 use crate::sync::options::{JobKind, Progress, PullOptions};
 use crate::sync::remote::{Remote, RemoteError, RemoteResult};
 
@@ -91,7 +95,10 @@ async fn subscribers(
 
 /// What one subscriber's item produced.
 enum Fetched {
-    Stored { fetched: u64, counts: UpsertCounts },
+    /// Rows fetched and handed to the run's write group.
+    Stored {
+        fetched: u64,
+    },
     Failed(RemoteError),
 }
 
@@ -107,7 +114,9 @@ pub(super) async fn run_ledger<R: Remote>(
     let subs = subscribers(job, store, opts).await?;
     let mut run = Run::start(store, opts, progress, job, mode, Some((from, to))).await?;
     let prefix = format!("{}:{from}..{to}/", mode_tag(mode));
-    let verdict = ledger_body(&mut run, remote, subs, &prefix, progress).await;
+    let group = store.write_group();
+    let verdict = ledger_body(&mut run, remote, subs, &prefix, progress, &group).await;
+    let verdict = written(&mut run, verdict, &group).await;
     run.conclude(verdict, Some(finished_checkpoints(mode, prefix)))
         .await
 }
@@ -118,6 +127,7 @@ async fn ledger_body<R: Remote>(
     subs: Vec<SubscriberId>,
     prefix: &str,
     progress: &Progress,
+    group: &WriteGroup,
 ) -> Verdict {
     let (job, store, opts) = (run.job, run.store, run.opts);
     let (from, to) = run.window.unwrap_or((opts.today, opts.today));
@@ -146,7 +156,7 @@ async fn ledger_body<R: Remote>(
                     ledger_item(
                         remote.account_charges(sub, from, to),
                         |c| c.subscriber_id = sub,
-                        |rows| store.upsert_charges(sub, rows, cp, now(opts)),
+                        |rows| group.charges(sub, rows, cp, now(opts)),
                     )
                     .await
                 }
@@ -154,7 +164,7 @@ async fn ledger_body<R: Remote>(
                     ledger_item(
                         remote.account_payments(sub, from, to),
                         |p| p.subscriber_id = sub,
-                        |rows| store.upsert_payments(sub, rows, cp, now(opts)),
+                        |rows| group.payments(sub, rows, cp, now(opts)),
                     )
                     .await
                 }
@@ -167,10 +177,7 @@ async fn ledger_body<R: Remote>(
         .buffer_unordered(opts.concurrency);
     while let Some((sub, item)) = items.next().await {
         match item.map_err(run.store_err())? {
-            Fetched::Stored { fetched, counts } => {
-                run.counts.fetched += fetched;
-                add(run, counts);
-            }
+            Fetched::Stored { fetched } => run.counts.fetched += fetched,
             Fetched::Failed(e) if is_fatal(&e) => {
                 return Ok(Some(format!("subscriber {sub}: {e}")));
             }
@@ -191,7 +198,7 @@ async fn ledger_item<T, W>(
     write: impl FnOnce(Vec<T>) -> W,
 ) -> Result<Fetched, StoreError>
 where
-    W: Future<Output = Result<UpsertCounts, StoreError>>,
+    W: Future<Output = Result<(), StoreError>>,
 {
     let mut rows = match fetch.await {
         Ok(rows) => rows,
@@ -199,9 +206,21 @@ where
     };
     rows.iter_mut().for_each(own);
     let fetched = rows.len() as u64;
-    write(rows)
-        .await
-        .map(|counts| Fetched::Stored { fetched, counts })
+    write(rows).await.map(|()| Fetched::Stored { fetched })
+}
+
+/// Writes what the run's group still holds (also after an early stop: what was fetched is
+/// kept, with its checkpoints) and adds the counts of everything written to the run.
+async fn written(run: &mut Run<'_>, verdict: Verdict, group: &WriteGroup) -> Verdict {
+    match group.finish().await {
+        Ok(counts) => {
+            add(run, counts);
+            verdict
+        }
+        // The first error is the one to report.
+        Err(_) if verdict.is_err() => verdict,
+        Err(e) => Err(run.store_err()(e)),
+    }
 }
 
 /// The checkpoints a successful run deletes: a backfill its own, an incremental run every
@@ -219,15 +238,9 @@ fn add(run: &mut Run<'_>, c: UpsertCounts) {
     run.counts.unchanged += c.unchanged;
 }
 
-/// A summary write in flight.
-type PendingWrite<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<UpsertCounts, StoreError>> + Send + 'a>,
->;
-
 /// One subscriber's days in a summaries run.
 struct SubscriberDays {
     fetched: u64,
-    counts: UpsertCounts,
     failed: Vec<(NaiveDate, RemoteError)>,
     /// An auth failure stopped this subscriber (and the run).
     fatal: Option<(NaiveDate, RemoteError)>,
@@ -245,7 +258,9 @@ pub(super) async fn run_summaries<R: Remote>(
     let subs = subscribers(job, store, opts).await?;
     let mut run = Run::start(store, opts, progress, job, mode, Some((from, to))).await?;
     let prefix = format!("{}:{from}/", mode_tag(mode));
-    let verdict = summaries_body(&mut run, remote, subs, &prefix, progress).await;
+    let group = store.write_group();
+    let verdict = summaries_body(&mut run, remote, subs, &prefix, progress, &group).await;
+    let verdict = written(&mut run, verdict, &group).await;
     run.conclude(verdict, Some(finished_checkpoints(mode, prefix)))
         .await
 }
@@ -260,6 +275,7 @@ async fn summaries_body<R: Remote>(
     subs: Vec<SubscriberId>,
     prefix: &str,
     progress: &Progress,
+    group: &WriteGroup,
 ) -> Verdict {
     let (job, store, opts) = (run.job, run.store, run.opts);
     let (from, to) = run.window.unwrap_or((opts.today, opts.today));
@@ -293,26 +309,14 @@ async fn summaries_body<R: Remote>(
         .map(|(sub, start)| async move {
             let mut out = SubscriberDays {
                 fetched: 0,
-                counts: UpsertCounts::default(),
                 failed: Vec::new(),
                 fatal: None,
             };
             let mut gap = false;
-            // The previous day's write runs while the next day is fetched (the writer
-            // commits one subscriber's writes in order, so its checkpoint only moves forward).
-            let mut pending: Option<PendingWrite<'_>> = None;
+            // The group keeps one subscriber's days in order, so its checkpoint only moves
+            // forward.
             for day in days(start, to) {
-                let previous = async {
-                    match pending.take() {
-                        Some(w) => w.await.map(Some),
-                        None => Ok(None),
-                    }
-                };
-                let (written, fetched) = futures::join!(previous, remote.account_summary(sub, day));
-                if let Some(c) = written? {
-                    out.counts.add(c);
-                }
-                match fetched {
+                match remote.account_summary(sub, day).await {
                     Ok(mut s) => {
                         s.subscriber_id = sub;
                         s.date = day;
@@ -323,7 +327,7 @@ async fn summaries_body<R: Remote>(
                             key: format!("{prefix}{sub}"),
                             cursor: day.to_string(),
                         });
-                        pending = Some(Box::pin(store.upsert_summaries(vec![s], cp, now(opts))));
+                        group.summaries(vec![s], cp, now(opts)).await?;
                     }
                     Err(e) if is_fatal(&e) => {
                         out.fatal = Some((day, e));
@@ -336,16 +340,12 @@ async fn summaries_body<R: Remote>(
                 }
                 progress.add_done(1);
             }
-            if let Some(w) = pending.take() {
-                out.counts.add(w.await?);
-            }
             Ok::<_, StoreError>((sub, out))
         })
         .buffer_unordered(opts.concurrency);
     while let Some(item) = items.next().await {
         let (sub, out) = item.map_err(run.store_err())?;
         run.counts.fetched += out.fetched;
-        add(run, out.counts);
         for (day, e) in out.failed {
             run.item_failed(format!("subscriber {sub} day {day}"), &e)
                 .await?;
