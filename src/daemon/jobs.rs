@@ -67,6 +67,7 @@ impl Jobs {
         o.scope = self.config.scope.clone();
         o.lookback_days = settings.lookback_days;
         o.concurrency = settings.concurrency;
+        o.max_removals = settings.max_removals;
         o.clock = self.clock;
         if let Some((from, to)) = self.range {
             o.from = Some(from);

@@ -79,6 +79,11 @@ pub enum StoreError {
         "an earlier write of this run failed, so this one was not attempted; see the first error"
     )]
     EarlierWriteFailed,
+    /// `confirm-removals` named a run the mirror does not know.
+    #[error(
+        "no run {0} in the mirror; `tariscope-sync status` shows the runs that held removals back"
+    )]
+    NoSuchRun(i64),
     /// A blocking read task failed to run.
     #[error("a mirror read task failed: {0}")]
     ReadTask(String),

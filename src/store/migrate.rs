@@ -15,6 +15,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_rejected_detail",
         include_str!("migrations/0003_rejected_detail.sql"),
     ),
+    // 0004 is another issue's; keep the files in number order when both are present.
+    (
+        "0005_held_removals",
+        include_str!("migrations/0005_held_removals.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -22,6 +22,7 @@ mod group;
 mod migrate;
 mod outbox;
 mod reference;
+mod removals;
 mod runs;
 mod subscribers;
 mod upsert;
@@ -42,8 +43,9 @@ pub use group::WriteGroup;
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{OutboxEntry, OutboxState, StoredConflict};
 pub use reference::ReferenceCounts;
+pub use removals::{Confirmed, HeldBack, ListScope, RemovalLimit};
 pub use runs::{Checkpoint, Counts, JobRun, Mode, Outcome, RunStart};
-pub use subscribers::{ApplyCounts, content_hash};
+pub use subscribers::{ApplyCounts, Removals, content_hash};
 pub use upsert::UpsertCounts;
 
 use writer::Writer;

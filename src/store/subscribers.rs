@@ -6,7 +6,7 @@
 //! pull writes nothing).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use rusqlite::types::Value;
@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use sha2::{Digest, Sha256};
 
 use super::bulk::Bulk;
+use super::removals::{self, HeldBack, ListScope, RemovalLimit};
 use super::values::{self, Col, Reader};
 use super::{Store, StoreError};
 use crate::model::{Code, DnAssignment, Subscriber, SubscriberId, SubscriberType};
@@ -432,26 +433,78 @@ fn apply(
     Ok(counts)
 }
 
-/// Tombstones (`removed_at = now`) every live subscriber not in `seen`; returns how many.
+/// Tombstones (`removed_at = now`) every live subscriber not in `seen`, except those
+/// `guard` holds back (recorded in `held_removals`); returns what it removed and held.
 fn tombstone(
     conn: &Connection,
     run_id: i64,
     seen: &HashSet<SubscriberId>,
+    guard: Option<&(RemovalLimit, Vec<ListScope>)>,
     now: &str,
-) -> Result<u64, StoreError> {
-    let live: Vec<SubscriberId> = conn
-        .prepare_cached("SELECT id FROM subscribers WHERE removed_at IS NULL")
-        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+) -> Result<Removals, StoreError> {
+    let live: Vec<(SubscriberId, HashMap<&'static str, Option<i64>>)> = conn
+        .prepare_cached("SELECT id, nodeid, departmentid FROM subscribers WHERE removed_at IS NULL")
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                let cols = HashMap::from([("nodeid", r.get(1)?), ("departmentid", r.get(2)?)]);
+                Ok((r.get(0)?, cols))
+            })?
+            .collect()
+        })
         .map_err(StoreError::sql("listing live subscribers"))?;
-    let mut removed = 0;
-    for id in live.into_iter().filter(|id| !seen.contains(id)) {
-        conn.prepare_cached("UPDATE subscribers SET removed_at = ?2 WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![id, now]))
-            .map_err(StoreError::sql("tombstoning a subscriber"))?;
-        log_change(conn, run_id, id, "removed", None, now)?;
-        removed += 1;
+    let going: HashSet<SubscriberId> = live
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !seen.contains(id))
+        .collect();
+    let (held, report) = match guard {
+        Some((limit, scopes)) => removals::decide(*limit, scopes, &live, &going),
+        None => Default::default(),
+    };
+    let mut out = Removals::default();
+    let mut going: Vec<SubscriberId> = going
+        .into_iter()
+        .filter(|id| !held.contains_key(id))
+        .collect();
+    going.sort_unstable();
+    for id in going {
+        out.removed += u64::from(tombstone_one(conn, run_id, id, now)?);
     }
-    Ok(removed)
+    removals::record(
+        conn,
+        run_id,
+        "subscribers",
+        held.into_iter().map(|(id, scope)| (id.to_string(), scope)),
+    )?;
+    out.held = report;
+    Ok(out)
+}
+
+/// Tombstones one subscriber if it is live, logging `removed` for `run_id`.
+pub(super) fn tombstone_one(
+    conn: &Connection,
+    run_id: i64,
+    id: SubscriberId,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE subscribers SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
+        )
+        .and_then(|mut st| st.execute(params![id, now]))
+        .map_err(StoreError::sql("tombstoning a subscriber"))?;
+    if n > 0 {
+        log_change(conn, run_id, id, "removed", None, now)?;
+    }
+    Ok(n > 0)
+}
+
+/// What `tombstone_unseen` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removals {
+    pub removed: u64,
+    /// Scopes whose removals were over the limit and held back.
+    pub held: Vec<HeldBack>,
 }
 
 impl Store {
@@ -478,14 +531,16 @@ impl Store {
     }
 
     /// Tombstones live subscribers that the run did not see. Call only when every list of
-    /// the scope was read completely.
+    /// the scope was read completely. With `guard` (the limit and the lists read), removals
+    /// over the limit in a list's scope are held back instead (see `removals`).
     pub async fn tombstone_unseen(
         &self,
         run_id: i64,
         seen: HashSet<SubscriberId>,
+        guard: Option<(RemovalLimit, Vec<ListScope>)>,
         now: String,
-    ) -> Result<u64, StoreError> {
-        self.write(move |conn| tombstone(conn, run_id, &seen, &now))
+    ) -> Result<Removals, StoreError> {
+        self.write(move |conn| tombstone(conn, run_id, &seen, guard.as_ref(), &now))
             .await
     }
 

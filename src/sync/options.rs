@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 
 pub use crate::clock::Clock;
 use crate::model::SubscriberId;
+use crate::store::RemovalLimit;
 
 /// Every job the daemon runs: the pull jobs and `push`. The names are those of
 /// `[jobs.<name>]` in the configuration, `--jobs`, `job_runs.job` and the logs.
@@ -169,10 +170,14 @@ pub struct PullOptions {
     pub batch_size: usize,
     /// Source of timestamps written to the mirror.
     pub clock: Clock,
+    /// Subscribers and reference: how much one run may remove from one list's scope
+    /// (`jobs.<job>.max_removals`); `None` (`--allow-mass-removal`): no limit.
+    pub max_removals: Option<RemovalLimit>,
 }
 
 impl PullOptions {
-    /// Defaults for `today`: lookback 3 days, first window 30 days, concurrency 8.
+    /// Defaults for `today`: lookback 3 days, first window 30 days, concurrency 8, at most
+    /// 10 % removed per list.
     pub fn new(today: NaiveDate) -> PullOptions {
         PullOptions {
             scope: Scope::default(),
@@ -185,6 +190,7 @@ impl PullOptions {
             subscribers: None,
             batch_size: 5_000,
             clock: Clock::system(),
+            max_removals: Some(RemovalLimit::Share(10.0)),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! the next batch while the writer thread commits the previous one, so a list is never held
 //! whole as records; its raw answer is), recording each undecodable record as a failed item, and tombstoning the ones no
 //! list holds any more. Must not: tombstone anything when a list or one of its records could
-//! not be read (a subscriber missing from an unread list has not disappeared).
+//! not be read (a subscriber missing from an unread list has not disappeared), or more than
+//! `max_removals` of a list's scope (an empty list where the mirror holds rows never
+//! tombstones: the removals are held back, the run is `partial`; see `store::removals`).
 
 use std::collections::HashSet;
 
@@ -14,7 +16,7 @@ use futures::StreamExt;
 
 use super::{Run, SyncError, Verdict, is_fatal, now};
 use crate::model::Subscriber;
-use crate::store::{ApplyCounts, Mode, Store, StoreError};
+use crate::store::{ApplyCounts, ListScope, Mode, Store, StoreError};
 use crate::sync::options::{JobKind, Progress, PullOptions};
 use crate::sync::remote::{Remote, RemoteError, RemoteResult};
 
@@ -30,6 +32,20 @@ impl Source {
         match self {
             Source::Node(n) => format!("subscriber.list.node {n}"),
             Source::Department(d) => format!("subscriber.list.department {d}"),
+        }
+    }
+
+    /// The list's scope for the removal guard; `listed`: records it answered.
+    fn scope(self, listed: u64) -> ListScope {
+        let (word, column, id) = match self {
+            Source::Node(n) => ("node", "nodeid", n),
+            Source::Department(d) => ("department", "departmentid", d),
+        };
+        ListScope {
+            label: format!("{word} {id}"),
+            column,
+            id,
+            listed,
         }
     }
 
@@ -82,6 +98,7 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
     );
     let mut seen = HashSet::new();
     let mut complete = true;
+    let mut scopes = Vec::new();
     for source in sources {
         let listed = match source {
             Source::Node(n) => remote.subscribers_by_node(n).await,
@@ -96,6 +113,7 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
                 continue;
             }
         };
+        let before = run.counts.fetched;
         let bad = if remote.lists_are_partial() {
             let mut list = Vec::new();
             let mut bad = Vec::new();
@@ -117,6 +135,7 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
         } else {
             apply(run, source, records, Some(&mut seen), progress).await?
         };
+        scopes.push(source.scope(run.counts.fetched - before));
         // A record that could not be read may be a live subscriber: nothing is tombstoned.
         for e in bad {
             complete = false;
@@ -125,12 +144,16 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
         }
     }
     if complete {
-        let removed = run
+        let guard = opts.max_removals.map(|limit| (limit, scopes));
+        let removals = run
             .store
-            .tombstone_unseen(run.id, seen, now(opts))
+            .tombstone_unseen(run.id, seen, guard, now(opts))
             .await
             .map_err(run.store_err())?;
-        run.counts.removed += removed;
+        run.counts.removed += removals.removed;
+        for held in removals.held {
+            run.held_back(held);
+        }
     } else {
         tracing::warn!(
             run_id = run.id,
