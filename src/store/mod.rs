@@ -24,6 +24,7 @@ mod outbox;
 mod reference;
 mod removals;
 mod runs;
+mod subscriber_columns;
 mod subscribers;
 mod upsert;
 mod values;
