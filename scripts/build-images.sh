@@ -9,6 +9,8 @@
 # these machines cannot fetch them (see docs/deploy.md). --no-vendor lets cargo fetch them
 # inside the build instead.
 # Tags: $SIM_IMAGE (default tariscope-sim:local) and $SYNC_IMAGE (default tariscope-sync:local).
+# Progress goes to stderr, one line per step (the full build log is shown when a build fails);
+# one build at a time on this machine (a lock), so parallel test runs wait, then reuse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,13 @@ if [[ "${1:-}" == "--no-vendor" ]]; then VENDOR=0; fi
 log() { echo "build-images: $*" >&2; }
 
 scripts/make-bases.sh
+
+LOCK="${BUILD_LOCK:-/tmp/tariscope-build-images.lock}"
+exec 8>"$LOCK"
+if ! flock -n 8; then
+    log "another build of the images is running; waiting for it"
+    flock 8
+fi
 
 # Skip the build when both images were built from exactly these inputs (sources, lock file,
 # Dockerfile, base images): the label tariscope.inputs holds their hash.
@@ -60,8 +69,22 @@ if [[ $VENDOR == 1 ]]; then
     rm "$CTX/deploy/cargo/config.toml.tmp"
 fi
 
-log "docker build --target sim -> $SIM_IMAGE"
-docker build --force-rm --label "tariscope.inputs=$INPUTS" --label tariscope.image=sim -f "$CTX/deploy/Dockerfile" --target sim -t "$SIM_IMAGE" "$CTX" >&2
-log "docker build (daemon) -> $SYNC_IMAGE"
-docker build --force-rm --label "tariscope.inputs=$INPUTS" --label tariscope.image=sync -f "$CTX/deploy/Dockerfile" -t "$SYNC_IMAGE" "$CTX" >&2
+# docker build, its steps on stderr as they start; the whole log only when it fails.
+build() { # build TAG KIND [docker build args...]
+    local tag=$1 kind=$2; shift 2
+    local start=$SECONDS
+    log "docker build $* -> $tag (the first build compiles every crate in release mode: minutes)"
+    if ! docker build --force-rm --label "tariscope.inputs=$INPUTS" --label "tariscope.image=$kind" \
+        -f "$CTX/deploy/Dockerfile" -t "$tag" "$@" "$CTX" 2>&1 \
+        | tee "$CTX/build-$kind.log" | grep --line-buffered -E '^Step [0-9]+/[0-9]+ : ' \
+        | sed -u -E 's/^(.{0,100}).*/build-images:   \1/' >&2; then
+        :
+    fi
+    if ! docker image inspect "$tag" >/dev/null 2>&1 || [[ "$(label "$tag")" != "$INPUTS" ]]; then
+        tail -n 60 "$CTX/build-$kind.log" >&2; log "docker build of $tag failed (log above)"; exit 1
+    fi
+    log "$tag built in $(( SECONDS - start )) s"
+}
+build "$SIM_IMAGE" sim --target sim
+build "$SYNC_IMAGE" sync
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^(${SIM_IMAGE}|${SYNC_IMAGE}) " >&2 || true

@@ -4,7 +4,8 @@
 #   rust:1-slim-bookworm   - the same plus gcc/libc6-dev and this host's Rust toolchain (the build stage)
 # Each tag is skipped when it already exists (pass --force to rebuild).
 #
-# Needs: root, docker, debootstrap (apt-get install debootstrap), a Rust toolchain on the host.
+# Needs: root, docker, a Rust toolchain on the host, and debootstrap (installed here with
+# apt-get when missing: a fresh machine needs no step before `cargo test`).
 # The Debian mirror is read from apt's configured sources at run time (override: DEBIAN_MIRROR=URL).
 set -euo pipefail
 
@@ -71,8 +72,14 @@ flock 9
 if have_image "$RUNTIME_TAG" && have_image "$BUILDER_TAG"; then
     log "$RUNTIME_TAG and $BUILDER_TAG exist; nothing to do"; exit 0
 fi
-need debootstrap "apt-get install debootstrap"
 [[ $(id -u) == 0 ]] || { log "debootstrap needs root"; exit 1; }
+if ! command -v debootstrap >/dev/null 2>&1; then
+    need apt-get "install debootstrap by hand (no apt-get here)"
+    log "installing debootstrap (apt-get)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
+need debootstrap "apt-get install debootstrap"
 WORK=$(mktemp -d /var/tmp/tariscope-bases.XXXXXX)
 
 ENV_PATH='PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -87,7 +94,7 @@ fi
 if have_image "$BUILDER_TAG"; then
     log "$BUILDER_TAG exists; skipped"
 else
-    need rustc "install a Rust toolchain (>= 1.88) on the host"
+    need rustc "install a Rust toolchain (>= 1.89) on the host"
     sysroot=$(rustc --print sysroot)
     bootstrap "$WORK/builder" gcc,libc6-dev,ca-certificates
     # The host's toolchain (no toolchain can be downloaded here): rustc finds its sysroot

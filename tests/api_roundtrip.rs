@@ -70,6 +70,7 @@ fn variant() -> impl Strategy<Value = WireVariant> {
         dates: if d { DateStyle::DotNet } else { DateStyle::Iso },
         envelope: if e { Envelope::Wrapped } else { Envelope::Bare },
         partial_lists: false,
+        ..WireVariant::default()
     })
 }
 

@@ -26,24 +26,38 @@ fn object<'a>(v: &'a Value, what: &str) -> Result<Record<'a>, WireError> {
 
 /// A `subscriber.get` record (also the elements of `subscriber.list.*`).
 pub fn subscriber(v: &Value) -> Result<Subscriber, WireError> {
-    subscriber_record(&object(v, "subscriber")?)
+    subscriber_in(v, None)
 }
 
-/// [`subscriber`] over a list element read into [`wire::Fields`].
-pub fn subscriber_fields(f: &wire::Fields<'_>) -> Result<Subscriber, WireError> {
-    subscriber_record(&Record::from_fields(f))
+/// [`subscriber`] for a server that lists the numbers under `dns_field`
+/// (`api.profile.dns_field`) instead of `dns`.
+pub fn subscriber_in(v: &Value, dns_field: Option<&str>) -> Result<Subscriber, WireError> {
+    subscriber_record(&object(v, "subscriber")?, dns_field)
 }
 
-fn subscriber_record(r: &Record<'_>) -> Result<Subscriber, WireError> {
+/// [`subscriber_in`] over a list element read into [`wire::Fields`].
+pub fn subscriber_fields_in(
+    f: &wire::Fields<'_>,
+    dns_field: Option<&str>,
+) -> Result<Subscriber, WireError> {
+    subscriber_record(&Record::from_fields(f), dns_field)
+}
+
+/// A record with no DN list is `dns: None` (the server does not show numbers), an empty
+/// list `Some(vec![])`.
+fn subscriber_record(r: &Record<'_>, dns_field: Option<&str>) -> Result<Subscriber, WireError> {
     let id = r.req_int(&["id", "subscriberid"])?;
-    let dns = match r.get(&["dns"]) {
+    let dns = match r.get(&[dns_field.unwrap_or("dns")]) {
         None => None,
         Some((_, list)) => Some(
             wire::list_items(list)
                 .into_iter()
                 .map(|d| dn(d, id, None))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| WireError::new(format!("dns.{}", e.field), e.reason))?,
+                .map_err(|e| {
+                    let list = dns_field.unwrap_or("dns");
+                    WireError::new(format!("{list}.{}", e.field), e.reason)
+                })?,
         ),
     };
     Ok(Subscriber {
@@ -231,13 +245,39 @@ pub fn tariff_time(v: &Value) -> Result<TariffTime, WireError> {
     Ok(TariffTime { raw: r.raw() })
 }
 
-/// The answer of one `tariscope.<field>` method (or a field of `tariscope.summary`): an
-/// object with that field (or `value`), or a bare value. A date (`build`) is normalised
-/// to `yyyy-mm-dd`.
+/// The names a server plausibly gives each system value, matched in any casing with `_`
+/// ignored: the guide's first, then the names a .NET server uses (`DatabaseVersion`,
+/// `BuildDate`, `SerialNumber`, ...).
+fn system_aliases(field: &str) -> &'static [&'static str] {
+    match field {
+        "version" => &["version", "ProductVersion", "AppVersion", "ServerVersion"],
+        "database" => &["database", "DatabaseVersion", "DbVersion", "SchemaVersion"],
+        "build" => &["build", "BuildDate", "BuildVersion", "BuildNumber"],
+        "serial" => &["serial", "SerialNumber", "SerialNo", "LicenseSerial"],
+        "edition" => &["edition", "EditionName", "ProductEdition", "LicenseEdition"],
+        _ => &[],
+    }
+}
+
+/// The answer of one `tariscope.<field>` method: its value, whatever shape it comes in: a
+/// bare value (a JSON string, or a plain-text body the caller turned into one), an object
+/// with the field under one of its names ([`system_aliases`]), or an object with one scalar
+/// field of any name. A date (`build`) is normalised to `yyyy-mm-dd`.
 pub fn info_field(v: &Value, field: &str) -> Result<Option<String>, WireError> {
-    let text = match Record::new(v).scalar() {
+    let record = Record::new(v);
+    let names = &[system_aliases(field), &["value", "result"]].concat();
+    let text = match record.scalar() {
         Some(s) => wire::to_text(s).map_err(|e| WireError::new(field, e))?,
-        None => Record::new(v).text(&[field, "value", "result"])?,
+        None if record.has(names) => record.text(names)?,
+        None => match v {
+            Value::Object(map) if map.len() == 1 => match map.values().next() {
+                Some(s @ (Value::String(_) | Value::Number(_))) => {
+                    wire::to_text(s).map_err(|e| WireError::new(field, e))?
+                }
+                _ => None,
+            },
+            _ => None,
+        },
     };
     Ok(text.map(|t| normalise_date_text(&t)))
 }
@@ -256,7 +296,8 @@ fn normalise_date_text(t: &str) -> String {
 pub fn system_info(v: &Value) -> Result<SystemInfo, WireError> {
     let r = object(v, "tariscope.summary")?;
     let f = |name: &str| -> Result<Option<String>, WireError> {
-        Ok(r.text(&[name])?.map(|t: String| normalise_date_text(&t)))
+        Ok(r.text(system_aliases(name))?
+            .map(|t: String| normalise_date_text(&t)))
     };
     Ok(SystemInfo {
         version: f("version")?,

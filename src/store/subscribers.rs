@@ -14,11 +14,11 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use sha2::{Digest, Sha256};
 
 use super::bulk::Bulk;
-use super::subscriber_columns::{FIELDS, field_cols, from_values};
 use super::removals::{self, HeldBack, ListScope, RemovalLimit};
-use super::values::{self, Col, Reader};
+use super::subscriber_columns::{FIELDS, field_cols, from_values};
+use super::values::{self, Col};
 use super::{Store, StoreError};
-use crate::model::{Code, DnAssignment, Subscriber, SubscriberId, SubscriberType};
+use crate::model::{DnAssignment, Subscriber, SubscriberId};
 
 /// A DN as stored, in a canonical order for hashing and comparing; borrows the record's
 /// text when built from one, owns it when read from the mirror.

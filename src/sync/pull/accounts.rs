@@ -7,8 +7,9 @@
 //! stopped. Every write carries the checkpoint it completes, in one transaction:
 //! * payments / charges: key `<mode>:<from>..<to>/<subscriber>`, cursor `done`;
 //! * summaries: key `<mode>:<from>/<subscriber>`, cursor = the last day stored without a
-//!   gap since `from` (one subscriber's days are fetched in order, so a resumed run fetches
-//!   again at most the day that was in flight).
+//!   gap since `from` (in `every-day` mode one subscriber's days are fetched in order, so a
+//!   resumed run fetches again at most the day that was in flight; in `active-days` mode a
+//!   subscriber's fetched and derived rows are written at once, see `summary_days`).
 //!
 //! Writes go through one `WriteGroup` per run, which commits what many items produced
 //! together (thousands of rows or a quarter second at a time: few commits keep the WAL small
@@ -23,9 +24,12 @@ use std::collections::{HashMap, HashSet};
 use chrono::{Days, NaiveDate};
 use futures::StreamExt;
 
-use super::{JobReport, Run, SyncError, Verdict, is_fatal, now};
+use super::summary_days::{Ctx, DayPlan, active_item};
+use super::{JobReport, Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::model::SubscriberId;
-use crate::store::{Checkpoint, Mode, Store, StoreError, UpsertCounts, WriteGroup};
+use crate::store::{
+    Checkpoint, Mode, Store, StoreError, SummaryDays, SummaryOrigin, UpsertCounts, WriteGroup,
+};
 use crate::sync::options::{JobKind, Progress, PullOptions};
 use crate::sync::remote::{Remote, RemoteError, RemoteResult};
 
@@ -144,7 +148,11 @@ async fn ledger_body<R: Remote>(
     if !done.is_empty() {
         tracing::info!(job = %job, resumed = subs.len() - todo.len(), left = todo.len(), "resuming from checkpoints");
     }
+    let (left, mut finished) = (todo.len(), 0);
     let mut items = futures::stream::iter(todo)
+        // At shutdown no new subscriber starts; the ones in flight are written, each with
+        // its checkpoint.
+        .take_while(|_| std::future::ready(!opts.stop.is_cancelled()))
         .map(|sub| async move {
             let cp = Some(Checkpoint {
                 job: job.as_str().to_owned(),
@@ -176,6 +184,7 @@ async fn ledger_body<R: Remote>(
         })
         .buffer_unordered(opts.concurrency);
     while let Some((sub, item)) = items.next().await {
+        finished += 1;
         match item.map_err(run.store_err())? {
             Fetched::Stored { fetched } => run.counts.fetched += fetched,
             Fetched::Failed(e) if is_fatal(&e) => {
@@ -187,7 +196,11 @@ async fn ledger_body<R: Remote>(
             }
         }
     }
-    Ok(None)
+    Ok(if finished < left {
+        interrupted(opts)
+    } else {
+        None
+    })
 }
 
 /// One subscriber of a payments / charges run: `fetch` its rows, give each the
@@ -238,12 +251,15 @@ fn add(run: &mut Run<'_>, c: UpsertCounts) {
     run.counts.unchanged += c.unchanged;
 }
 
-/// One subscriber's days in a summaries run.
-struct SubscriberDays {
-    fetched: u64,
-    failed: Vec<(NaiveDate, RemoteError)>,
+/// One subscriber's days in a summaries run (its rows go to the run's write group).
+#[derive(Default)]
+pub(super) struct SubscriberDays {
+    pub(super) days: SummaryDays,
+    pub(super) failed: Vec<(NaiveDate, RemoteError)>,
     /// An auth failure stopped this subscriber (and the run).
-    fatal: Option<(NaiveDate, RemoteError)>,
+    pub(super) fatal: Option<(NaiveDate, RemoteError)>,
+    /// Shutdown stopped this subscriber before its last day.
+    pub(super) stopped: bool,
 }
 
 /// `summaries`.
@@ -279,6 +295,7 @@ async fn summaries_body<R: Remote>(
 ) -> Verdict {
     let (job, store, opts) = (run.job, run.store, run.opts);
     let (from, to) = run.window.unwrap_or((opts.today, opts.today));
+    run.days = Some(SummaryDays::default());
     let cursors: HashMap<SubscriberId, NaiveDate> = store
         .checkpoints(job.as_str(), prefix)
         .await
@@ -291,6 +308,9 @@ async fn summaries_body<R: Remote>(
             ))
         })
         .collect();
+    let plan = DayPlan::load(store, opts, run.mode, (from, to), &subs)
+        .await
+        .map_err(run.store_err())?;
     let span = days(from, to).count() as u64;
     progress.add_total(span * subs.len() as u64);
     let mut todo = Vec::with_capacity(subs.len());
@@ -305,47 +325,34 @@ async fn summaries_body<R: Remote>(
             todo.push((sub, start.max(from)));
         }
     }
+    let (left, mut finished) = (todo.len(), 0);
+    let ctx = &Ctx {
+        remote,
+        group,
+        opts,
+        prefix,
+        to,
+        progress,
+    };
+    let plan = &plan;
     let mut items = futures::stream::iter(todo)
+        // At shutdown no new subscriber starts; the ones in flight stop between days.
+        .take_while(|_| std::future::ready(!opts.stop.is_cancelled()))
         .map(|(sub, start)| async move {
-            let mut out = SubscriberDays {
-                fetched: 0,
-                failed: Vec::new(),
-                fatal: None,
+            let out = match plan.active(sub, start) {
+                Some(how) => active_item(ctx, sub, start, how).await,
+                None => every_day(ctx, sub, start).await,
             };
-            let mut gap = false;
-            // The group keeps one subscriber's days in order, so its checkpoint only moves
-            // forward.
-            for day in days(start, to) {
-                match remote.account_summary(sub, day).await {
-                    Ok(mut s) => {
-                        s.subscriber_id = sub;
-                        s.date = day;
-                        out.fetched += 1;
-                        // The checkpoint never covers "today": it is fetched again on resume.
-                        let cp = (!gap && day < opts.today).then(|| Checkpoint {
-                            job: job.as_str().to_owned(),
-                            key: format!("{prefix}{sub}"),
-                            cursor: day.to_string(),
-                        });
-                        group.summaries(vec![s], cp, now(opts)).await?;
-                    }
-                    Err(e) if is_fatal(&e) => {
-                        out.fatal = Some((day, e));
-                        break;
-                    }
-                    Err(e) => {
-                        gap = true;
-                        out.failed.push((day, e));
-                    }
-                }
-                progress.add_done(1);
-            }
-            Ok::<_, StoreError>((sub, out))
+            out.map(|out| (sub, out))
         })
         .buffer_unordered(opts.concurrency);
     while let Some(item) = items.next().await {
         let (sub, out) = item.map_err(run.store_err())?;
-        run.counts.fetched += out.fetched;
+        finished += usize::from(!out.stopped);
+        run.counts.fetched += out.days.fetched;
+        if let Some(d) = run.days.as_mut() {
+            d.add(out.days);
+        }
         for (day, e) in out.failed {
             run.item_failed(format!("subscriber {sub} day {day}"), &e)
                 .await?;
@@ -354,5 +361,49 @@ async fn summaries_body<R: Remote>(
             return Ok(Some(format!("subscriber {sub} day {day}: {e}")));
         }
     }
-    Ok(None)
+    Ok(if finished < left {
+        interrupted(opts)
+    } else {
+        None
+    })
+}
+
+/// One subscriber fetched every day from `start`, each day handed to the run's write group
+/// with the checkpoint it completes (the group keeps one subscriber's days in order, so its
+/// checkpoint only moves forward).
+async fn every_day<R: Remote>(
+    ctx: &Ctx<'_, R>,
+    sub: SubscriberId,
+    start: NaiveDate,
+) -> Result<SubscriberDays, StoreError> {
+    let mut out = SubscriberDays::default();
+    out.days.every_day = 1;
+    let mut gap = false;
+    for day in days(start, ctx.to) {
+        // At shutdown: stop between days (each day is queued with its checkpoint).
+        if ctx.opts.stop.is_cancelled() {
+            out.stopped = true;
+            break;
+        }
+        match ctx.remote.account_summary(sub, day).await {
+            Ok(mut s) => {
+                s.subscriber_id = sub;
+                s.date = day;
+                out.days.fetched += 1;
+                let cp = if gap { None } else { ctx.checkpoint(sub, day) };
+                let rows = vec![(s, SummaryOrigin::Fetched)];
+                ctx.group.summaries(rows, cp, now(ctx.opts)).await?;
+            }
+            Err(e) if is_fatal(&e) => {
+                out.fatal = Some((day, e));
+                break;
+            }
+            Err(e) => {
+                gap = true;
+                out.failed.push((day, e));
+            }
+        }
+        ctx.progress.add_done(1);
+    }
+    Ok(out)
 }

@@ -6,7 +6,7 @@
 //! answer for a table that has rows never deletes: the run is `partial`, see
 //! `store::removals`).
 
-use super::{JobReport, Run, SyncError, Verdict, is_fatal, now};
+use super::{JobReport, Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::store::{Mode, ReferenceCounts, Store};
 use crate::sync::options::{JobKind, Progress, PullOptions};
 use crate::sync::remote::{Remote, RemoteResult, TariffFilter};
@@ -79,6 +79,9 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
     if let Some(why) = settle(run, "tariffs.plans", n, applied, progress).await? {
         return Ok(Some(why));
     }
+    if let Some(why) = interrupted(run.opts) {
+        return Ok(Some(why));
+    }
     let (n, applied) = match remote.tariff_details(&TariffFilter::default()).await {
         Ok(v) => (
             v.len() as u64,
@@ -92,6 +95,9 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
     if let Some(why) = settle(run, "tariffs.details", n, applied, progress).await? {
         return Ok(Some(why));
     }
+    if let Some(why) = interrupted(run.opts) {
+        return Ok(Some(why));
+    }
     let (n, applied) = match remote.services().await {
         Ok(v) => (
             v.len() as u64,
@@ -103,6 +109,9 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
         Err(e) => (0, Err(e)),
     };
     if let Some(why) = settle(run, "services.list", n, applied, progress).await? {
+        return Ok(Some(why));
+    }
+    if let Some(why) = interrupted(run.opts) {
         return Ok(Some(why));
     }
     let applied = match remote.system_info().await {
