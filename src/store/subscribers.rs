@@ -467,6 +467,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Code, SubscriberType};
 
     fn sample() -> Subscriber {
         Subscriber {
