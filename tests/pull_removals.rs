@@ -268,3 +268,17 @@ fn check_config_validates_the_limits() {
         "{text:?}"
     );
 }
+
+#[tokio::test]
+async fn narrowing_the_scope_removes_the_rows_outside_it_without_holding() {
+    let (remote, store) = mirrored().await;
+    let mut o = opts();
+    o.scope.nodes = vec![1];
+    let r = run_job(JobKind::Subscribers, &remote, &store, &o, &Progress::new())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    assert_eq!(r.counts.removed, 100, "node 2 is outside the scope now");
+    assert_eq!(store.held_removals(r.run_id).await.unwrap(), 0);
+    assert_eq!(live(&store).await, 200);
+}

@@ -94,8 +94,11 @@ impl HeldBack {
 }
 
 /// Which of the `removing` ids a run must hold back (with the scope each is held in): those
-/// in a list's scope over `limit`, or all when their total is over it for everything `live`
-/// (id and the scope columns of each live row) holds.
+/// in a list's scope over `limit`. `live` is the id and the scope columns of each live row.
+///
+/// Rows in no list's scope (the configured scope no longer covers them, or push created them
+/// outside it) are not judged: no answer of this run could have caused their removal, so no
+/// glitch can, and holding them would leave every run `partial`.
 pub(super) fn decide(
     limit: RemovalLimit,
     scopes: &[ListScope],
@@ -126,19 +129,6 @@ pub(super) fn decide(
                 of,
             });
         }
-    }
-    let n = removing.len() as u64;
-    if held.is_empty() && limit.exceeded(n, live.len() as u64) {
-        held.extend(
-            removing
-                .iter()
-                .map(|id| (*id, "the configured scope".to_owned())),
-        );
-        report.push(HeldBack {
-            scope: "the configured scope".into(),
-            held: n,
-            of: live.len() as u64,
-        });
     }
     (held, report)
 }
