@@ -53,6 +53,11 @@ pub struct Cli {
     #[arg(long, value_name = "DATE", requires = "from")]
     pub to: Option<NaiveDate>,
 
+    /// With --run-once: no limit on removals (jobs.<job>.max_removals) for this run, for an
+    /// operator who knows the lists really shrank.
+    #[arg(long, requires = "run_once")]
+    pub allow_mass_removal: bool,
+
     /// With --run-once: wait at most SECS for a job another process is running on the same
     /// mirror (default: wait until it is free), then exit 75.
     #[arg(
@@ -122,6 +127,12 @@ pub enum Command {
     },
     /// Check connectivity, credentials, method rights, server version and the mirror.
     Doctor,
+    /// Apply the removals pull run RUN held back as over jobs.<job>.max_removals (those
+    /// that still hold), writing the change log as a normal pull would.
+    ConfirmRemovals {
+        /// The run id `status` and the log name.
+        run: i64,
+    },
     /// Start the emulator in-process, sync it into a SQLite file, push a few subscribers, and
     /// show the result.
     Demo {

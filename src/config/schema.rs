@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::choices::{self, LogFormat, NaturalKey};
 use super::reader::{Problem, Reader};
 use crate::api::{ApiProfile, Format, RetrySettings, Secret};
+use crate::store::RemovalLimit;
 use crate::sync::plan::ConflictPolicy;
 use crate::sync::{Job, Scope, SummariesMode};
 
@@ -65,6 +66,9 @@ pub struct ApiSettings {
 #[derive(Debug, Clone)]
 pub struct MirrorSettings {
     pub path: PathBuf,
+    /// Warn when the WAL passes this many MiB because checkpoints cannot complete (a reader
+    /// holds an old snapshot); 0 never warns.
+    pub wal_warn_mib: u64,
 }
 
 /// `[jobs.<name>]`.
@@ -79,6 +83,9 @@ pub struct JobSettings {
     pub lookback_days: u32,
     /// Concurrent per-subscriber requests of this job.
     pub concurrency: usize,
+    /// Subscribers and reference: how much one run may remove from one list's scope
+    /// (`"10%"` or a count); `None` for the other jobs, or with `--allow-mass-removal`.
+    pub max_removals: Option<RemovalLimit>,
 }
 
 /// `[push]`.
@@ -183,6 +190,12 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
     }
     let mirror = MirrorSettings {
         path: PathBuf::from(r.string("mirror.path", "./tariscope-mirror.db")),
+        wal_warn_mib: r.u64_in(
+            "mirror.wal_warn_mib",
+            crate::store::DEFAULT_WARN_MIB,
+            0,
+            1 << 20,
+        ),
     };
     let scope = Scope {
         nodes: r.id_list("scope.nodes"),
@@ -422,12 +435,25 @@ fn read_job(r: &mut Reader<'_>, job: Job) -> JobSettings {
     };
     let lookback_days = r.u64_in(&key("lookback_days"), d.lookback_days, 0, 366) as u32;
     let concurrency = r.u64_in(&key("concurrency"), 8, 1, 256) as usize;
+    let max_removals = match job {
+        Job::Subscribers => Some("10%"),
+        Job::Reference => Some("25%"),
+        _ => None,
+    }
+    .and_then(|default| {
+        let path = key("max_removals");
+        let text = r.string(&path, default);
+        RemovalLimit::parse(&text)
+            .map_err(|e| r.problem(&path, format!("{e}: how much one run may remove from one list (an empty list where the mirror holds rows is always over it)")))
+            .ok()
+    });
     JobSettings {
         enabled,
         schedule,
         cron,
         lookback_days,
         concurrency,
+        max_removals,
     }
 }
 
