@@ -125,6 +125,20 @@ pub enum Command {
         #[arg(long, value_name = "ENCODING", default_value = "utf-8", value_parser = encoding)]
         encoding: &'static encoding_rs::Encoding,
     },
+    /// Settle a payment the push left ambiguous (status lists them with the facts): after
+    /// checking the subscriber's payments of that day in Tariscope, say which payment is this
+    /// one, or that it did not land (the next push then sends it).
+    #[command(group = clap::ArgGroup::new("verdict").required(true))]
+    Resolve {
+        /// The payment's reference (`desired_payments.reference`).
+        reference: String,
+        /// It landed: Tariscope's payment id of it.
+        #[arg(long, value_name = "PAYMENTID", group = "verdict")]
+        landed: Option<i64>,
+        /// It did not land: the next push sends it (after a new snapshot).
+        #[arg(long, group = "verdict")]
+        not_landed: bool,
+    },
     /// Check connectivity, credentials, method rights, server version and the mirror.
     Doctor,
     /// Apply the removals pull run RUN held back as over jobs.<job>.max_removals (those

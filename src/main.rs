@@ -91,6 +91,11 @@ async fn run(cli: Cli, out: &mut Out) -> Exit {
         Some(Command::ImportPayments { file, encoding }) => {
             cmd::import_payments::run(&config, &file, encoding, out).await
         }
+        Some(Command::Resolve {
+            reference,
+            landed,
+            not_landed: _,
+        }) => cmd::resolve::run(&config, &reference, landed, out).await,
         Some(Command::Doctor) => cmd::doctor::run(&config, out).await,
         Some(Command::ConfirmRemovals { run }) => {
             cmd::confirm_removals::run(&config, run, out).await

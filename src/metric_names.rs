@@ -87,6 +87,21 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Outbox entries (push writes) not yet done: pending, sent, ambiguous, failed.",
     ),
     (
+        "tariscope_sync_payments_posted_total",
+        Kind::Counter,
+        "Desired payments a push confirmed in Tariscope (accounts.payment answered and read back, or found by a look-up after an unknown outcome), each reference once.",
+    ),
+    (
+        "tariscope_sync_desired_payments",
+        Kind::Gauge,
+        "Rows of desired_payments by state: posted, pending (not posted yet, waiting included), ambiguous (waiting for a person: tariscope-sync resolve), rejected.",
+    ),
+    (
+        "tariscope_sync_desired_payments_amount",
+        Kind::Gauge,
+        "Sum of the amounts of desired_payments rows by state (posted, pending, ambiguous, rejected), in Tariscope's currency; a rejected row whose amount is not a number is not summed.",
+    ),
+    (
         "tariscope_sync_open_conflicts",
         Kind::Gauge,
         "Push conflicts waiting for a person (manual or blocked).",

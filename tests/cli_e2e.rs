@@ -2,7 +2,6 @@
 //! `--run-once`, exit codes, `status`, bad config, SIGTERM during a backfill and resuming,
 //! `/metrics` after a run, and `demo`.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle};
@@ -10,7 +9,7 @@ use tariscope_sync::store::Store;
 use tokio::process::Command;
 
 mod cli_support;
-use cli_support::{BIN, free_port, kill, run, text};
+use cli_support::{BIN, free_port, kill, run, text, write_config};
 
 async fn sim(subscribers: usize, days: u32) -> SimHandle {
     SimHandle::start(SimConfig {
@@ -26,22 +25,6 @@ async fn sim(subscribers: usize, days: u32) -> SimHandle {
     })
     .await
     .unwrap()
-}
-
-fn write_config(dir: &Path, sim: &SimHandle, extra: &str) -> PathBuf {
-    let path = dir.join("config.toml");
-    let text = format!(
-        "shutdown_grace_secs = 10\n{extra}\n\
-         [api]\nbase_url = \"{}\"\nusername = \"demo\"\npassword = \"demo\"\nrate_per_sec = 1000.0\nconcurrency = 16\n\
-         [retry]\nmax_attempts = 1\n\
-         [mirror]\npath = \"{}\"\n\
-         [scope]\nnodes = [1]\n\
-         [serve]\nlisten = \"\"\n",
-        sim.base_url(),
-        dir.join("mirror.db").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 async fn count(store: &Store, table: &str) -> i64 {

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use push_support::*;
 use tariscope_sync::model::{
-    CreatedSubscriber, DnAssignment, NewDn, NewSubscriber, Subscriber, SubscriberPatch,
+    CreatedSubscriber, DnAssignment, NewDn, NewPayment, NewSubscriber, Payment, RecordedPayment,
+    Subscriber, SubscriberPatch,
 };
 use tariscope_sync::sim::{Fault, FaultPlan};
 use tariscope_sync::store::{OutboxState, Store};
@@ -126,6 +127,16 @@ impl PushRemote for Crashing<'_> {
     }
     async fn list_department(&self, department: i64) -> WriteResult<Vec<Subscriber>> {
         self.inner.list_department(department).await
+    }
+    async fn payment(&self, p: &NewPayment) -> WriteResult<RecordedPayment> {
+        let r = self.inner.payment(p).await;
+        self.after_write(r).await
+    }
+    async fn payments_on(&self, id: i64, day: chrono::NaiveDate) -> WriteResult<Vec<Payment>> {
+        self.inner.payments_on(id, day).await
+    }
+    async fn payment_by_id(&self, id: i64, payment_id: i64) -> WriteResult<Option<Payment>> {
+        self.inner.payment_by_id(id, payment_id).await
     }
 }
 

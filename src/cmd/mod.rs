@@ -10,6 +10,7 @@ pub mod import;
 pub mod import_payments;
 pub mod out;
 pub mod plan;
+pub mod resolve;
 pub mod run_once;
 pub mod status;
 

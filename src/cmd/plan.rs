@@ -9,7 +9,7 @@ use crate::daemon::Exit;
 use crate::store::Store;
 use crate::sync::fields::Fields;
 use crate::sync::plan::{Op, Resolution};
-use crate::sync::push::plan_now;
+use crate::sync::push::{PaymentPlan, plan_now};
 use crate::{errln, outln};
 
 fn show(fields: &Fields) -> String {
@@ -46,6 +46,48 @@ pub fn counts(ops: &[Op]) -> [(&'static str, usize); 5] {
         }
     }
     c
+}
+
+/// The payments part of the plan: what would be posted, what waits, what is refused.
+fn show_payments(p: &PaymentPlan, limit: usize, out: &mut Out) {
+    let total: rust_decimal::Decimal = p.post.iter().map(|(_, v)| v.row.amount).sum();
+    outln!(
+        out,
+        "\nPayments a push would post (accounts.payment, each reference once): {} ({total})",
+        p.post.len()
+    );
+    for (id, v) in p.post.iter().take(limit) {
+        let r = &v.row;
+        outln!(
+            out,
+            "  post {}: subscriber #{id}, {} on {}, type {}{}",
+            r.reference,
+            r.amount,
+            r.day,
+            r.kind,
+            r.bank
+                .as_ref()
+                .map(|b| format!(", bank {b}"))
+                .unwrap_or_default()
+        );
+    }
+    if !p.waiting.is_empty() {
+        outln!(
+            out,
+            "  waiting for their desired subscriber to be created or linked: {}",
+            p.waiting.len()
+        );
+    }
+    if !p.ambiguous.is_empty() {
+        outln!(
+            out,
+            "  ambiguous, not sent until a person resolves them (tariscope-sync status): {}",
+            p.ambiguous.join(", ")
+        );
+    }
+    for r in p.checked.rejected.iter().take(limit) {
+        outln!(out, "  rejected: {}", r.rejection.reason);
+    }
 }
 
 pub async fn run(config: &Config, limit: usize, out: &mut Out) -> Exit {
@@ -117,6 +159,7 @@ pub async fn run(config: &Config, limit: usize, out: &mut Out) -> Exit {
         };
         outln!(out, "  {line}");
     }
+    show_payments(&planned.payments, limit, out);
     let rejected = &planned.rejected;
     if !rejected.is_empty() {
         let rows: std::collections::BTreeSet<_> =

@@ -96,14 +96,39 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
             json!({"source": s.source, "row": r.row, "key": r.key, "field": r.field, "value": r.value, "expected": r.expected, "reason": r.reason, "since": s.at})
         })
         .collect();
+    let payments = payments_json(store, &waiting).await?;
     Ok(json!({
         "mirror": config.mirror.path.display().to_string(),
         "wal_bytes": store.wal().map(|w| w.bytes),
         "jobs": jobs,
+        "payments": payments,
         "outbox": outbox,
         "open_conflicts": conflicts,
         "rejected_rows": rejected,
     }))
+}
+
+/// Desired payments by state (count and amount), and the ambiguous ones with their facts.
+async fn payments_json(
+    store: &Store,
+    open: &[crate::store::OutboxEntry],
+) -> Result<Value, StoreError> {
+    let states = store.payment_states().await?;
+    let mut out = serde_json::Map::new();
+    for (state, n, amount) in &states.states {
+        out.insert(
+            state.to_string(),
+            json!({"count": n, "amount": amount.to_string()}),
+        );
+    }
+    out.insert("rejected_in_files".into(), json!(states.rejected_in_files));
+    let waiting: Vec<Value> = open
+        .iter()
+        .filter(|e| e.op == "payment" && e.state == OutboxState::Ambiguous)
+        .map(|e| json!({"reference": e.key, "entry": e.id, "subscriber_id": e.subscriber_id, "facts": e.last_error}))
+        .collect();
+    out.insert("ambiguous_entries".into(), Value::Array(waiting));
+    Ok(Value::Object(out))
 }
 
 fn s(v: &Value) -> String {
@@ -221,6 +246,20 @@ pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
             outln!(out, "             last error: {err}");
         }
     }
+    let p = &status["payments"];
+    outln!(
+        out,
+        "\npayments: posted {} ({}), pending {} ({}), ambiguous {} ({}), rejected {} ({}) + {} rejected in imported files",
+        s(&p["posted"]["count"]),
+        s(&p["posted"]["amount"]),
+        s(&p["pending"]["count"]),
+        s(&p["pending"]["amount"]),
+        s(&p["ambiguous"]["count"]),
+        s(&p["ambiguous"]["amount"]),
+        s(&p["rejected"]["count"]),
+        s(&p["rejected"]["amount"]),
+        s(&p["rejected_in_files"])
+    );
     let mut section = |title: &str, items: &Value, line: &dyn Fn(&Value) -> String| {
         let list = items.as_array().cloned().unwrap_or_default();
         outln!(out, "\n{title}: {}", list.len());
@@ -231,6 +270,18 @@ pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
             outln!(out, "  ... and {} more (use --json)", list.len() - 50);
         }
     };
+    section(
+        "payments waiting for a person (tariscope-sync resolve REFERENCE --landed PAYMENTID | --not-landed)",
+        &p["ambiguous_entries"],
+        &|e| {
+            format!(
+                "{} (subscriber {}): {}",
+                s(&e["reference"]),
+                s(&e["subscriber_id"]),
+                s(&e["facts"])
+            )
+        },
+    );
     section("outbox entries not done", &status["outbox"], &|e| {
         format!(
             "#{} {} {} {} (attempts {}): {}",

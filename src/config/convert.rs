@@ -9,7 +9,7 @@ use super::Config;
 use crate::api::ClientConfig;
 use crate::clock::Clock;
 use crate::sync::Job;
-use crate::sync::push::PushOptions;
+use crate::sync::push::{PaymentOptions, PushOptions};
 
 impl Config {
     /// The API client's settings.
@@ -38,6 +38,11 @@ impl Config {
             max_attempts: self.push.max_attempts,
             concurrency: self.jobs[&Job::Push].concurrency,
             clock,
+            payments: PaymentOptions {
+                post: self.payments.post,
+                earliest_day: self.payments.earliest_day,
+                timezone: self.timezone,
+            },
         }
     }
 

@@ -195,7 +195,7 @@ impl Jobs {
                 outcome: outcome(r.outcome.unwrap_or(Outcome::Failed)),
                 items: progress.done(),
                 detail: format!(
-                    "created {} (adopted {}), linked {}, updated {}, numbers {}, conflicts {}, failed {}, rejected {}{}",
+                    "created {} (adopted {}), linked {}, updated {}, numbers {}, conflicts {}, failed {}, rejected {}; {}{}",
                     r.created,
                     r.adopted,
                     r.linked,
@@ -204,6 +204,7 @@ impl Jobs {
                     r.conflicts,
                     r.failed,
                     r.rejected,
+                    payments_detail(&r.payments),
                     r.errors
                         .first()
                         .or(r.unverified.first())
@@ -322,6 +323,15 @@ impl Jobs {
         if let Ok(open) = self.store.outbox_open().await {
             metrics::gauge!("tariscope_sync_outbox_depth").set(open.len() as f64);
         }
+        if let Ok(p) = self.store.payment_states().await {
+            for (state, n, amount) in p.states {
+                metrics::gauge!("tariscope_sync_desired_payments", "state" => state).set(n as f64);
+                // A gauge is a float: the exact amounts are in the mirror and `status`.
+                let amount = amount.to_string().parse::<f64>().unwrap_or(f64::NAN);
+                metrics::gauge!("tariscope_sync_desired_payments_amount", "state" => state)
+                    .set(amount);
+            }
+        }
         if let Ok(conflicts) = self.store.conflicts().await {
             let open = conflicts
                 .iter()
@@ -330,6 +340,20 @@ impl Jobs {
             metrics::gauge!("tariscope_sync_open_conflicts").set(open as f64);
         }
     }
+}
+
+/// A push run's payment step: counted in the metrics, and as text for the run's detail.
+fn payments_detail(p: &crate::sync::push::PaymentReport) -> String {
+    metrics::counter!("tariscope_sync_payments_posted_total").increment(p.posted);
+    let first = p
+        .errors
+        .first()
+        .map(|(r, e)| format!(" (first: payment {r}: {e})"))
+        .unwrap_or_default();
+    format!(
+        "payments posted {} (found by look-up {}), ambiguous {}, waiting {}, rejected {}, failed {}{first}",
+        p.posted, p.found, p.ambiguous, p.waiting, p.rejected, p.failed
+    )
 }
 
 /// The summaries job's day counts: into the metrics, and as text for the run's detail.

@@ -44,6 +44,41 @@ async fn body(req: Request<Incoming>) -> Result<Bytes, HttpResponse> {
         .map_err(|e| err(400, &format!("could not read the body: {e}")))
 }
 
+/// An operator's payment entered by hand: `{"subscriberid", "paymentday", "payment",
+/// "paymenttype" (default 0), "bank"}` (the `accounts.payment` parameters); answers the new
+/// payment's id.
+fn operator_payment(shared: &Shared, b: &[u8]) -> HttpResponse {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ByHand {
+        subscriberid: i64,
+        paymentday: chrono::NaiveDate,
+        payment: rust_decimal::Decimal,
+        #[serde(default)]
+        paymenttype: i64,
+        bank: Option<String>,
+    }
+    let p: ByHand = match serde_json::from_slice(b) {
+        Ok(p) => p,
+        Err(e) => return err(400, &format!("invalid payment: {e}")),
+    };
+    if p.payment <= rust_decimal::Decimal::ZERO {
+        return err(400, "payment must be above 0");
+    }
+    let added = shared.write().add_payment(
+        p.subscriberid,
+        p.paymentday,
+        p.payment,
+        p.paymenttype,
+        p.bank,
+    );
+    match added {
+        Ok(id) => ok(&json!({"paymentid": id})),
+        Err(WriteError::NotFound(m)) => err(404, &m),
+        Err(WriteError::Invalid(m) | WriteError::Conflict(m)) => err(400, &m),
+    }
+}
+
 /// Handle a `/_sim/...` request.
 pub async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     let path = req.uri().path().trim_end_matches('/').to_owned();
@@ -90,6 +125,10 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
             None => err(404, "no such subscriber"),
         },
         (&Method::GET, ["payments"]) => to_json(&shared.read().payments),
+        (&Method::POST, ["payments"]) => match body(req).await {
+            Err(resp) => resp,
+            Ok(b) => operator_payment(shared, &b),
+        },
         (&Method::GET, ["dns"]) => {
             let ds = shared.read();
             let list: Vec<Value> = ds

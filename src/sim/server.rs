@@ -181,6 +181,29 @@ impl SimHandle {
         self.shared.operator_remove_dn(id, pbx_id, dn)
     }
 
+    /// An operator records a payment by hand in Tariscope (as `accounts.payment` would, but
+    /// not through the API: no fault, no request count). Returns the new payment id, `None`
+    /// when the subscriber does not exist.
+    pub fn operator_post_payment(
+        &self,
+        subscriber_id: i64,
+        day: chrono::NaiveDate,
+        amount: rust_decimal::Decimal,
+        payment_type: i64,
+        bank: Option<&str>,
+    ) -> Option<i64> {
+        self.shared
+            .write()
+            .add_payment(
+                subscriber_id,
+                day,
+                amount,
+                payment_type,
+                bank.map(String::from),
+            )
+            .ok()
+    }
+
     /// Stop accepting, let open connections finish (bounded), and return.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();

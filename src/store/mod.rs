@@ -50,7 +50,7 @@ pub use group::WriteGroup;
 pub use merge_base::MergeBase;
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{OutboxEntry, OutboxState, StoredConflict};
-pub use payments::Payers;
+pub use payments::{Payers, PaymentStates, PostedPayment};
 pub use reference::ReferenceCounts;
 pub use rejected::StoredRejection;
 pub use removals::{Confirmed, HeldBack, ListScope, RemovalLimit};

@@ -14,8 +14,9 @@ use super::remote::{
 use crate::api::retry::{self, Kind};
 use crate::api::{ApiError, TariscopeClient};
 use crate::model::{
-    AccountSummary, Charge, CreatedSubscriber, DnAssignment, NewDn, NewSubscriber, Payment,
-    Service, Subscriber, SubscriberId, SubscriberPatch, SystemInfo, Tariff, TariffPlan,
+    AccountSummary, Charge, CreatedSubscriber, DnAssignment, NewDn, NewPayment, NewSubscriber,
+    Payment, RecordedPayment, Service, Subscriber, SubscriberId, SubscriberPatch, SystemInfo,
+    Tariff, TariffPlan,
 };
 
 fn read_error(e: ApiError) -> RemoteError {
@@ -153,6 +154,26 @@ impl PushRemote for TariscopeClient {
 
     async fn list_department(&self, department: i64) -> WriteResult<Vec<Subscriber>> {
         self.subscribers_by_department(department)
+            .await
+            .map_err(write_error)
+    }
+
+    async fn payment(&self, p: &NewPayment) -> WriteResult<RecordedPayment> {
+        self.account_payment(p).await.map_err(write_error)
+    }
+
+    async fn payments_on(&self, id: SubscriberId, day: NaiveDate) -> WriteResult<Vec<Payment>> {
+        self.account_payments(id, day, day)
+            .await
+            .map_err(write_error)
+    }
+
+    async fn payment_by_id(
+        &self,
+        id: SubscriberId,
+        payment_id: i64,
+    ) -> WriteResult<Option<Payment>> {
+        self.payment_exists(id, payment_id)
             .await
             .map_err(write_error)
     }

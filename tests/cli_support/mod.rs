@@ -95,3 +95,25 @@ pub async fn read_until(
         );
     }
 }
+
+/// A config for `sim` in `dir` (mirror `dir/mirror.db`, node 1, no retries, no endpoints),
+/// with `extra` top-level lines first.
+pub fn write_config(
+    dir: &std::path::Path,
+    sim: &tariscope_sync::sim::SimHandle,
+    extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        "shutdown_grace_secs = 10\n{extra}\n\
+         [api]\nbase_url = \"{}\"\nusername = \"demo\"\npassword = \"demo\"\nrate_per_sec = 1000.0\nconcurrency = 16\n\
+         [retry]\nmax_attempts = 1\n\
+         [mirror]\npath = \"{}\"\n\
+         [scope]\nnodes = [1]\n\
+         [serve]\nlisten = \"\"\n",
+        sim.base_url(),
+        dir.join("mirror.db").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}

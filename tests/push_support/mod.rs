@@ -81,6 +81,7 @@ pub fn options(policy: ConflictPolicy) -> PushOptions {
         max_attempts: 8,
         concurrency: 8,
         clock: clock(),
+        payments: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@
 //! | file | owns |
 //! |---|---|
 //! | `numbers.rs` | `subscriber.dnadd` through the outbox |
+//! | `payment.rs` | `accounts.payment` through the outbox: snapshot, look-up, read-back |
 //! | `stale.rs` | closing open entries the plan no longer needs |
 //! | `verify.rs` | comparing a read-back with what was pushed |
 
@@ -15,6 +16,7 @@ use chrono::SecondsFormat;
 use serde_json::json;
 
 mod numbers;
+mod payment;
 mod stale;
 mod verify;
 
@@ -25,6 +27,7 @@ use crate::model::Subscriber;
 use crate::store::{OutboxEntry, OutboxState, Store};
 use crate::sync::fields::{Fields, new_subscriber, patch};
 
+pub use payment::{PaymentOutcome, Verdict, judge};
 pub use verify::{Ignored, Updated, ignored_message, verify};
 
 /// Shared state of one push run.
@@ -63,6 +66,8 @@ pub(super) enum Change {
     },
     /// The outcome is unknown; `note` says why.
     Ambiguous { note: String },
+    /// Still `sent` (the request may have landed): the next run looks before sending.
+    Unsettled { note: String },
     /// Retried by a later run (terminal once the entry has used its attempts).
     Failed { error: String },
     /// Needs a person.
@@ -94,6 +99,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             Change::Sending => (OutboxState::Sent, true, None, None, None),
             Change::Done { id, result } => (OutboxState::Done, false, id, None, Some(result)),
             Change::Ambiguous { note } => (OutboxState::Ambiguous, false, None, Some(note), None),
+            Change::Unsettled { note } => (OutboxState::Sent, false, None, Some(note), None),
             Change::Failed { error } => {
                 let state = if e.attempts >= self.opts.max_attempts {
                     OutboxState::Terminal

@@ -11,7 +11,7 @@ use super::{Planned, PushOptions, PushRemote};
 use crate::model::{DnListing, Subscriber};
 use crate::store::{Store, StoreError};
 use crate::sync::plan::{self, DesiredSubscriber, PlanInput};
-use crate::sync::validate::{self, Checked};
+use crate::sync::validate::{self, Checked, TableRejection};
 
 /// A plan and the keys of the rejected desired rows.
 pub(super) struct Loaded {
@@ -29,7 +29,8 @@ pub(super) async fn load_and_plan<R: PushRemote>(
     now: &str,
 ) -> Result<Loaded, StoreError> {
     let checked = validate::check_rows(&store.desired_rows().await?);
-    record_rejections(store, &checked, now.to_string()).await?;
+    let tables = vec![validate::SUBSCRIBERS_TABLE, validate::DNS_TABLE];
+    record_rejections(store, tables, &checked.rejected, now.to_string()).await?;
     refresh_missing(remote, store, &checked.valid, run_id, now).await?;
     let rejected_keys = checked.rejected_keys();
     let planned = plan_checked(store, opts, checked).await?;
@@ -62,28 +63,23 @@ pub(super) async fn plan_checked(
     Ok(Planned {
         ops,
         rejected: checked.rejected,
+        payments: Default::default(),
     })
 }
 
-/// Records the rejected rows (a rejection of a row as written is logged once, when new).
-async fn record_rejections(
+/// Records the rejections of rows read from `tables` (replacing those tables' earlier ones);
+/// a rejection of a row as written is logged once, when new.
+pub(super) async fn record_rejections(
     store: &Store,
-    checked: &Checked,
+    tables: Vec<&'static str>,
+    rejected: &[TableRejection],
     now: String,
 ) -> Result<(), StoreError> {
-    let rows = checked
-        .rejected
+    let rows = rejected
         .iter()
         .map(|r| (r.table, r.fingerprint.clone(), r.rejection.clone()))
         .collect();
-    let new = store
-        .replace_table_rejections(
-            vec![validate::SUBSCRIBERS_TABLE, validate::DNS_TABLE],
-            rows,
-            now,
-        )
-        .await?;
-    for r in new {
+    for r in store.replace_table_rejections(tables, rows, now).await? {
         tracing::warn!(key = r.key.as_deref().unwrap_or("-"), reason = %r.reason, "desired row rejected: not pushed until it is fixed");
     }
     Ok(())

@@ -17,17 +17,20 @@
 //! | `rows.rs` | each row's steps in order, counting the writes it finished |
 //! | `exec.rs` | create / dnadd / update through the outbox, with read-back checks |
 //! | `lookup.rs` | settling an unknown outcome by looking the record up |
+//! | `payments.rs` | desired payments, after the subscriber rows (issue 15) |
 
 mod exec;
 mod load;
 mod lookup;
+mod payments;
 mod remote;
 mod rows;
 
 use chrono::SecondsFormat;
 use tokio_util::sync::CancellationToken;
 
-pub use exec::{Created, Ignored, Updated, verify};
+pub use exec::{Created, Ignored, PaymentOutcome, Updated, Verdict, judge, verify};
+pub use payments::{PaymentPlan, PaymentReport, plan_payments};
 pub use remote::{PushRemote, WriteError, WriteErrorKind, WriteResult};
 
 use self::exec::Exec;
@@ -50,6 +53,28 @@ pub struct PushOptions {
     /// Desired rows pushed at once.
     pub concurrency: usize,
     pub clock: Clock,
+    pub payments: PaymentOptions,
+}
+
+/// Settings of the payment step of a push (`[payments]`).
+#[derive(Debug, Clone)]
+pub struct PaymentOptions {
+    /// Whether the push posts desired payments.
+    pub post: bool,
+    /// Payments dated before this day are rejected.
+    pub earliest_day: Option<chrono::NaiveDate>,
+    /// Tariscope's time zone: a payment dated after its today is rejected.
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Default for PaymentOptions {
+    fn default() -> Self {
+        Self {
+            post: true,
+            earliest_day: None,
+            timezone: chrono_tz::UTC,
+        }
+    }
 }
 
 /// Why a step of one row did not complete (the row's later steps are skipped).
@@ -109,6 +134,8 @@ pub struct PushReport {
     pub unverified: Vec<String>,
     /// The first errors, `key: message`.
     pub errors: Vec<String>,
+    /// The payment step.
+    pub payments: PaymentReport,
 }
 
 /// What a push would do now: the plan for the desired rows that pass `sync::validate`, and
@@ -117,12 +144,16 @@ pub struct PushReport {
 pub struct Planned {
     pub ops: Vec<Op>,
     pub rejected: Vec<TableRejection>,
+    /// The payments a push would post, and those it would not.
+    pub payments: PaymentPlan,
 }
 
 /// Plans from the mirror as it is now (what `tariscope-sync plan` prints).
 pub async fn plan_now(store: &Store, opts: &PushOptions) -> Result<Planned, StoreError> {
     let checked = validate::check_rows(&store.desired_rows().await?);
-    load::plan_checked(store, opts, checked).await
+    let mut planned = load::plan_checked(store, opts, checked).await?;
+    planned.payments = plan_payments(store, opts).await?;
+    Ok(planned)
 }
 
 fn now(opts: &PushOptions) -> String {
@@ -157,10 +188,13 @@ pub async fn run_push<R: PushRemote>(
     exec.settle_stale(&loaded.planned.ops, &loaded.rejected_keys)
         .await?;
     let rows = rows::execute_rows(&exec, loaded.planned.ops, progress, stop).await;
+    // After the subscriber rows: a payment for a subscriber created now finds it linked.
+    let payments = payments::post_payments(&exec, &now(opts), stop).await?;
     let report = PushReport {
         run_id,
         conflicts: conflicts as u64,
         rejected: loaded.rejected_keys.len() as u64,
+        payments,
         ..PushReport::default()
     };
     finish(store, opts, report, rows).await
@@ -219,20 +253,35 @@ async fn finish(
         }
     }
     load::refresh(store, refreshed, report.run_id, &now(opts)).await?;
-    let problems = report.failed + report.unverified.len() as u64 + report.rejected;
-    let done = report.created + report.linked + report.updated + report.dns_added;
+    let pay = &report.payments;
+    for (reference, e) in &pay.errors {
+        tally.failure(format!("payment {reference}"), e.clone());
+    }
+    let problems = report.failed
+        + report.unverified.len() as u64
+        + report.rejected
+        + pay.failed
+        + pay.ambiguous
+        + pay.rejected;
+    let done = report.created + report.linked + report.updated + report.dns_added + pay.posted;
     let (mut outcome, mut error) = tally.outcome(done);
-    if report.not_started > 0 {
+    if report.not_started > 0 || pay.not_started > 0 {
         outcome = Outcome::Failed;
         error = Some(format!(
-            "interrupted by shutdown: {} of {} desired row(s) not started; the next push continues",
-            report.not_started, rows.total
+            "interrupted by shutdown: {} of {} desired row(s) and {} payment(s) not started; the next push continues",
+            report.not_started, rows.total, pay.not_started
         ));
-    } else if report.rejected > 0 && outcome == Outcome::Ok {
+    } else if report.rejected + pay.rejected > 0 && outcome == Outcome::Ok {
         outcome = Outcome::Partial;
         error = Some(format!(
-            "{} desired row(s) rejected: see `tariscope-sync status`",
-            report.rejected
+            "{} desired row(s) and {} payment(s) rejected: see `tariscope-sync status`",
+            report.rejected, pay.rejected
+        ));
+    } else if pay.ambiguous > 0 && outcome == Outcome::Ok {
+        outcome = Outcome::Partial;
+        error = Some(format!(
+            "{} payment(s) ambiguous, waiting for a person: see `tariscope-sync status`, then `tariscope-sync resolve`",
+            pay.ambiguous
         ));
     }
     let counts = Counts {

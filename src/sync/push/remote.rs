@@ -7,9 +7,11 @@
 use std::fmt;
 use std::future::Future;
 
+use chrono::NaiveDate;
+
 use crate::model::{
-    CreatedSubscriber, DnAssignment, NewDn, NewSubscriber, Subscriber, SubscriberId,
-    SubscriberPatch,
+    CreatedSubscriber, DnAssignment, NewDn, NewPayment, NewSubscriber, Payment, RecordedPayment,
+    Subscriber, SubscriberId, SubscriberPatch,
 };
 
 /// How a write failed, as exactly-once needs to know it.
@@ -97,4 +99,19 @@ pub trait PushRemote: Send + Sync {
         &self,
         department: i64,
     ) -> impl Future<Output = WriteResult<Vec<Subscriber>>> + Send;
+    /// `accounts.payment` (not idempotent, no idempotency key).
+    fn payment(&self, p: &NewPayment) -> impl Future<Output = WriteResult<RecordedPayment>> + Send;
+    /// `accounts.payments` of subscriber `id` on `day` (`fromdate = todate = day`,
+    /// `paymentid = 0`).
+    fn payments_on(
+        &self,
+        id: SubscriberId,
+        day: NaiveDate,
+    ) -> impl Future<Output = WriteResult<Vec<Payment>>> + Send;
+    /// `accounts.payments paymentid = N`: the payment, if it exists (read-back).
+    fn payment_by_id(
+        &self,
+        id: SubscriberId,
+        payment_id: i64,
+    ) -> impl Future<Output = WriteResult<Option<Payment>>> + Send;
 }

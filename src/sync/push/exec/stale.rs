@@ -25,7 +25,8 @@ impl<R: PushRemote> Exec<'_, R> {
         let wanted: BTreeSet<(String, &'static str, String)> =
             ops.iter().filter_map(step_identity).collect();
         for e in self.store.outbox_open().await? {
-            if rejected.contains(&e.key) {
+            // Payments are settled by their own step (`push::payments`), never closed here.
+            if e.op == "payment" || rejected.contains(&e.key) {
                 continue;
             }
             let subject = match e.op.as_str() {
