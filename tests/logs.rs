@@ -210,7 +210,7 @@ async fn under_systemd_events_go_to_the_journal_with_job_run_and_priority() {
     let socket_path = dir.path().join("journal.socket");
     let journal = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     journal
-        .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
         .unwrap();
     let log = dir.path().join("stderr.log");
     // JOURNAL_STREAM must name the child's stderr: the file, created before the child starts.
@@ -225,6 +225,26 @@ async fn under_systemd_events_go_to_the_journal_with_job_run_and_priority() {
         socket_path.display()
     );
     // run_reference truncates the file again (same inode).
+    // Read the journal while the daemon runs, as journald does: a datagram socket queues only
+    // net.unix.max_dgram_qlen messages (10 by default), and a sender blocks beyond that.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut entries = Vec::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                match journal.recv(&mut buf) {
+                    Ok(n) if n > 0 => entries.push(journal_fields(&buf[..n])),
+                    Ok(_) => {}
+                    // Timed out with nothing queued: done once the daemon has exited.
+                    Err(_) if stop.load(std::sync::atomic::Ordering::SeqCst) => break,
+                    Err(_) => {}
+                }
+            }
+            entries
+        })
+    };
     let code = run_reference(
         &config,
         &log,
@@ -232,15 +252,10 @@ async fn under_systemd_events_go_to_the_journal_with_job_run_and_priority() {
         &["unshare", "--mount", "sh", "-c", &script],
     )
     .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let entries = reader.join().unwrap();
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert_eq!(code, Some(0), "{stderr}");
-    let mut entries = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    while let Ok(n) = journal.recv(&mut buf) {
-        if n > 0 {
-            entries.push(journal_fields(&buf[..n]));
-        }
-    }
     let get = |e: &Vec<(String, String)>, k: &str| {
         e.iter()
             .find(|(key, _)| key == k)

@@ -35,13 +35,20 @@ pub fn methods_needed(job: Job, config: &Config) -> Vec<&'static str> {
         Job::Payments => vec!["accounts.payments"],
         Job::Charges => vec!["accounts.charges"],
         Job::Summaries => vec!["accounts.summary"],
-        Job::Push => vec![
-            "subscriber.create",
-            "subscriber.update",
-            "subscriber.dnadd",
-            "subscriber.get",
-            "subscriber.list.department",
-        ],
+        Job::Push => {
+            let mut m = vec![
+                "subscriber.create",
+                "subscriber.update",
+                "subscriber.dnadd",
+                "subscriber.get",
+                "subscriber.list.department",
+            ];
+            if config.payments.post {
+                // Posting, and the snapshot, look-up and read-back around it.
+                m.extend(["accounts.payment", "accounts.payments"]);
+            }
+            m
+        }
     }
 }
 
@@ -184,5 +191,24 @@ pub async fn run(config: &Config, out: &mut Out) -> Exit {
     } else {
         outln!(r.out, "\n{problems} problem(s)");
         Exit::Runtime
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_push_needs_the_payment_methods_while_it_posts_payments() {
+        let config = |post: bool| {
+            let text = format!(
+                "[api]\nusername = \"u\"\npassword = \"p\"\n[scope]\nnodes = [1]\n[payments]\npost = {post}\n"
+            );
+            crate::config::from_toml_str(&text, &Default::default()).unwrap()
+        };
+        let posting = methods_needed(Job::Push, &config(true));
+        assert!(posting.contains(&"accounts.payment") && posting.contains(&"accounts.payments"));
+        let not = methods_needed(Job::Push, &config(false));
+        assert!(!not.iter().any(|m| m.starts_with("accounts.")), "{not:?}");
     }
 }
