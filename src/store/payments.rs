@@ -73,9 +73,16 @@ fn read_payers(conn: &Connection) -> Result<Payers, StoreError> {
     let mut stmt = conn
         .prepare("SELECT key, tariscope_id FROM desired_subscribers")
         .map_err(StoreError::sql("preparing the desired keys read"))?;
+    // Rows written with SQL hold what they were given: a link that is not a whole number is
+    // no link (`sync::validate` rejects that row).
     let keys = stmt
         .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+            let key = cell(r.get(0)?).shown().unwrap_or_default();
+            let link = match r.get::<_, Value>(1)? {
+                Value::Integer(id) => Some(id),
+                _ => None,
+            };
+            Ok((key, link))
         })
         .and_then(|it| it.collect())
         .map_err(StoreError::sql("reading desired keys"))?;
