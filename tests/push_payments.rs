@@ -227,6 +227,36 @@ async fn equal_payments_under_different_references_both_post_once_under_drops() 
     sim.reset_counters();
     push(&client, &store, &opts()).await;
     assert_eq!(sim.request_count("accounts.payment"), 0);
+
+    // The payments pull finds them in Tariscope and keeps their references.
+    let mut o = tariscope_sync::sync::PullOptions::new(today());
+    o.scope.nodes = vec![1];
+    o.clock = clock();
+    let progress = tariscope_sync::sync::Progress::new();
+    let job = tariscope_sync::sync::JobKind::Payments;
+    let pulled = tariscope_sync::sync::run_job(job, &client, &store, &o, &progress)
+        .await
+        .unwrap();
+    assert_eq!(pulled.counts.errors, 0, "{pulled:?}");
+    let refs: Vec<(i64, String)> = store
+        .read(|c| {
+            let mut st = c
+                .prepare("SELECT payment_id, reference FROM payments WHERE reference IS NOT NULL ORDER BY payment_id")
+                .unwrap();
+            Ok(st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap())
+        })
+        .await
+        .unwrap();
+    let mut want = vec![
+        (posted["stmt-1"].unwrap(), "stmt-1".to_string()),
+        (posted["stmt-2"].unwrap(), "stmt-2".to_string()),
+    ];
+    want.sort();
+    assert_eq!(refs, want);
 }
 
 /// The real client, with an operator who enters `copies` identical payments by hand right
@@ -698,6 +728,16 @@ async fn the_push_killed_at_random_moments_posts_every_payment_once() {
         .unwrap();
     assert_eq!(check, "ok");
 
+    let out = run(&config, &["status"]).await;
+    let total: Decimal = want.iter().map(|(_, _, a)| *a).sum();
+    assert!(
+        text(&out).contains(&format!(
+            "payments: posted 120 ({total}), pending 0 (0), ambiguous 0 (0), rejected 0 (0) + 1 rejected in imported files"
+        )),
+        "{}",
+        text(&out)
+    );
+
     // `resolve` says why it cannot settle what does not wait for a person.
     let out = run(&config, &["resolve", "kill-000", "--not-landed"]).await;
     assert_eq!(out.status.code(), Some(1));
@@ -718,4 +758,30 @@ async fn the_push_killed_at_random_moments_posts_every_payment_once() {
 async fn open_payment_entries_in(dir: &std::path::Path) -> usize {
     let store = Store::open(dir.join("mirror.db")).unwrap();
     open_payment_entries(&store).await.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_takes_an_operators_payment_by_hand() {
+    let sim = sim_of(3).await;
+    let id = subscriber_ids(&sim)[0];
+    let url = format!("{}/_sim/payments", sim.base_url());
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| http.post(&url).json(&body).send();
+    let r = post(serde_json::json!({"subscriberid": id, "paymentday": "2025-05-19", "payment": "370.00", "paymenttype": 3, "bank": "PrivatBank"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pid = r.json::<serde_json::Value>().await.unwrap()["paymentid"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(in_tariscope(&sim, id, dec("370.00"), day(1)), [pid]);
+    assert_eq!(sim.request_count("accounts.payment"), 0, "not an API call");
+    let unknown =
+        serde_json::json!({"subscriberid": 1, "paymentday": "2025-05-19", "payment": "1"});
+    assert_eq!(post(unknown).await.unwrap().status(), 404);
+    let negative =
+        serde_json::json!({"subscriberid": id, "paymentday": "2025-05-19", "payment": "-1"});
+    assert_eq!(post(negative).await.unwrap().status(), 400);
+    let bad = serde_json::json!({"subscriberid": id, "day": "2025-05-19"});
+    assert_eq!(post(bad).await.unwrap().status(), 400);
 }
