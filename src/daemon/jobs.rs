@@ -88,6 +88,11 @@ impl Jobs {
         let span = tracing::info_span!("job", job = job.as_str(), run_id = tracing::field::Empty);
         let _enter = span.enter();
         tracing::info!("job started");
+        let _watch = super::progress::watch(
+            job,
+            progress.clone(),
+            std::time::Duration::from_secs(self.config.log.progress_secs),
+        );
         let summary = if job == Job::Push {
             match run_push(&self.client, &self.store, &self.push_options(), &progress).await {
                 Ok(r) => JobSummary {

@@ -230,6 +230,7 @@ pub async fn run_push<R: PushRemote>(
                 return Err(e);
             }
             report.failed += 1;
+            progress.add_error();
             tally.failure(key.clone(), err.to_string());
             if report.errors.len() < 20 {
                 report.errors.push(format!("{key}: {err}"));
