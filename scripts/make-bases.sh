@@ -94,7 +94,7 @@ fi
 if have_image "$BUILDER_TAG"; then
     log "$BUILDER_TAG exists; skipped"
 else
-    need rustc "install a Rust toolchain (>= 1.88) on the host"
+    need rustc "install a Rust toolchain (>= 1.89) on the host"
     sysroot=$(rustc --print sysroot)
     bootstrap "$WORK/builder" gcc,libc6-dev,ca-certificates
     # The host's toolchain (no toolchain can be downloaded here): rustc finds its sysroot

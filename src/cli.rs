@@ -15,7 +15,7 @@ use crate::sync::Job;
 ///
 /// Without a command it runs the daemon: every enabled job on its cron schedule.
 /// Exit codes: 0 ok, 1 runtime failure, 2 partial failure (some items failed),
-/// 3 configuration or command-line error.
+/// 3 configuration or command-line error, 75 a job runs in another process (--no-wait, --wait).
 #[derive(Debug, Parser)]
 #[command(name = "tariscope-sync", version, about, long_about = None)]
 pub struct Cli {
@@ -53,8 +53,35 @@ pub struct Cli {
     #[arg(long, value_name = "DATE", requires = "from")]
     pub to: Option<NaiveDate>,
 
+    /// With --run-once: wait at most SECS for a job another process is running on the same
+    /// mirror (default: wait until it is free), then exit 75.
+    #[arg(
+        long,
+        value_name = "SECS",
+        requires = "run_once",
+        conflicts_with = "no_wait"
+    )]
+    pub wait: Option<u64>,
+
+    /// With --run-once: do not wait for a job another process is running on the same mirror;
+    /// exit 75 (EX_TEMPFAIL) at once, saying who runs it.
+    #[arg(long, requires = "run_once")]
+    pub no_wait: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// How `--run-once` waits for a job another process runs.
+    pub fn lock_wait(&self) -> crate::lock::Wait {
+        use crate::lock::Wait;
+        match (self.no_wait, self.wait) {
+            (true, _) => Wait::No,
+            (false, Some(secs)) => Wait::Up(std::time::Duration::from_secs(secs)),
+            (false, None) => Wait::Forever,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,5 +160,19 @@ mod tests {
         let err = bad.unwrap_err().to_string();
         assert!(err.contains("unknown job \"bogus\""), "{err}");
         assert_eq!(c.to, NaiveDate::from_ymd_opt(2025, 1, 31));
+    }
+
+    #[test]
+    fn wait_flags() {
+        use crate::lock::Wait;
+        let wait = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.lock_wait());
+        assert_eq!(wait(&["t", "--run-once"]).unwrap(), Wait::Forever);
+        assert_eq!(wait(&["t", "--run-once", "--no-wait"]).unwrap(), Wait::No);
+        assert_eq!(
+            wait(&["t", "--run-once", "--wait", "30"]).unwrap(),
+            Wait::Up(std::time::Duration::from_secs(30))
+        );
+        assert!(wait(&["t", "--no-wait"]).is_err(), "needs --run-once");
+        assert!(wait(&["t", "--run-once", "--no-wait", "--wait", "3"]).is_err());
     }
 }

@@ -11,6 +11,7 @@
 //! | [`api`] | the Tariscope HTTP boundary: client, token manager, retry, limiter, decoding | touch SQLite, import `sim` |
 //! | [`store`] | the SQLite mirror: migrations, tables, the writer thread | speak HTTP |
 //! | [`sync`] | pull jobs, the pure push planner, the push executor | see reqwest or SQL directly |
+//! | [`lock`] | per-job OS file locks beside the mirror: a job runs in one process at a time | know what a job does |
 //! | [`records`] | reading CSV / JSON files: encoding, BOM, separator, records with header names | know what a column means |
 //! | [`sim`] | the Tariscope emulator (`tariscope-sim`) | import `api` (it is an independent reading of the guide) |
 
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod daemon;
+pub mod lock;
 pub mod logging;
 pub mod metric_names;
 pub mod model;

@@ -1,6 +1,7 @@
 //! `tariscope-sync`: thin entry point. Parses the command line, loads the configuration,
 //! sets up logging, calls the library and maps the outcome to a documented exit code
-//! (0 ok, 1 runtime failure, 2 partial failure, 3 configuration or command-line error).
+//! (0 ok, 1 runtime failure, 2 partial failure, 3 configuration or command-line error,
+//! 75 a job runs in another process).
 //! Output goes through `cmd::out::Out`, so a closed pipe or a full disk never panics.
 
 use std::collections::HashMap;
@@ -90,7 +91,8 @@ async fn run(cli: Cli, out: &mut Out) -> Exit {
         Some(Command::Doctor) => cmd::doctor::run(&config, out).await,
         Some(Command::Demo { .. } | Command::Completions { .. }) => Exit::Ok,
         None if cli.run_once => {
-            cmd::run_once::run(&config, &cli.jobs, cli.from, cli.to, signals(), out).await
+            let wait = cli.lock_wait();
+            cmd::run_once::run(&config, &cli.jobs, (cli.from, cli.to), wait, signals(), out).await
         }
         None => run_daemon(config).await,
     }

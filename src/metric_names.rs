@@ -27,6 +27,11 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Job runs finished, by job and outcome (ok, partial, failed).",
     ),
     (
+        "tariscope_sync_job_skipped_total",
+        Kind::Counter,
+        "Scheduled runs the daemon skipped because another process was running the job on the same mirror, by job.",
+    ),
+    (
         "tariscope_sync_job_duration_seconds",
         Kind::Histogram,
         "Wall-clock duration of job runs, by job.",
@@ -35,6 +40,26 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         "tariscope_sync_records_total",
         Kind::Counter,
         "Items a job run handled: records fetched by pull jobs, desired rows by push.",
+    ),
+    (
+        "tariscope_sync_balance_dates_total",
+        Kind::Counter,
+        "Account summary days written by the summaries job, by origin: fetched (one accounts.summary request each) or derived from the fetched days around them.",
+    ),
+    (
+        "tariscope_sync_balance_dates_bisected_total",
+        Kind::Counter,
+        "Account summary days fetched to bisect a stretch whose balances did not connect (counted in the fetched days too).",
+    ),
+    (
+        "tariscope_sync_balance_stretches_bisected_total",
+        Kind::Counter,
+        "Stretches between fetched summary days whose balances did not connect (a change neither payments nor charges show), each bisected until every part connected.",
+    ),
+    (
+        "tariscope_sync_balance_fallback_subscribers_total",
+        Kind::Counter,
+        "Subscribers whose summaries were fetched every day of a run's window (their payments or charges of the window were not pulled completely, or jobs.summaries.mode is every-day).",
     ),
     (
         "tariscope_sync_last_success_timestamp_seconds",

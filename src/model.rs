@@ -168,6 +168,46 @@ pub struct Subscriber {
     pub dns: Option<Vec<DnAssignment>>,
 }
 
+/// Whether a server's subscriber records show the subscriber's numbers (a `dns` list, even an
+/// empty one) or carry no such field. The guide does not say; the daemon finds out from the
+/// records it reads, and the push learns which numbers are held accordingly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnListing {
+    Shown,
+    NotShown,
+}
+
+impl DnListing {
+    /// What `records` show: `Shown` when any record carries a DN list, `NotShown` when none
+    /// does, `None` when there are no records to tell.
+    pub fn of<'a>(records: impl IntoIterator<Item = &'a Subscriber>) -> Option<Self> {
+        let mut seen = None;
+        for r in records {
+            if r.dns.is_some() {
+                return Some(Self::Shown);
+            }
+            seen = Some(Self::NotShown);
+        }
+        seen
+    }
+
+    /// The mirror's spelling (`server_traits.value`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shown => "shown",
+            Self::NotShown => "not-shown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "shown" => Some(Self::Shown),
+            "not-shown" => Some(Self::NotShown),
+            _ => None,
+        }
+    }
+}
+
 /// A phone number (DN) attached to a subscriber.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DnAssignment {

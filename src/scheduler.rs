@@ -24,6 +24,8 @@ pub enum RunOutcome {
     /// Some items failed.
     Partial,
     Failed,
+    /// Not run: another process runs this job on the same mirror (see `lock`).
+    Busy,
 }
 
 /// Runs a job by name. `stop` is cancelled at shutdown: finish the current batch, commit,

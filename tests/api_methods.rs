@@ -324,6 +324,7 @@ fn variants() -> Vec<(&'static str, WireVariant)> {
                 envelope: Envelope::Wrapped,
                 partial_lists: false,
                 system_fields: SystemFields::DotNet,
+                ..WireVariant::default()
             },
         ),
         (

@@ -3,7 +3,6 @@
 //! `/metrics` after a run, and `demo`.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use tariscope_sync::sim::{DatasetConfig, Fault, SimConfig, SimHandle};
@@ -11,7 +10,7 @@ use tariscope_sync::store::Store;
 use tokio::process::Command;
 
 mod cli_support;
-use cli_support::{BIN, free_port, text};
+use cli_support::{BIN, free_port, kill, run, text};
 
 async fn sim(subscribers: usize, days: u32) -> SimHandle {
     SimHandle::start(SimConfig {
@@ -43,16 +42,6 @@ fn write_config(dir: &Path, sim: &SimHandle, extra: &str) -> PathBuf {
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-async fn run(config: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .await
-        .unwrap()
 }
 
 async fn count(store: &Store, table: &str) -> i64 {
@@ -179,10 +168,7 @@ async fn sigterm_during_a_backfill_exits_0_and_the_next_run_resumes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let sent = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    kill("-TERM", pid);
     let out = child.wait_with_output().await.unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
@@ -283,10 +269,7 @@ async fn the_daemon_serves_metrics_health_and_stops_on_sigterm() {
         200
     );
     assert_eq!(http.get(url("/readyz")).send().await.unwrap().status(), 200);
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    kill("-TERM", pid);
     let out = child.wait_with_output().await.unwrap();
     assert_eq!(
         out.status.code(),

@@ -115,6 +115,17 @@ async fn local_wins_pushes_and_local_only_edits_are_pushed() {
     assert_eq!(street_of(&sim, "ACC-2").as_deref(), Some("Local Street 3"));
 }
 
+/// What `plan` prints per operation: (create, update, dnadd, link, open conflicts).
+fn predicted(ops: &[Op]) -> [usize; 5] {
+    tariscope_sync::cmd::plan::counts(ops).map(|(_, n)| n)
+}
+
+/// Requests the emulator received: (create, update, dnadd).
+fn sent(sim: &tariscope_sync::sim::SimHandle) -> [usize; 3] {
+    ["subscriber.create", "subscriber.update", "subscriber.dnadd"]
+        .map(|m| sim.request_count(m) as usize)
+}
+
 #[tokio::test]
 async fn plan_predicts_the_push() {
     let sim = sim().await;
@@ -122,33 +133,41 @@ async fn plan_predicts_the_push() {
     let store = Store::open_in_memory().unwrap();
     pull(&client, &store).await;
     let (dep, pbx) = department_and_pbx(&sim);
-    import(&store, &desired_csv(25, dep, pbx)).await;
+    const N: usize = 25;
+    import(&store, &desired_csv(N, dep, pbx)).await;
     let opts = options(ConflictPolicy::RemoteWins);
+
+    // New rows: a create each, its follow-up update (the street), and 1-3 numbers.
     let ops = plan_now(&store, &opts).await.unwrap().ops;
-    let creates = ops
-        .iter()
-        .filter(|o| matches!(o, Op::Create { .. }))
-        .count() as u64;
-    let dns: u64 = ops
-        .iter()
-        .map(|o| {
-            if let Op::Create { dns, .. } = o {
-                dns.len() as u64
-            } else {
-                0
-            }
-        })
-        .sum();
-    let follow_ups = ops
-        .iter()
-        .filter(|o| matches!(o, Op::Create { follow_up, .. } if !follow_up.is_empty()))
-        .count() as u64;
+    let numbers: usize = (0..N).map(|i| i % 3 + 1).sum();
+    assert_eq!(predicted(&ops), [N, N, numbers, 0, 0], "{ops:?}");
     sim.reset_counters();
     let r = push(&client, &store, &opts).await;
-    assert_eq!(sim.request_count("subscriber.create"), creates);
-    assert_eq!(sim.request_count("subscriber.dnadd"), dns);
-    assert_eq!(sim.request_count("subscriber.update"), follow_ups);
-    assert_eq!((r.created, r.dns_added), (creates, dns));
+    assert_eq!(sent(&sim), [N, N, numbers]);
+    assert_eq!((r.created, r.updated, r.dns_added), (25, 25, 49));
+
+    // Linked rows: a changed street is one update, a new number one dnadd; a row whose
+    // account number matches an existing subscriber is linked, not created.
+    let existing = sim.state().subscribers[0].clone();
+    let acc = existing.account_number.clone().unwrap();
+    let mut csv = desired_csv(N, dep, pbx)
+        .replace("Vulytsia 3,", "Vulytsia 3b,")
+        .replace("Vulytsia 4,", "Vulytsia 4b,")
+        .replace(
+            &format!("{pbx}/7000050"),
+            &format!("{pbx}/7000050;{pbx}/7999991"),
+        );
+    csv.push_str(&format!(
+        "crm-link,{},{},0,{acc},,\n",
+        existing.fullname, existing.department_id
+    ));
+    import(&store, &csv).await;
+    let ops = plan_now(&store, &opts).await.unwrap().ops;
+    assert_eq!(predicted(&ops), [0, 2, 1, 1, 0], "{ops:?}");
+    sim.reset_counters();
+    let r = push(&client, &store, &opts).await;
+    assert_eq!(sent(&sim), [0, 2, 1]);
+    assert_eq!((r.linked, r.updated, r.dns_added), (1, 2, 1), "{r:?}");
 }
 
 #[tokio::test]

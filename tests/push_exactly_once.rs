@@ -51,23 +51,34 @@ async fn dropped_connections_after_commit_and_503s_create_no_duplicates() {
     pull(&client, &store).await;
     let (dep, pbx) = department_and_pbx(&sim);
     import(&store, &desired_csv(200, dep, pbx)).await;
-    let flaky = Fault {
-        drop_after_commit_rate: 0.05,
-        error_rate: 0.10,
-        error_status: 503,
-        ..Fault::default()
-    };
+    // Deterministic faults, so each one is known to fire: every fourth create is committed
+    // and its answer lost, every fifth dnadd answered 503 (not processed), every sixth
+    // update committed and its answer lost.
+    let nth = |n, f: Fault| Fault { every_nth: n, ..f };
     let mut plan = FaultPlan::default();
+    plan.methods.insert(
+        "subscriber.create".into(),
+        nth(4, Fault::drop_after_commit()),
+    );
     plan.methods
-        .insert("subscriber.create".into(), flaky.clone());
-    plan.methods.insert("subscriber.dnadd".into(), flaky);
+        .insert("subscriber.dnadd".into(), nth(5, Fault::error(503)));
+    plan.methods.insert(
+        "subscriber.update".into(),
+        nth(6, Fault::drop_after_commit()),
+    );
     sim.set_faults(plan);
     let opts = options(ConflictPolicy::RemoteWins);
     let first = push(&client, &store, &opts).await;
-    assert!(
-        first.adopted > 0 || first.failed > 0 || first.created == 200,
-        "{first:?}"
+    assert_eq!(
+        sim.request_count("subscriber.create"),
+        200,
+        "no create was sent twice"
     );
+    assert_eq!(
+        first.adopted, 50,
+        "each lost answer was settled by a look-up: {first:?}"
+    );
+    assert!(sim.request_count("subscriber.dnadd") >= 5, "a 503 fired");
     let second = push(&client, &store, &opts).await;
     assert_eq!(second.failed, 0, "{second:?}");
     assert_exactly_once(&sim, 200, pbx);
@@ -156,4 +167,71 @@ async fn a_push_killed_part_way_resumes_without_duplicates() {
         assert_eq!(writes(&sim), 0, "limit {limit}: nothing left to send");
         sim.shutdown().await;
     }
+}
+
+/// A shutdown during a push (issue 17.1): the push starts no new row once `stop` is
+/// cancelled, finishes the rows under way, and records the run as interrupted; nothing is
+/// half-done and the next push completes the rest, each write once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_push_ends_between_rows_and_is_recorded_as_interrupted() {
+    use std::time::{Duration, Instant};
+    let sim = sim().await;
+    let client = client(&sim);
+    let store = Store::open_in_memory().unwrap();
+    pull(&client, &store).await;
+    let (dep, pbx) = department_and_pbx(&sim);
+    const N: usize = 20;
+    import(&store, &desired_csv(N, dep, pbx)).await;
+    sim.set_method_fault(
+        "subscriber.create",
+        Fault {
+            latency: Duration::from_millis(30),
+            ..Fault::default()
+        },
+    );
+    let mut opts = options(ConflictPolicy::RemoteWins);
+    opts.concurrency = 2;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let progress = tariscope_sync::sync::Progress::new();
+    let pushing = tariscope_sync::sync::push::run_push(&client, &store, &opts, &progress, &stop);
+    let stopping = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sim.request_count("subscriber.create") < 3 {
+            assert!(Instant::now() < deadline, "the push never got going");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        stop.cancel();
+    };
+    let (report, ()) = tokio::join!(pushing, stopping);
+    let report = report.unwrap();
+    assert!(
+        report.not_started > 0 && report.created < N as u64,
+        "stopped part-way: {report:?}"
+    );
+    assert_eq!(
+        report.outcome,
+        Some(tariscope_sync::store::Outcome::Failed),
+        "{report:?}"
+    );
+    let run = &store.job_runs("push").await.unwrap()[0];
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{run:?}"
+    );
+    // Nothing half-done: every row that started finished its steps.
+    assert!(store.outbox_open().await.unwrap().is_empty());
+    let state = sim.state();
+    for d in store.desired_subscribers().await.unwrap() {
+        let Some(id) = d.tariscope_id else { continue };
+        let s = state.subscribers.iter().find(|s| s.id == id).unwrap();
+        assert_eq!(s.dns.len(), d.dns.len(), "{}: all its numbers", d.key);
+        assert!(s.street.is_some(), "{}: its follow-up update", d.key);
+    }
+    sim.clear_faults();
+    let rest = push(&client, &store, &opts).await;
+    assert_eq!(rest.created + report.created, N as u64, "{rest:?}");
+    assert_exactly_once(&sim, N, pbx);
 }

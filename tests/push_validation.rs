@@ -253,3 +253,84 @@ async fn a_write_tariscope_refuses_is_terminal_at_once_and_not_resent() {
     assert_eq!((fixed.created, fixed.failed), (1, 0), "{fixed:?}");
     assert_eq!(sim.request_count("subscriber.create"), 1);
 }
+
+mod cli_support;
+
+/// The operator's view (issue 22): a REAL where a whole number belongs and a bad date,
+/// written with SQL, are listed by `plan` and `status` with their reasons, and the push run
+/// that met them ends partial (exit 2) having sent nothing for them. (A REAL written into
+/// `privilegediscount` never reaches us as a REAL: the column has TEXT affinity, so SQLite
+/// stores `370.5` as the text '370.5', which is a valid decimal.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_status_list_rows_written_with_sql_that_are_rejected() {
+    use tokio::process::Command;
+    let sim = sim().await;
+    let (dep, _) = department_and_pbx(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nbase_url = \"{}\"\nusername = \"demo\"\npassword = \"demo\"\nrate_per_sec = 0\n\
+             [mirror]\npath = \"{}\"\n[scope]\nnodes = [1]\n[serve]\nlisten = \"\"\n",
+            sim.base_url(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &'static [&'static str]| {
+        let config = config.clone();
+        async move {
+            Command::new(cli_support::BIN)
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(&["--run-once", "--jobs", "subscribers"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", cli_support::text(&out));
+    let integrator = Connection::open(&db).unwrap();
+    integrator
+        .execute_batch(&format!(
+            "INSERT INTO desired_subscribers (key, fullname, departmentid, abonenttype, privilegediscount, birthday) VALUES
+               ('real-dep', 'Real Dep', {dep}.5, 0, NULL, NULL),
+               ('real-discount', 'Real Discount', {dep}, 0, 370.5, NULL),
+               ('bad-b', 'Bad B', {dep}, 0, NULL, '31.02.2020'),
+               ('text-dep', 'Text Dep', '{dep}', 0, '12.50', NULL);"
+        ))
+        .unwrap();
+    drop(integrator);
+
+    let plan = cli_support::text(&run(&["plan"]).await);
+    assert!(plan.contains("Rejected desired rows"), "{plan}");
+    let real_dep = format!("departmentid = REAL {dep}.5");
+    assert!(plan.contains(&real_dep), "{plan}");
+    assert!(plan.contains("31.02.2020"), "{plan}");
+    assert!(plan.contains("create          2"), "{plan}");
+
+    sim.reset_counters();
+    let push = run(&["--run-once", "--jobs", "push"]).await;
+    assert_eq!(push.status.code(), Some(2), "{}", cli_support::text(&push));
+    assert_eq!(sim.request_count("subscriber.create"), 2);
+    let discount = sim
+        .state()
+        .subscribers
+        .into_iter()
+        .find(|s| s.fullname == "Real Discount")
+        .and_then(|s| s.privilegediscount);
+    assert_eq!(
+        discount.map(|d| d.normalize().to_string()).as_deref(),
+        Some("370.5")
+    );
+    let status = cli_support::text(&run(&["status"]).await);
+    assert!(status.contains("rejected desired rows"), "{status}");
+    for needle in ["real-dep", &real_dep, "bad-b", "31.02.2020"] {
+        assert!(status.contains(needle), "{needle}: {status}");
+    }
+    let json = cli_support::text(&run(&["status", "--json"]).await);
+    assert!(json.contains("\"rejected_rows\""), "{json}");
+}

@@ -1,5 +1,6 @@
 //! The wire variants: key casing, numbers as strings, .NET dates, wrapped lists,
-//! partial lists, in JSON and XML.
+//! partial lists, records without DNs, repeated dnadd accepted, in JSON and XML; the switch
+//! that accepts repeated account numbers.
 
 mod sim_support;
 
@@ -237,6 +238,7 @@ async fn variants_combine() {
         envelope: Envelope::Wrapped,
         partial_lists: false,
         system_fields: tariscope_sync::sim::SystemFields::DotNet,
+        ..WireVariant::default()
     };
     let (sim, api) = with(wire).await;
     let v = api
@@ -253,4 +255,84 @@ async fn variants_combine() {
     let rec = api.get("/api/subscriber/get/?id=1234").await.json();
     assert!(rec["accountid"].is_string() && rec.get("accountId").is_none());
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn records_without_dns_and_repeated_dnadd() {
+    for (without_dns, duplicates) in [(false, false), (true, true)] {
+        let (sim, api) = with(WireVariant {
+            records_without_dns: without_dns,
+            accept_duplicate_dns: duplicates,
+            ..WireVariant::default()
+        })
+        .await;
+        let get = api.get("/api/subscriber/get/?id=1234").await.json();
+        let node = api.get("/api/subscriber/list/node/?id=1").await.json();
+        let dep = api
+            .get("/api/subscriber/list/department/?id=1")
+            .await
+            .json();
+        let xml = api.get("/api/subscriber/get/xml/?id=1234").await.body;
+        for record in [&get, &node[0], &dep[0]] {
+            assert_eq!(record.get("dns").is_none(), without_dns, "{record}");
+        }
+        assert_eq!(!xml.contains("<dns"), without_dns, "{xml}");
+        // The same number twice: 409, or a second assignment.
+        let held = sim.state().subscriber(1234).unwrap().dns[0].clone();
+        let body = json!({"SubscriberId": 1234, "DN": held.dn, "pbxid": held.pbx_id});
+        let again = api.post_json("/api/subscriber/dnadd/", body).await;
+        let expected = if duplicates { 200 } else { 409 };
+        assert_eq!(again.status, expected, "{}", again.body);
+        let count = sim
+            .state()
+            .subscribers
+            .iter()
+            .flat_map(|s| &s.dns)
+            .filter(|d| d.dn == held.dn && d.pbx_id == held.pbx_id)
+            .count();
+        assert_eq!(count, if duplicates { 2 } else { 1 });
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn repeated_account_numbers_refused_or_accepted_by_the_switch() {
+    let (sim, api) = with(WireVariant::default()).await;
+    let ctl = Api::anon(&sim, None);
+    let dep = sim.state().departments[0].id;
+    let create = |acc: &str| json!({"fullname": "Savchenko Petro", "departmentid": dep, "subscribertype": 0, "accountnumber": acc});
+    assert_eq!(
+        api.post_json("/api/subscriber/create/", create("DUP-1"))
+            .await
+            .status,
+        200
+    );
+    let again = api
+        .post_json("/api/subscriber/create/", create("DUP-1"))
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let on = ctl
+        .request(
+            reqwest::Method::PUT,
+            "/_sim/accept-duplicate-accounts",
+            Some(json!(true)),
+        )
+        .await;
+    assert_eq!(on.status, 200, "{}", on.body);
+    let again = api
+        .post_json("/api/subscriber/create/", create("DUP-1"))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    sim.set_accept_duplicate_accounts(false);
+    let again = api
+        .post_json("/api/subscriber/create/", create("DUP-1"))
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let held = sim
+        .state()
+        .subscribers
+        .iter()
+        .filter(|s| s.account_number.as_deref() == Some("DUP-1"))
+        .count();
+    assert_eq!(held, 2);
 }

@@ -26,24 +26,38 @@ fn object<'a>(v: &'a Value, what: &str) -> Result<Record<'a>, WireError> {
 
 /// A `subscriber.get` record (also the elements of `subscriber.list.*`).
 pub fn subscriber(v: &Value) -> Result<Subscriber, WireError> {
-    subscriber_record(&object(v, "subscriber")?)
+    subscriber_in(v, None)
 }
 
-/// [`subscriber`] over a list element read into [`wire::Fields`].
-pub fn subscriber_fields(f: &wire::Fields<'_>) -> Result<Subscriber, WireError> {
-    subscriber_record(&Record::from_fields(f))
+/// [`subscriber`] for a server that lists the numbers under `dns_field`
+/// (`api.profile.dns_field`) instead of `dns`.
+pub fn subscriber_in(v: &Value, dns_field: Option<&str>) -> Result<Subscriber, WireError> {
+    subscriber_record(&object(v, "subscriber")?, dns_field)
 }
 
-fn subscriber_record(r: &Record<'_>) -> Result<Subscriber, WireError> {
+/// [`subscriber_in`] over a list element read into [`wire::Fields`].
+pub fn subscriber_fields_in(
+    f: &wire::Fields<'_>,
+    dns_field: Option<&str>,
+) -> Result<Subscriber, WireError> {
+    subscriber_record(&Record::from_fields(f), dns_field)
+}
+
+/// A record with no DN list is `dns: None` (the server does not show numbers), an empty
+/// list `Some(vec![])`.
+fn subscriber_record(r: &Record<'_>, dns_field: Option<&str>) -> Result<Subscriber, WireError> {
     let id = r.req_int(&["id", "subscriberid"])?;
-    let dns = match r.get(&["dns"]) {
+    let dns = match r.get(&[dns_field.unwrap_or("dns")]) {
         None => None,
         Some((_, list)) => Some(
             wire::list_items(list)
                 .into_iter()
                 .map(|d| dn(d, id, None))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| WireError::new(format!("dns.{}", e.field), e.reason))?,
+                .map_err(|e| {
+                    let list = dns_field.unwrap_or("dns");
+                    WireError::new(format!("{list}.{}", e.field), e.reason)
+                })?,
         ),
     };
     Ok(Subscriber {

@@ -192,3 +192,20 @@ fn system_claims_and_sql() {
         SqlResult::default()
     );
 }
+
+#[test]
+fn numbers_under_another_field_name_are_read_with_the_profile_override() {
+    let record = json!({"id": 7, "Numbers": [{"pbxid": 291, "dn": "2001"}]});
+    assert_eq!(
+        subscriber(&record).unwrap().dns,
+        None,
+        "not `dns`: not shown"
+    );
+    let s = subscriber_in(&record, Some("numbers")).unwrap();
+    let dns = s.dns.unwrap();
+    assert_eq!((dns[0].dn.as_str(), dns[0].pbx_id), ("2001", Some(291)));
+    let empty = subscriber_in(&json!({"id": 7, "numbers": []}), Some("numbers")).unwrap();
+    assert_eq!(empty.dns, Some(vec![]), "an empty list still shows numbers");
+    let err = subscriber_in(&json!({"id": 1, "numbers": [{"id": 1}]}), Some("numbers"));
+    assert_eq!(err.unwrap_err().field, "numbers.dn");
+}

@@ -14,9 +14,9 @@ use super::error::{ApiError, excerpt};
 use super::wire::{self, Fields, WireError};
 
 /// Decodes one list element read into [`Fields`].
-pub type FieldsDecoder<T> = fn(&Fields<'_>) -> Result<T, WireError>;
+pub type FieldsDecoder<T> = Box<dyn Fn(&Fields<'_>) -> Result<T, WireError> + Send + Sync>;
 /// Decodes one list element read as a `Value` (the whole-body shapes, non-object elements).
-pub type ValueDecoder<T> = fn(&Value) -> Result<T, WireError>;
+pub type ValueDecoder<T> = Box<dyn Fn(&Value) -> Result<T, WireError> + Send + Sync>;
 
 /// The records of a list answer, decoded lazily; see the module docs.
 pub struct Listing<T> {
@@ -47,12 +47,12 @@ impl<T> Listing<T> {
     }
 
     /// Reads `body` (a 2xx answer that is not an empty result) as a list.
-    pub(crate) fn new(
+    pub fn new(
         method: &'static str,
         body: Bytes,
         format: super::Format,
-        fields: FieldsDecoder<T>,
-        value: ValueDecoder<T>,
+        fields: impl Fn(&Fields<'_>) -> Result<T, WireError> + Send + Sync + 'static,
+        value: impl Fn(&Value) -> Result<T, WireError> + Send + Sync + 'static,
     ) -> Result<Self, ApiError> {
         let start = body
             .iter()
@@ -67,8 +67,8 @@ impl<T> Listing<T> {
                     body,
                     pos: start + 1,
                     index: 0,
-                    fields,
-                    value,
+                    fields: Box::new(fields),
+                    value: Box::new(value),
                 },
             });
         }
@@ -113,7 +113,7 @@ impl<T> Iterator for Listing<T> {
                 index,
                 fields,
                 value,
-            } => (body, pos, index, *fields, *value),
+            } => (body, pos, index, &*fields, &*value),
         };
         let (start, end) = match next_element(body, *pos) {
             Ok(Some(span)) => span,

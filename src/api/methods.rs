@@ -12,7 +12,7 @@ use super::client::{Reply, TariscopeClient};
 use super::decode;
 use super::encode::Param;
 use super::error::{ApiError, excerpt};
-use super::listing::{FieldsDecoder, Listing, ValueDecoder};
+use super::listing::Listing;
 use super::wire::{self, WireError};
 use crate::model::{
     AccountSummary, Charge, CreatedSubscriber, DnAssignment, FieldValue, NewDn, NewPayment,
@@ -116,7 +116,7 @@ impl TariscopeClient {
     pub async fn subscriber_get(&self, id: SubscriberId) -> Result<Option<Subscriber>, ApiError> {
         const M: &str = "subscriber.get";
         let reply = self.call(M, &[("id", Param::Int(id))]).await?;
-        self.one(M, &reply, decode::subscriber)
+        self.one(M, &reply, |v| decode::subscriber_in(v, self.dns_field()))
     }
 
     /// `subscriber.get` by e-mail; `None` if no subscriber has it.
@@ -128,17 +128,38 @@ impl TariscopeClient {
         let reply = self
             .call(M, &[("email", Param::Text(email.to_owned()))])
             .await?;
-        self.one(M, &reply, decode::subscriber)
+        self.one(M, &reply, |v| decode::subscriber_in(v, self.dns_field()))
     }
 
     /// A list read lazily (see [`Listing`]); 404 is an error (the lists of an unknown
     /// node or department).
+    /// The field that lists a subscriber's numbers, when the profile renames `dns`.
+    fn dns_field(&self) -> Option<&str> {
+        self.profile().dns_field.as_deref()
+    }
+
+    /// A subscriber list answer (see [`Self::listing`]).
+    fn subscriber_listing(
+        &self,
+        method: &'static str,
+        reply: Reply,
+    ) -> Result<Listing<Subscriber>, ApiError> {
+        let field = self.dns_field().map(str::to_owned);
+        let same = field.clone();
+        self.listing(
+            method,
+            reply,
+            move |f: &wire::Fields<'_>| decode::subscriber_fields_in(f, field.as_deref()),
+            move |v: &Value| decode::subscriber_in(v, same.as_deref()),
+        )
+    }
+
     fn listing<T>(
         &self,
         method: &'static str,
         reply: Reply,
-        fields: FieldsDecoder<T>,
-        value: ValueDecoder<T>,
+        fields: impl Fn(&wire::Fields<'_>) -> Result<T, WireError> + Send + Sync + 'static,
+        value: impl Fn(&Value) -> Result<T, WireError> + Send + Sync + 'static,
     ) -> Result<Listing<T>, ApiError> {
         if reply.status == 404 {
             return Err(not_found(method, &reply));
@@ -168,7 +189,7 @@ impl TariscopeClient {
     ) -> Result<Listing<Subscriber>, ApiError> {
         const M: &str = "subscriber.list.department";
         let reply = self.call(M, &[("id", Param::Int(department_id))]).await?;
-        self.listing(M, reply, decode::subscriber_fields, decode::subscriber)
+        self.subscriber_listing(M, reply)
     }
 
     /// `subscriber.list.node`. An unknown node is an error (`is_not_found`).
@@ -184,7 +205,7 @@ impl TariscopeClient {
     ) -> Result<Listing<Subscriber>, ApiError> {
         const M: &str = "subscriber.list.node";
         let reply = self.call(M, &[("id", Param::Int(node_id))]).await?;
-        self.listing(M, reply, decode::subscriber_fields, decode::subscriber)
+        self.subscriber_listing(M, reply)
     }
 
     /// `subscriber.update` with only the patch's fields; `None` if the subscriber does
@@ -207,7 +228,7 @@ impl TariscopeClient {
         if reply.status == 404 {
             return Ok(None);
         }
-        match self.one(M, &reply, decode::subscriber)? {
+        match self.one(M, &reply, |v| decode::subscriber_in(v, self.dns_field()))? {
             Some(s) => Ok(Some(s)),
             None => self.subscriber_get(patch.id).await,
         }

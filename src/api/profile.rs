@@ -92,6 +92,10 @@ pub struct ApiProfile {
     /// The server's `subscriber.list.*` carry only id and name: callers must
     /// `subscriber_get` each subscriber for the full record.
     pub lists_are_partial: bool,
+    /// The field of a subscriber record that lists its numbers, for a server that does not
+    /// call it `dns` (case-insensitive). Whether records list numbers at all is not
+    /// configured: the daemon sees it (`doctor` says what it found).
+    pub dns_field: Option<String>,
 }
 
 impl Default for ApiProfile {
@@ -99,6 +103,7 @@ impl Default for ApiProfile {
         Self {
             methods: reference_methods(),
             lists_are_partial: false,
+            dns_field: None,
         }
     }
 }

@@ -294,15 +294,27 @@ impl<'a> Record<'a> {
     }
 
     /// The first non-null value among `names` (any casing), with the name that matched.
+    /// When several keys match one name (`id` and `Id`, `_id`), the key spelled exactly as
+    /// asked wins, else the smallest as sent: the choice never depends on the order of the
+    /// keys, so a record streamed from a list (document order) and the same record read
+    /// whole (sorted keys) decode alike (found by the `list_splitter` fuzz target).
     pub fn get(&self, names: &[&str]) -> Option<(&'a str, &'a Value)> {
         for name in names {
             let want = norm_name(name);
-            if let Some((_, k, v)) = self
-                .fields
-                .iter()
-                .find(|(n, _, v)| *n == *want && !v.is_null())
-            {
-                return Some((k, v));
+            let mut best: Option<(&'a str, &'a Value)> = None;
+            for (n, k, v) in &self.fields {
+                if *n != *want || v.is_null() {
+                    continue;
+                }
+                if *k == *name {
+                    return Some((k, v));
+                }
+                if best.is_none_or(|(b, _)| *k < b) {
+                    best = Some((k, v));
+                }
+            }
+            if best.is_some() {
+                return best;
             }
         }
         None

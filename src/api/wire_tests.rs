@@ -17,6 +17,35 @@ fn d(y: i32, m: u32, day: u32) -> NaiveDate {
 }
 
 #[test]
+fn a_key_sent_twice_in_two_spellings_reads_the_same_in_any_key_order() {
+    // The exact spelling wins, else the smallest as sent; streamed fields keep document
+    // order, a whole-body Value sorts its keys: both must pick the same value.
+    let body = br#"{"_id":[1],"Id":"2","id":3}"#;
+    let fields: Fields<'_> = serde_json::from_slice(body).unwrap();
+    let whole: Value = serde_json::from_slice(body).unwrap();
+    let reversed: Fields<'_> = serde_json::from_slice(br#"{"id":3,"Id":"2","_id":[1]}"#).unwrap();
+    for record in [
+        Record::from_fields(&fields),
+        Record::new(&whole),
+        Record::from_fields(&reversed),
+    ] {
+        assert_eq!(record.int(&["id"]).unwrap(), Some(3));
+        assert_eq!(record.get(&["ID"]).map(|(k, _)| k), Some("Id"));
+    }
+    let two: Fields<'_> = serde_json::from_slice(br#"{"ID":1,"Id":2}"#).unwrap();
+    let two_whole: Value = serde_json::from_slice(br#"{"Id":2,"ID":1}"#).unwrap();
+    assert_eq!(Record::from_fields(&two).int(&["id"]).unwrap(), Some(1));
+    assert_eq!(Record::new(&two_whole).int(&["id"]).unwrap(), Some(1));
+}
+
+#[test]
+fn long_json_numbers_read_exactly() {
+    let v: Value = serde_json::from_str("64255555555555555555555555555555555555555555555").unwrap();
+    let again: Value = serde_json::from_str(&v.to_string()).unwrap();
+    assert_eq!(v, again);
+}
+
+#[test]
 fn ints_accept_numbers_and_numeric_strings() {
     let ok: &[(Value, Option<i64>)] = &[
         (json!(2928), Some(2928)),
@@ -73,13 +102,17 @@ fn flags_accept_bools_digits_and_words() {
         (json!("True"), Some(true)),
         (json!("FALSE"), Some(false)),
         (json!("yes"), Some(true)),
+        (json!(-1), Some(true)),
+        (json!("-1"), Some(true)),
+        (json!(1.0), Some(true)),
+        (json!("1.0"), Some(true)),
         (json!(""), None),
         (json!(null), None),
     ];
     for (v, want) in cases {
         assert_eq!(to_bool(v).unwrap(), *want, "{v}");
     }
-    for bad in [json!(2), json!("maybe"), json!([])] {
+    for bad in [json!(2), json!("2"), json!(-2), json!("maybe"), json!([])] {
         assert!(to_bool(&bad).is_err(), "{bad}");
     }
 }

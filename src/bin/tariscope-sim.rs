@@ -96,6 +96,16 @@ struct Cli {
     /// subscriber.list.* return only id and fullname per subscriber.
     #[arg(long)]
     partial_lists: bool,
+    /// Subscriber records (get, both lists, update's answer) carry no `dns` field.
+    #[arg(long)]
+    records_without_dns: bool,
+    /// subscriber.dnadd of a number already assigned adds a second assignment (not 409).
+    #[arg(long)]
+    accept_duplicate_dns: bool,
+    /// Book balance adjustments that no list shows on random days (about one per
+    /// subscriber a month): accounts.summary shows them, accounts.charges/payments do not.
+    #[arg(long)]
+    hidden_adjustments: bool,
     /// How tariscope.* answer: documented ({"database": ...}), dotnet (DatabaseVersion,
     /// BuildDate, ... also in tariscope.summary), bare (a bare value), text (a text/plain body).
     #[arg(long, value_enum, default_value = "documented")]
@@ -191,6 +201,8 @@ fn build_config(cli: &Cli) -> anyhow::Result<SimConfig> {
                 EnvelopeArg::Wrapped => Envelope::Wrapped,
             },
             partial_lists: cli.partial_lists,
+            records_without_dns: cli.records_without_dns,
+            accept_duplicate_dns: cli.accept_duplicate_dns,
             system_fields: match cli.system_fields {
                 SystemArg::Documented => SystemFields::Documented,
                 SystemArg::Dotnet => SystemFields::DotNet,
@@ -199,6 +211,7 @@ fn build_config(cli: &Cli) -> anyhow::Result<SimConfig> {
             },
         },
         token_ttl: cli.token_ttl,
+        hidden_adjustments: cli.hidden_adjustments,
         ..SimConfig::default()
     };
     if let Some(path) = &cli.users_file {

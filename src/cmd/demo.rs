@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::out::Out;
 use crate::clock::Clock;
 use crate::daemon::{self, Exit, progress};
+use crate::lock::Wait;
 use crate::scheduler::RunOutcome;
 use crate::sim::{DatasetConfig, SimConfig, SimHandle};
 use crate::sync::Job;
@@ -156,7 +157,7 @@ async fn run_inner(dir: &Path, subscribers: usize, out: &mut Out) -> Result<Exit
     let bars_stop = CancellationToken::new();
     let bars = progress::spawn_bars(jobs.clone(), Job::ALL.to_vec(), bars_stop.clone());
     let started = std::time::Instant::now();
-    let mut summaries = daemon::run_once(&jobs, &pulls, stop.clone()).await;
+    let mut summaries = daemon::run_once(&jobs, &pulls, stop.clone(), Wait::No, &|_, _| {}).await;
 
     let state = sim.state();
     let department = state
@@ -177,7 +178,7 @@ async fn run_inner(dir: &Path, subscribers: usize, out: &mut Out) -> Result<Exit
         .import_desired(batch, "demo".into(), now)
         .await
         .map_err(|e| e.to_string())?;
-    summaries.extend(daemon::run_once(&jobs, &[Job::Push], stop).await);
+    summaries.extend(daemon::run_once(&jobs, &[Job::Push], stop, Wait::No, &|_, _| {}).await);
     bars_stop.cancel();
     if let Some(b) = bars {
         let _ = b.await;

@@ -4,6 +4,7 @@ use super::out::Out;
 use crate::api::TariscopeClient;
 use crate::config::Config;
 use crate::daemon::Exit;
+use crate::model::DnListing;
 use crate::outln;
 use crate::store::{SCHEMA_VERSION, Store};
 use crate::sync::Job;
@@ -61,6 +62,28 @@ impl Report<'_> {
     }
 }
 
+/// What the runs saw of subscriber records: do they show the subscriber's numbers?
+async fn dn_listing(r: &mut Report<'_>, store: &Store) {
+    let line = match store.dn_listing().await {
+        Ok(Some(seen)) => format!(
+            "{} (seen by {} at {})",
+            match seen.value {
+                DnListing::Shown => {
+                    "subscriber records show their numbers: the push takes Tariscope's list as the truth"
+                }
+                DnListing::NotShown => {
+                    "subscriber records show no numbers: the push counts a number as held once its own dnadd was confirmed"
+                }
+            },
+            seen.source,
+            seen.at
+        ),
+        Ok(None) => "no run has read a subscriber record yet: the push counts a number as held once its own dnadd was confirmed".into(),
+        Err(e) => format!("cannot read what the server's records show: {e}"),
+    };
+    outln!(r.out, "  info  {line}");
+}
+
 pub async fn run(config: &Config, out: &mut Out) -> Exit {
     let mut r = Report { out, problems: 0 };
     outln!(r.out, "mirror {}", config.mirror.path.display());
@@ -81,6 +104,7 @@ pub async fn run(config: &Config, out: &mut Out) -> Exit {
                 ),
                 "check the file's owner and mode and free disk space",
             );
+            dn_listing(&mut r, &store).await;
         }
         Err(e) => r.check(
             false,

@@ -70,7 +70,7 @@ pub async fn run(config: &Config, limit: usize, out: &mut Out) -> Exit {
     }
     let shown: Vec<&Op> = ops
         .iter()
-        .filter(|o| !matches!(o, Op::AdvanceBase { .. }))
+        .filter(|o| !matches!(o, Op::AdvanceBase { .. } | Op::DnBase { .. }))
         .take(limit)
         .collect();
     if !shown.is_empty() {
@@ -106,7 +106,7 @@ pub async fn run(config: &Config, limit: usize, out: &mut Out) -> Exit {
             Op::Update { key, id, changes } => format!("update {key} (#{id}): {}", show(changes)),
             Op::DnAdd { key, id, dn } => format!("dnadd {key} (#{id}): {}/{}", dn.pbx_id, dn.dn),
             Op::Link { key, id, .. } => format!("link {key} to existing subscriber #{id}"),
-            Op::AdvanceBase { .. } => continue,
+            Op::AdvanceBase { .. } | Op::DnBase { .. } => continue,
             Op::Conflict(c) => format!(
                 "conflict {} {} [{:?}]: {}",
                 c.key,

@@ -14,6 +14,7 @@ use super::out::Out;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::{self, Exit};
+use crate::lock::{Holder, Wait};
 use crate::sync::Job;
 use crate::{errln, outln};
 
@@ -57,13 +58,15 @@ pub fn check_range(
     Ok(Some((from, to)))
 }
 
-/// Runs the `named` jobs (every enabled one when empty) once. `interrupt` resolves on
-/// SIGTERM/SIGINT: running jobs stop at a safe point and the exit is 0.
+/// Runs the `named` jobs (every enabled one when empty) once, over the backfill range
+/// `(from, to)`. A job another process runs is waited for as `wait` says (exit 75 when not
+/// run). `interrupt` resolves on SIGTERM/SIGINT: running jobs stop at a safe point and the
+/// exit is 0.
 pub async fn run(
     config: &Config,
     named: &[Job],
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
+    (from, to): (Option<NaiveDate>, Option<NaiveDate>),
+    wait: Wait,
     interrupt: impl Future<Output = ()> + Send + 'static,
     out: &mut Out,
 ) -> Exit {
@@ -98,7 +101,17 @@ pub async fn run(
     }
     let bars_stop = CancellationToken::new();
     let bars = daemon::progress::spawn_bars(jobs.clone(), selected.clone(), bars_stop.clone());
-    let summaries = daemon::run_once(&jobs, &selected, stop).await;
+    let tell = |job: Job, holder: Option<&Holder>| {
+        let who = holder.map_or("who is just starting".to_owned(), |h| h.to_string());
+        let bound = match wait {
+            Wait::Up(d) => format!("up to {} s", d.as_secs()),
+            _ => "until it finishes".to_owned(),
+        };
+        errln!(
+            "tariscope-sync: the {job} job is running in another process ({who}); waiting for it {bound} (--no-wait exits at once, --wait SECS bounds the wait)"
+        );
+    };
+    let summaries = daemon::run_once(&jobs, &selected, stop, wait, &tell).await;
     bars_stop.cancel();
     if let Some(b) = bars {
         let _ = b.await;

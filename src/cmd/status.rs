@@ -1,4 +1,5 @@
-//! `tariscope-sync status`: what ran, how it went, what waits.
+//! `tariscope-sync status`: what ran, how it went, what runs now and in which process
+//! (from the jobs' locks), what waits.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -24,13 +25,22 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
             .as_ref()
             .filter(|_| settings.enabled)
             .and_then(|c| next_fire(c, config.timezone, now));
+        let days = match &last {
+            Some(r) => store.summary_days(r.id).await?,
+            None => None,
+        };
         let age = last
             .as_ref()
             .and_then(|r| r.ended_at.as_deref().or(Some(r.started_at.as_str())))
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| (now - t.to_utc()).num_seconds());
+        // Which process runs the job now, from its lock beside the mirror.
+        let running = crate::lock::holder(&config.mirror.path, job.as_str())
+            .ok()
+            .flatten();
         jobs.push(json!({
             "job": job.as_str(),
+            "running": running,
             "enabled": settings.enabled,
             "schedule": settings.schedule,
             "next_run": next.map(|t: DateTime<Utc>| t.to_rfc3339()),
@@ -45,7 +55,15 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
                 "removed": r.counts.removed,
                 "unchanged": r.counts.unchanged,
                 "errors": r.counts.errors,
+                "numbers": r.counts.numbers,
                 "error": r.error,
+                "summary_days": days.map(|d| json!({
+                    "fetched": d.fetched,
+                    "derived": d.derived,
+                    "bisected": d.bisected,
+                    "stretches_bisected": d.stretches,
+                    "every_day_subscribers": d.every_day,
+                })),
             })),
         }));
     }
@@ -159,6 +177,37 @@ pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
             age(&last["age_secs"]),
             s(&j["next_run"])
         );
+        if let Some(h) = j["running"].as_object() {
+            outln!(
+                out,
+                "             running now: pid {} on host {} ({}) since {}",
+                s(&h["pid"]),
+                s(&h["host"]),
+                s(&h["mode"]),
+                s(&h["since"])
+            );
+        }
+        if s(&j["job"]) == "push" && last.is_object() {
+            outln!(
+                out,
+                "             push: created {}, updated {}, numbers {} (writes done by the run)",
+                s(&last["inserted"]),
+                s(&last["updated"]),
+                s(&last["numbers"])
+            );
+        }
+        let days = &last["summary_days"];
+        if days.is_object() {
+            outln!(
+                out,
+                "             summary days: fetched {}, derived {}, bisected {} ({} stretches), subscribers fetched every day {}",
+                s(&days["fetched"]),
+                s(&days["derived"]),
+                s(&days["bisected"]),
+                s(&days["stretches_bisected"]),
+                s(&days["every_day_subscribers"])
+            );
+        }
         if let Some(err) = last["error"].as_str() {
             outln!(out, "             last error: {err}");
         }

@@ -1,11 +1,12 @@
 //! The closed sets of words the configuration accepts, each parsed once into an enum.
 //!
 //! Owns: the spelling of every choice key's values (`api.format`, `push.conflict_policy`,
-//! `push.natural_key`, `log.format`) and the enums that only configuration defines
+//! `push.natural_key`, `log.format`, `jobs.summaries.mode`) and the enums that only configuration defines
 //! ([`NaturalKey`], [`LogFormat`]). Must not: fall back silently: a word not in a table is a
 //! [`super::Problem`] reported by the schema, never a default picked later.
 
 use crate::api::Format;
+use crate::sync::SummariesMode;
 use crate::sync::fields::Field;
 use crate::sync::plan::ConflictPolicy;
 
@@ -63,3 +64,8 @@ pub(super) const NATURAL_KEYS: &[(&str, NaturalKey)] = &[
 
 pub(super) const LOG_FORMATS: &[(&str, LogFormat)] =
     &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)];
+
+pub(super) const SUMMARIES_MODES: &[(&str, SummariesMode)] = &[
+    ("active-days", SummariesMode::ActiveDays),
+    ("every-day", SummariesMode::EveryDay),
+];

@@ -15,7 +15,7 @@ use super::choices::{self, LogFormat, NaturalKey};
 use super::reader::{Problem, Reader};
 use crate::api::{ApiProfile, Format, RetrySettings, Secret};
 use crate::sync::plan::ConflictPolicy;
-use crate::sync::{Job, Scope};
+use crate::sync::{Job, Scope, SummariesMode};
 
 /// File name of the API password under `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
 pub const CREDENTIAL_NAME: &str = "tariscope-api-password";
@@ -29,6 +29,8 @@ pub struct Config {
     pub scope: Scope,
     /// Settings per job (every [`Job`] is present).
     pub jobs: BTreeMap<Job, JobSettings>,
+    /// `jobs.summaries.mode`: which days the summaries job fetches.
+    pub summaries_mode: SummariesMode,
     pub push: PushSettings,
     pub serve: ServeSettings,
     pub log: LogSettings,
@@ -184,6 +186,11 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         .into_iter()
         .map(|job| (job, read_job(r, job)))
         .collect::<BTreeMap<_, _>>();
+    let summaries_mode = r.choice(
+        "jobs.summaries.mode",
+        SummariesMode::ActiveDays,
+        choices::SUMMARIES_MODES,
+    );
     let pulls_subscribers = [
         Job::Subscribers,
         Job::Payments,
@@ -252,6 +259,7 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         mirror,
         scope,
         jobs,
+        summaries_mode,
         push,
         serve,
         log,

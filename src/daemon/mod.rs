@@ -20,6 +20,7 @@ pub use jobs::{JobSummary, Jobs};
 use crate::api::TariscopeClient;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::lock::{self, Holder, Wait};
 use crate::notify::Notifier;
 use crate::scheduler::{self, RunOutcome, ScheduledJob, SchedulerOptions};
 use crate::serve::{self, Health};
@@ -37,6 +38,8 @@ pub enum Exit {
     Partial,
     /// 3: the configuration or the command line is invalid.
     Config,
+    /// 75 (EX_TEMPFAIL): a selected job runs in another process; try again later.
+    TempFail,
 }
 
 impl Exit {
@@ -46,15 +49,18 @@ impl Exit {
             Exit::Runtime => 1,
             Exit::Partial => 2,
             Exit::Config => 3,
+            Exit::TempFail => 75,
         }
     }
 
-    /// The exit of a set of job outcomes: any failure → 1, else any partial → 2.
+    /// The exit of a set of job outcomes: any failure → 1, else a job left to another
+    /// process → 75, else any partial → 2.
     pub fn of(outcomes: impl IntoIterator<Item = RunOutcome>) -> Exit {
         outcomes
             .into_iter()
             .fold(Exit::Ok, |acc, o| match (acc, o) {
                 (Exit::Runtime, _) | (_, RunOutcome::Failed) => Exit::Runtime,
+                (Exit::TempFail, _) | (_, RunOutcome::Busy) => Exit::TempFail,
                 (_, RunOutcome::Partial) => Exit::Partial,
                 (acc, RunOutcome::Ok) => acc,
             })
@@ -90,28 +96,42 @@ pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
         range: None,
         progress: Mutex::new(Vec::new()),
         last: Mutex::new(None),
+        busy: Mutex::new(Vec::new()),
+        ledger: Default::default(),
     })
 }
 
-/// Marks runs left `running` by an interrupted process as failed.
+/// Marks runs left `running` by an interrupted process as failed (the jobs no other
+/// process runs now: a running job's lock is held).
 async fn close_interrupted_runs(jobs: &Jobs) -> Result<(), StoreError> {
+    let me = Holder::this_process("daemon", jobs.clock.now());
     for job in Job::ALL {
-        jobs.close_running(job).await?;
+        if let Ok(_held) = lock::try_acquire(&jobs.config.mirror.path, job.as_str(), &me) {
+            jobs.close_running(job).await?;
+        }
     }
     Ok(())
 }
 
-/// `--run-once`: the selected jobs once, in order. Returns each job's summary.
-pub async fn run_once(jobs: &Jobs, selected: &[Job], stop: CancellationToken) -> Vec<JobSummary> {
-    if let Err(e) = close_interrupted_runs(jobs).await {
-        tracing::warn!(error = %e, "cannot close interrupted runs");
-    }
+/// `--run-once`: the selected jobs once, in order, each under its lock (waiting for a job
+/// another process runs as `wait` says; `on_wait` is told who holds it). Returns each
+/// job's summary.
+pub async fn run_once(
+    jobs: &Jobs,
+    selected: &[Job],
+    stop: CancellationToken,
+    wait: Wait,
+    on_wait: &(dyn Fn(Job, Option<&Holder>) + Sync),
+) -> Vec<JobSummary> {
     let mut out = Vec::new();
     for job in selected {
         if stop.is_cancelled() {
             break;
         }
-        out.push(jobs.run_named(*job, &stop).await);
+        let summary = jobs
+            .run_locked(*job, &stop, wait, "run-once", |h| on_wait(*job, h))
+            .await;
+        out.push(summary);
     }
     out
 }
@@ -146,85 +166,36 @@ pub async fn run(
             tracing::warn!(error = %e, "cannot log in to Tariscope yet; jobs will retry on schedule")
         }
     }
-    let stop_serving = CancellationToken::new();
-    let server = listener.map(|l| {
-        let stop = stop_serving.clone();
-        tokio::spawn(serve::serve(
-            l,
-            health.clone(),
-            serve::install_metrics(),
-            async move { stop.cancelled().await },
-        ))
-    });
-
-    let mut scheduled = Vec::new();
-    for job in jobs.config.select_jobs(&[]) {
-        let Some(schedule) = jobs.config.jobs[&job].cron.clone() else {
-            continue;
-        };
-        let last_success = last_success(&jobs.store, job).await;
-        let catch_up_first = job == Job::Subscribers;
-        scheduled.push(ScheduledJob {
-            name: job.as_str().to_string(),
-            schedule,
-            last_success,
-            catch_up_first,
+    let server = Background::spawn(|stop| {
+        let server = listener.map(|l| {
+            serve::serve(l, health.clone(), serve::install_metrics(), async move {
+                stop.cancelled().await
+            })
         });
-    }
+        async move {
+            if let Some(server) = server {
+                server.await;
+            }
+        }
+    });
+    let scheduled = scheduled_jobs(&jobs).await;
     tracing::info!(jobs = scheduled.len(), "daemon started");
     notifier.ready();
     notifier.status(&format!("running {} jobs", scheduled.len()));
-
-    let stop_ticking = CancellationToken::new();
-    let ticker = {
-        let (jobs, health, notifier, stop) = (
-            jobs.clone(),
-            health.clone(),
-            notifier.clone(),
-            stop_ticking.clone(),
-        );
-        let every = notifier
-            .watchdog_interval()
-            .unwrap_or(Duration::from_secs(10))
-            .min(Duration::from_secs(10));
-        tokio::spawn(async move {
-            let mut last_status = String::new();
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-                health.tick();
-                notifier.watchdog();
-                let last = jobs.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                if let Some(s) = last {
-                    let status = format!("last: {} {:?}: {}", s.job, s.outcome, s.detail);
-                    if status != last_status {
-                        notifier.status(&status);
-                        last_status = status;
-                    }
-                }
-                health.set_login_ok(jobs.client.stats().logins > 0);
-            }
-        })
-    };
+    let ticker =
+        Background::spawn(|stop| tick(jobs.clone(), health.clone(), notifier.clone(), stop));
 
     let options = SchedulerOptions {
         timezone: jobs.config.timezone,
         grace: jobs.config.shutdown_grace,
     };
-    let notifier_stop = notifier.clone();
     let shutdown = async move {
         shutdown.await;
-        notifier_stop.stopping();
+        notifier.stopping();
     };
     let finished = scheduler::run(scheduled, jobs.clone(), jobs.clock, options, shutdown).await;
-    stop_ticking.cancel();
-    let _ = ticker.await;
-    stop_serving.cancel();
-    if let Some(s) = server {
-        let _ = s.await;
-    }
+    ticker.stop().await;
+    server.stop().await;
     if !finished {
         tracing::warn!(
             "some jobs did not finish within shutdown_grace_secs; they resume from their checkpoints"
@@ -232,4 +203,87 @@ pub async fn run(
     }
     tracing::info!("daemon stopped");
     Exit::Ok
+}
+
+/// The enabled jobs with a schedule, as the scheduler takes them (the subscribers job
+/// catches up first: the others need what it fetches).
+async fn scheduled_jobs(jobs: &Jobs) -> Vec<ScheduledJob> {
+    let mut scheduled = Vec::new();
+    for job in jobs.config.select_jobs(&[]) {
+        let Some(schedule) = jobs.config.jobs[&job].cron.clone() else {
+            continue;
+        };
+        scheduled.push(ScheduledJob {
+            name: job.as_str().to_string(),
+            schedule,
+            last_success: last_success(&jobs.store, job).await,
+            catch_up_first: job == Job::Subscribers,
+        });
+    }
+    scheduled
+}
+
+/// Every few seconds until `stop`: health, the systemd watchdog, and `STATUS=` with the
+/// last run when it changed.
+async fn tick(jobs: Arc<Jobs>, health: Arc<Health>, notifier: Notifier, stop: CancellationToken) {
+    let every = notifier
+        .watchdog_interval()
+        .unwrap_or(Duration::from_secs(10))
+        .min(Duration::from_secs(10));
+    let mut last_status = String::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        health.tick();
+        notifier.watchdog();
+        let last = jobs.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(s) = last {
+            let status = format!("last: {} {:?}: {}", s.job, s.outcome, s.detail);
+            if status != last_status {
+                notifier.status(&status);
+                last_status = status;
+            }
+        }
+        health.set_login_ok(jobs.client.stats().logins > 0);
+    }
+}
+
+/// A task of the daemon's own (the metrics server, the ticker) that ends when told.
+struct Background {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    fn spawn<F>(task: impl FnOnce(CancellationToken) -> F) -> Background
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(task(stop.clone()));
+        Background { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_of_outcomes() {
+        use RunOutcome::*;
+        let exit = |o: &[RunOutcome]| Exit::of(o.iter().copied()).code();
+        assert_eq!(exit(&[]), 0);
+        assert_eq!(exit(&[Ok, Partial]), 2);
+        assert_eq!(exit(&[Partial, Busy, Ok]), 75, "not run beats partly run");
+        assert_eq!(exit(&[Busy, Failed]), 1, "a failure beats everything");
+        assert_eq!(exit(&[Failed, Busy]), 1);
+    }
 }

@@ -21,6 +21,9 @@ pub struct SimConfig {
     pub token_ttl: Duration,
     /// Faults active from the start. Default: none.
     pub faults: FaultPlan,
+    /// Data variant: book balance adjustments that no list shows on random days (about one
+    /// per subscriber a month; see `sim::adjustments`). Default: off.
+    pub hidden_adjustments: bool,
 }
 
 impl Default for SimConfig {
@@ -31,6 +34,7 @@ impl Default for SimConfig {
             users: vec![SimUser::demo()],
             token_ttl: Duration::from_secs(6 * 3600),
             faults: FaultPlan::default(),
+            hidden_adjustments: false,
         }
     }
 }
@@ -69,6 +73,12 @@ pub struct WireVariant {
     pub dates: DateStyle,
     pub envelope: Envelope,
     pub partial_lists: bool,
+    /// Subscriber records (`subscriber.get`, both lists, the answer of `subscriber.update`)
+    /// carry no `dns` field: a server that does not show a subscriber's numbers.
+    pub records_without_dns: bool,
+    /// `subscriber.dnadd` of a number already assigned is accepted as one more assignment
+    /// (a new record with its own `fromdate`) instead of refused with 409.
+    pub accept_duplicate_dns: bool,
     pub system_fields: SystemFields,
 }
 
@@ -182,6 +192,10 @@ pub struct Fault {
     /// Probability of processing the request (a write is committed), then closing the
     /// connection without an answer.
     pub drop_after_commit_rate: f64,
+    /// When above 0, the fault applies only to every n-th request of the method (counted
+    /// like `/_sim/stats`, from the last counter reset): with rates of 1 a deterministic
+    /// fault, e.g. `every_nth = 5` drops exactly one request in five.
+    pub every_nth: u64,
 }
 
 impl Default for Fault {
@@ -195,11 +209,17 @@ impl Default for Fault {
             retry_after_secs: 1,
             drop_before_rate: 0.0,
             drop_after_commit_rate: 0.0,
+            every_nth: 0,
         }
     }
 }
 
 impl Fault {
+    /// Whether the fault applies to the `n`-th request of its method (1-based).
+    pub fn applies_to(&self, n: u64) -> bool {
+        self.every_nth == 0 || n.is_multiple_of(self.every_nth)
+    }
+
     /// True when this fault changes nothing.
     pub fn is_off(&self) -> bool {
         self.latency.is_zero()

@@ -119,6 +119,16 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
             shared.set_faults(FaultPlan::default());
             ok(&json!({"status": "ok"}))
         }
+        (&Method::PUT, ["accept-duplicate-accounts"]) => match body(req).await {
+            Err(resp) => resp,
+            Ok(b) => match serde_json::from_slice::<bool>(&b) {
+                Ok(on) => {
+                    shared.write().accept_duplicate_accounts = on;
+                    ok(&json!({"accept_duplicate_accounts": on}))
+                }
+                Err(e) => err(400, &format!("the body must be true or false: {e}")),
+            },
+        },
         (&Method::POST, ["revoke-tokens"]) => {
             shared.signer.rotate();
             ok(&json!({"status": "ok"}))
@@ -161,6 +171,14 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
             match shared.read().subscriber(id) {
                 Some(s) => to_json(s),
                 None => err(404, "no such subscriber"),
+            }
+        }
+        (&Method::DELETE, ["subscribers", id, "dns", pbx, dn]) => {
+            match (id.parse::<i64>(), pbx.parse::<i64>()) {
+                (Ok(id), Ok(pbx)) if shared.operator_remove_dn(id, pbx, dn) => {
+                    ok(&json!({"status": "ok"}))
+                }
+                _ => err(404, "no such subscriber or number"),
             }
         }
         (&Method::DELETE, ["subscribers", id]) => match id.parse::<i64>() {

@@ -92,6 +92,15 @@ pub struct SimSubscriber {
     pub opening_debt: Decimal,
 }
 
+/// A balance adjustment no list shows (the hidden-adjustments variant, `sim::adjustments`):
+/// it moves the balance at the end of `day`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimAdjustment {
+    pub subscriber_id: i64,
+    pub day: NaiveDate,
+    pub amount: Decimal,
+}
+
 /// A payment received from a subscriber.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SimPayment {
@@ -186,6 +195,8 @@ pub struct SimSnapshot {
     pub tariffs: Vec<SimTariff>,
     pub tariff_times: Vec<SimTariffTime>,
     pub services: Vec<SimService>,
+    /// Hidden adjustments (empty unless the variant is on).
+    pub adjustments: Vec<SimAdjustment>,
     /// First day of the generated history.
     pub start_date: NaiveDate,
     /// Last day of the generated history.
@@ -218,8 +229,38 @@ impl SimSnapshot {
             .iter()
             .filter(|p| p.subscriber_id == subscriber_id)
             .map(|p| (p.payment_day, p.amount));
-        day_summary(opening, charges, payments, date)
+        let adjustments = self
+            .adjustments
+            .iter()
+            .filter(|a| a.subscriber_id == subscriber_id)
+            .map(|a| (a.day, a.amount));
+        adjusted(
+            day_summary(opening, charges, payments, date),
+            adjustments,
+            date,
+        )
     }
+}
+
+/// `summary` moved by adjustments: those before `date` into start and end, those on `date`
+/// into end only (charge and payment do not show them).
+pub fn adjusted(
+    (start, end, charge, payment): (Decimal, Decimal, Decimal, Decimal),
+    adjustments: impl Iterator<Item = (NaiveDate, Decimal)>,
+    date: NaiveDate,
+) -> (Decimal, Decimal, Decimal, Decimal) {
+    let (mut before, mut on) = (Decimal::ZERO, Decimal::ZERO);
+    for (day, amount) in adjustments {
+        if day < date {
+            before += amount;
+        } else if day == date {
+            on += amount;
+        }
+    }
+    if before.is_zero() && on.is_zero() {
+        return (start, end, charge, payment);
+    }
+    (start + before, end + before + on, charge, payment)
 }
 
 /// `(start, end, charge, payment)` for `date`: start = opening + charges before `date` -

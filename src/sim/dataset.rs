@@ -14,8 +14,8 @@ mod writes;
 pub use writes::NewSubscriber;
 
 use super::data::{
-    SimCharge, SimDepartment, SimNode, SimPayment, SimPbx, SimService, SimSnapshot, SimSubscriber,
-    SimTariff, SimTariffPlan, SimTariffTime, day_summary,
+    SimAdjustment, SimCharge, SimDepartment, SimNode, SimPayment, SimPbx, SimService, SimSnapshot,
+    SimSubscriber, SimTariff, SimTariffPlan, SimTariffTime, adjusted, day_summary,
 };
 
 /// All records plus the indexes the hot paths use.
@@ -31,12 +31,18 @@ pub struct Dataset {
     pub tariffs: Vec<SimTariff>,
     pub tariff_times: Vec<SimTariffTime>,
     pub services: Vec<SimService>,
+    /// Balance adjustments no list shows (the hidden-adjustments variant; else empty).
+    pub adjustments: Vec<SimAdjustment>,
     pub start_date: NaiveDate,
     pub end_date: NaiveDate,
     /// Bumped on every write (the `sql` copy is rebuilt when it changes).
     pub generation: u64,
+    /// Variant: `subscriber.create` accepts an account number another subscriber has (a
+    /// server that does not refuse duplicates; exactly-once must not depend on refusals).
+    pub accept_duplicate_accounts: bool,
     charges_by_sub: HashMap<i64, Vec<usize>>,
     payments_by_sub: HashMap<i64, Vec<usize>>,
+    adjustments_by_sub: HashMap<i64, Vec<usize>>,
     /// (pbx id, DN) -> holder subscriber id.
     dn_index: HashMap<(i64, String), i64>,
     next_subscriber_id: i64,
@@ -60,7 +66,14 @@ impl Dataset {
     pub fn reindex(&mut self) {
         self.charges_by_sub.clear();
         self.payments_by_sub.clear();
+        self.adjustments_by_sub.clear();
         self.dn_index.clear();
+        for (i, a) in self.adjustments.iter().enumerate() {
+            self.adjustments_by_sub
+                .entry(a.subscriber_id)
+                .or_default()
+                .push(i);
+        }
         for (i, c) in self.charges.iter().enumerate() {
             self.charges_by_sub
                 .entry(c.subscriber_id)
@@ -182,7 +195,17 @@ impl Dataset {
         let payments = self
             .payments_of_all(s.id)
             .map(|p| (p.payment_day, p.amount));
-        day_summary(s.opening_debt, charges, payments, date)
+        let adjustments = self
+            .adjustments_by_sub
+            .get(&s.id)
+            .into_iter()
+            .flatten()
+            .map(|&i| (self.adjustments[i].day, self.adjustments[i].amount));
+        adjusted(
+            day_summary(s.opening_debt, charges, payments, date),
+            adjustments,
+            date,
+        )
     }
 
     /// A clone of every record.
@@ -198,13 +221,14 @@ impl Dataset {
             tariffs: self.tariffs.clone(),
             tariff_times: self.tariff_times.clone(),
             services: self.services.clone(),
+            adjustments: self.adjustments.clone(),
             start_date: self.start_date,
             end_date: self.end_date,
         }
     }
 
-    /// Number of DN assignments.
+    /// Number of DN assignments (a number assigned twice counts twice).
     pub fn dn_count(&self) -> usize {
-        self.dn_index.len()
+        self.subscribers.values().map(|s| s.dns.len()).sum()
     }
 }

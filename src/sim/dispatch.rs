@@ -140,9 +140,9 @@ pub async fn api(
         let e = ApiError::not_found(format!("no API method at {}", req.uri().path()));
         return Ok(error_response(&e, format));
     };
-    shared.count(r.index);
+    let n = shared.count(r.index);
     let format = if r.xml { Format::Xml } else { Format::Json };
-    let fault = shared.fault_for(r.name());
+    let fault = shared.fault_for(r.name()).filter(|f| f.applies_to(n));
     if let Some(f) = &fault {
         match pre_faults(f).await {
             Ok(()) => {}
@@ -228,7 +228,8 @@ fn run(
 ) -> Result<String, ApiError> {
     let wire = &shared.wire;
     let out = |v: Val<'_>| render(v, wire, format);
-    let partial = wire.partial_lists;
+    let full = subscribers::Shape::full(wire);
+    let listed = subscribers::Shape::listed(wire);
     let name = r.name();
     Ok(match name {
         "api.auth" => {
@@ -245,17 +246,18 @@ fn run(
             tracing::debug!(user = %user.username, %peer, "token issued");
             out(Val::Obj(vec![("token", Val::owned(token))]))
         }
-        "subscriber.get" => out(subscribers::get(&shared.read(), p)?),
+        "subscriber.get" => out(subscribers::get(&shared.read(), p, full)?),
         "subscriber.list.department" => {
-            out(subscribers::list_department(&shared.read(), p, partial)?)
+            out(subscribers::list_department(&shared.read(), p, listed)?)
         }
-        "subscriber.list.node" => out(subscribers::list_node(&shared.read(), p, partial)?),
-        "subscriber.update" => out(subscribers::update(&mut shared.write(), p)?),
+        "subscriber.list.node" => out(subscribers::list_node(&shared.read(), p, listed)?),
+        "subscriber.update" => out(subscribers::update(&mut shared.write(), p, full)?),
         "subscriber.create" => out(subscribers::create(&mut shared.write(), p)?),
         "subscriber.dnadd" => out(subscribers::dnadd(
             &mut shared.write(),
             p,
             chrono::Utc::now().date_naive(),
+            wire.accept_duplicate_dns,
         )?),
         "accounts.summary" => out(accounts::summary(&shared.read(), p)?),
         "accounts.charges" => out(accounts::charges(&shared.read(), p)?),

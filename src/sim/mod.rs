@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod adjustments;
 mod auth;
 mod catalog;
 mod config;
@@ -39,8 +40,8 @@ pub use config::{
     SystemFields, WireVariant,
 };
 pub use data::{
-    SimCharge, SimDepartment, SimDn, SimNode, SimPayment, SimPbx, SimService, SimSnapshot,
-    SimSubscriber, SimTariff, SimTariffPlan, SimTariffTime,
+    SimAdjustment, SimCharge, SimDepartment, SimDn, SimNode, SimPayment, SimPbx, SimService,
+    SimSnapshot, SimSubscriber, SimTariff, SimTariffPlan, SimTariffTime,
 };
 pub use generate::{FIRST_PBX_ID, FIRST_SUBSCRIBER_ID};
 pub use server::SimHandle;

@@ -132,6 +132,12 @@ impl SimHandle {
         self.shared.set_faults(FaultPlan::default());
     }
 
+    /// Variant switch: `subscriber.create` accepts an account number already taken (as a
+    /// server without that check would), instead of refusing it.
+    pub fn set_accept_duplicate_accounts(&self, on: bool) {
+        self.shared.write().accept_duplicate_accounts = on;
+    }
+
     /// Every issued token becomes invalid (`token_invalid`), as after a server restart.
     pub fn revoke_tokens(&self) {
         self.shared.signer.rotate();
@@ -167,6 +173,12 @@ impl SimHandle {
     /// An operator removes a subscriber: it disappears from lists and `subscriber.get`.
     pub fn operator_remove(&self, id: i64) -> bool {
         self.shared.operator_remove(id)
+    }
+
+    /// An operator takes number `dn` on PBX `pbx_id` away from subscriber `id`. False when
+    /// the subscriber does not hold it.
+    pub fn operator_remove_dn(&self, id: i64, pbx_id: i64, dn: &str) -> bool {
+        self.shared.operator_remove_dn(id, pbx_id, dn)
     }
 
     /// Stop accepting, let open connections finish (bounded), and return.

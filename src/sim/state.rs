@@ -31,8 +31,12 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: SimConfig) -> Self {
         let faults_on = !config.faults.is_off();
+        let mut data = generate(&config.dataset);
+        if config.hidden_adjustments {
+            super::adjustments::book(&mut data, config.dataset.seed);
+        }
         Self {
-            data: RwLock::new(generate(&config.dataset)),
+            data: RwLock::new(data),
             wire: config.wire,
             users: config.users,
             signer: TokenSigner::new(config.token_ttl),
@@ -84,10 +88,11 @@ impl Shared {
         self.faults_on.store(!guard.is_off(), Ordering::Relaxed);
     }
 
-    pub fn count(&self, index: usize) {
-        if let Some(c) = self.counters.get(index) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Counts one request of method `index`; returns its number since the last reset.
+    pub fn count(&self, index: usize) -> u64 {
+        self.counters
+            .get(index)
+            .map_or(0, |c| c.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     pub fn request_count(&self, method: &str) -> u64 {
@@ -127,5 +132,10 @@ impl Shared {
 
     pub fn operator_remove(&self, id: i64) -> bool {
         self.write().remove_subscriber(id)
+    }
+
+    /// Operator removal of number `dn` on PBX `pbx_id` from subscriber `id`.
+    pub fn operator_remove_dn(&self, id: i64, pbx_id: i64, dn: &str) -> bool {
+        self.write().remove_dn(id, pbx_id, dn)
     }
 }

@@ -1,8 +1,9 @@
 //! The account tables: `payments`, `charges`, `account_summaries`.
 //!
-//! Owns: upserting what `accounts.payments` / `accounts.charges` / `accounts.summary` return,
-//! writing nothing for unchanged rows, committing the job's checkpoint in the same
-//! transaction, and the key of a charge row (see `charge_keys`). Must not: delete account
+//! Owns: upserting what `accounts.payments` / `accounts.charges` / `accounts.summary` return
+//! (and the summaries the job derived, marked by `origin`), writing nothing for unchanged
+//! rows, committing the job's checkpoint in the same transaction, and the key of a charge row
+//! (see `charge_keys`). Must not: delete account
 //! rows (a record missing from a later answer is kept) or read the clock.
 
 use std::collections::HashMap;
@@ -41,9 +42,28 @@ const CHARGES: Table = Table {
 const SUMMARIES: Table = Table {
     name: "account_summaries",
     keys: &["subscriber_id", "date"],
-    data: &["start_debt", "end_debt", "charge", "payment"],
+    data: &["start_debt", "end_debt", "charge", "payment", "origin"],
     first_seen: false,
 };
+
+/// `account_summaries.origin`: where a row's values came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryOrigin {
+    /// Answered by `accounts.summary` for that day.
+    Fetched,
+    /// A day with no charge and no payment between two fetched days whose balances connect:
+    /// start = end = the previous day's end, charge and payment 0.
+    Derived,
+}
+
+impl SummaryOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SummaryOrigin::Fetched => "fetched",
+            SummaryOrigin::Derived => "derived",
+        }
+    }
+}
 
 /// The key of each charge row of one subscriber's answer, in order.
 ///
@@ -165,16 +185,17 @@ impl Store {
         self.upsert_rows(&CHARGES, rows, checkpoint, now).await
     }
 
-    /// Upserts daily account summaries by (subscriber, date), and the checkpoint.
+    /// Upserts daily account summaries by (subscriber, date) with their origin, and the
+    /// checkpoint. A row whose values are unchanged but whose origin differs is updated.
     pub async fn upsert_summaries(
         &self,
-        summaries: Vec<AccountSummary>,
+        summaries: Vec<(AccountSummary, SummaryOrigin)>,
         checkpoint: Option<Checkpoint>,
         now: String,
     ) -> Result<UpsertCounts, StoreError> {
         let rows = summaries
             .into_iter()
-            .map(|s| {
+            .map(|(s, origin)| {
                 let key = vec![
                     Value::Integer(s.subscriber_id),
                     Value::Text(s.date.to_string()),
@@ -184,6 +205,7 @@ impl Store {
                     dec(s.end_debt),
                     dec(s.charge),
                     dec(s.payment),
+                    Value::Text(origin.as_str().to_owned()),
                 ];
                 (key, data)
             })

@@ -1,6 +1,7 @@
 //! Desired-state storage tests on in-memory SQLite.
 
 use super::*;
+use crate::model::Rejection;
 use crate::sync::import::{Format, parse};
 
 const CSV: &str = "key,fullname,departmentid,subscribertype,ispublic,privilegediscount,dns\n\
@@ -74,7 +75,7 @@ async fn link_base_and_plan_inputs() {
         .set_base("a".into(), base.clone(), now())
         .await
         .unwrap();
-    assert_eq!(store.merge_base().await.unwrap()["a"], base);
+    assert_eq!(store.merge_base().await.unwrap().fields["a"], base);
     let rows = store.desired_subscribers().await.unwrap();
     assert_eq!(rows[0].tariscope_id, Some(77));
     // A re-import without tariscope_id keeps the link.

@@ -15,12 +15,21 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_rejected_detail",
         include_str!("migrations/0003_rejected_detail.sql"),
     ),
+    (
+        "0004_push_numbers",
+        include_str!("migrations/0004_push_numbers.sql"),
+    ),
+    (
+        "0006_summary_days",
+        include_str!("migrations/0006_summary_days.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// Applies every migration newer than the file's `user_version`, each in its own transaction.
+/// Applies every migration newer than the file's `user_version`, each in its own transaction
+/// (safe when several processes open the mirror at once).
 pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     let found: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -38,7 +47,17 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
             name,
             source,
         };
-        let tx = conn.transaction().map_err(fail)?;
+        // IMMEDIATE: the write lock first, then the version again, so two processes opening
+        // a new mirror at once apply each migration once (the second waits, then skips).
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let now: u32 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(fail)?;
+        if now >= version {
+            continue;
+        }
         tx.execute_batch(sql).map_err(fail)?;
         tx.pragma_update(None, "user_version", version)
             .map_err(fail)?;

@@ -3,8 +3,8 @@
 //! Owns: the database file (created 0600, folder created if missing), the embedded
 //! migrations, the one writer connection on its own thread, WAL checkpoints on another
 //! (`checkpoint`), read connections, and one file
-//! per table family (`subscribers`, `accounts`, `reference`, `runs`, and the push side's
-//! `desired`, `outbox`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
+//! per table family (`subscribers`, `accounts` with `summary_days`, `reference`, `runs`, and the push side's
+//! `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
 //! them. Must not: speak HTTP, read the
 //! clock (callers pass timestamps), or decide sync policy (that is `crate::sync`).
 //!
@@ -17,11 +17,15 @@ mod bulk;
 mod checkpoint;
 mod desired;
 mod error;
+mod merge_base;
 mod migrate;
 mod outbox;
 mod reference;
+mod rejected;
 mod runs;
+mod server_traits;
 mod subscribers;
+mod summary_days;
 mod upsert;
 mod values;
 mod writer;
@@ -32,14 +36,18 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use accounts::charge_keys;
-pub use desired::{ImportCounts, StoredRejection};
+pub use accounts::{SummaryOrigin, charge_keys};
+pub use desired::ImportCounts;
 pub use error::StoreError;
+pub use merge_base::MergeBase;
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{OutboxEntry, OutboxState, StoredConflict};
 pub use reference::ReferenceCounts;
+pub use rejected::StoredRejection;
 pub use runs::{Checkpoint, Counts, JobRun, Mode, Outcome, RunStart};
+pub use server_traits::Observed;
 pub use subscribers::{ApplyCounts, content_hash};
+pub use summary_days::{LedgerRun, SummaryDays};
 pub use upsert::UpsertCounts;
 
 use writer::Writer;
@@ -193,11 +201,29 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
     options.open(path).map(drop).map_err(fail)
 }
 
+/// `PRAGMA journal_mode = WAL`, tried again while another process opening the same new
+/// mirror holds it: SQLite answers "database is locked" here without waiting.
+fn switch_to_wal(conn: &Connection) -> Result<String, StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other.map_err(StoreError::sql("switching to WAL")),
+        }
+    }
+}
+
 fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
+    // First: another process opening the mirror at the same moment holds its lock briefly.
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(StoreError::sql("setting the busy timeout"))?;
     if wal {
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(StoreError::sql("switching to WAL"))?;
+        let mode = switch_to_wal(conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "the mirror could not switch to WAL journal mode");
         }
@@ -210,7 +236,5 @@ fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
     )
     .map_err(StoreError::sql("setting connection pragmas"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(StoreError::sql("setting the busy timeout"))?;
     Ok(())
 }

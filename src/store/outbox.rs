@@ -5,10 +5,12 @@
 //! latest plan's. Must not: send anything or decide how an ambiguous write is resolved
 //! (that is `sync::push`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
-use crate::sync::plan::{Conflict, Resolution};
+use crate::sync::plan::{Conflict, DnKey, Resolution};
 
 /// `outbox.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -218,6 +220,39 @@ impl Store {
             })
             .optional()
             .map_err(StoreError::sql("reading the outbox"))
+        })
+        .await
+    }
+
+    /// Numbers our own `subscriber.dnadd` writes put on each subscriber, as Tariscope
+    /// confirmed them: entries `done` by an answer, by "already assigned", by a look-up or by
+    /// a person; not those closed because the plan no longer needed them (`settled`).
+    pub async fn confirmed_dns(&self) -> Result<BTreeMap<i64, BTreeSet<DnKey>>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT subscriber_id, json_extract(payload, '$.pbx_id'), json_extract(payload, '$.dn') \
+                     FROM outbox WHERE op = 'dnadd' AND state = 'done' AND subscriber_id IS NOT NULL \
+                     AND (result IS NULL OR json_valid(result) = 0 OR json_extract(result, '$.settled') IS NULL)",
+                )
+                .map_err(StoreError::sql("preparing the confirmed-numbers read"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(StoreError::sql("reading confirmed numbers"))?;
+            let mut out: BTreeMap<i64, BTreeSet<DnKey>> = BTreeMap::new();
+            for (id, pbx_id, dn) in rows {
+                if let (Some(pbx_id), Some(dn)) = (pbx_id, dn) {
+                    out.entry(id).or_default().insert(DnKey { pbx_id, dn });
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -75,6 +75,8 @@ pub struct Counts {
     pub unchanged: u64,
     /// Items that failed (recorded in `item_errors`).
     pub errors: u64,
+    /// Push: numbers assigned (`subscriber.dnadd` writes done). 0 for other jobs.
+    pub numbers: u64,
 }
 
 /// What a job declares when it starts.
@@ -125,11 +127,11 @@ pub(crate) fn put_checkpoint(
     Ok(())
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn to_u64(v: i64) -> u64 {
+pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
@@ -177,7 +179,8 @@ impl Store {
         self.write(move |conn| {
             conn.execute(
                 "UPDATE job_runs SET ended_at = ?2, outcome = ?3, fetched = ?4, inserted = ?5,
-                     updated = ?6, removed = ?7, unchanged = ?8, errors = ?9, error = ?10
+                     updated = ?6, removed = ?7, unchanged = ?8, errors = ?9, error = ?10,
+                     numbers = ?11
                  WHERE id = ?1",
                 params![
                     run_id,
@@ -189,7 +192,8 @@ impl Store {
                     to_i64(counts.removed),
                     to_i64(counts.unchanged),
                     to_i64(counts.errors),
-                    error
+                    error,
+                    to_i64(counts.numbers)
                 ],
             )
             .map_err(StoreError::sql("recording a run end"))?;
@@ -277,7 +281,7 @@ impl Store {
             let mut st = conn
                 .prepare(
                     "SELECT id, job, mode, started_at, ended_at, outcome, fetched, inserted, updated,
-                        removed, unchanged, errors, error, window_from, window_to
+                        removed, unchanged, errors, error, window_from, window_to, numbers
                      FROM job_runs WHERE job = ?1 ORDER BY id DESC",
                 )
                 .map_err(StoreError::sql("reading job runs"))?;
@@ -298,6 +302,7 @@ impl Store {
                                 removed: to_u64(r.get(9)?),
                                 unchanged: to_u64(r.get(10)?),
                                 errors: to_u64(r.get(11)?),
+                                numbers: to_u64(r.get(15)?),
                             },
                             error: r.get(12)?,
                             window_from: r.get(13)?,

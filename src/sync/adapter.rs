@@ -39,7 +39,7 @@ fn write_error(e: ApiError) -> WriteError {
         Kind::NotFound | Kind::Rejected => WriteErrorKind::Rejected,
         Kind::Transient | Kind::BadData | Kind::Config => WriteErrorKind::Unavailable,
     };
-    WriteError::new(kind, e.to_string())
+    WriteError::with_source(kind, e.to_string(), e)
 }
 
 impl Remote for TariscopeClient {

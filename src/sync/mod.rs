@@ -19,7 +19,7 @@ pub mod push;
 pub mod remote;
 pub mod validate;
 
-pub use options::{Clock, Job, JobKind, Progress, PullOptions, Scope};
+pub use options::{Clock, Job, JobKind, Progress, PullOptions, Scope, SummariesMode};
 pub use pull::{JobReport, SyncError, run_job};
 pub use remote::{
     Remote, RemoteError, RemoteErrorKind, RemoteResult, SubscriberRecords, TariffFilter,

@@ -1,7 +1,7 @@
 //! What a pull job is told: which job, which scope, which window, how wide, what time it is.
 //!
 //! Owns: [`Job`] (every job the daemon runs, by name), [`JobKind`] (the pull jobs), `Scope`,
-//! `PullOptions`, and `Progress` (done / total counters the CLI draws a bar from). Must not:
+//! `PullOptions` (with [`SummariesMode`]), and `Progress` (done / total counters the CLI draws a bar from). Must not:
 //! read config files or the environment (`config` builds these), or read the time except
 //! through the injected [`Clock`].
 
@@ -146,6 +146,29 @@ impl Scope {
     }
 }
 
+/// `jobs.summaries.mode`: which days the summaries job asks `accounts.summary` for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SummariesMode {
+    /// The first and last day of the window and every day with a charge or a payment in the
+    /// mirror; the days between are derived and every stretch is verified (see
+    /// `sync::pull::stretches`). A subscriber whose payments or charges of the window were
+    /// not pulled completely is fetched every day.
+    #[default]
+    ActiveDays,
+    /// Every day of the window, one request each.
+    EveryDay,
+}
+
+impl SummariesMode {
+    /// The configuration's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SummariesMode::ActiveDays => "active-days",
+            SummariesMode::EveryDay => "every-day",
+        }
+    }
+}
+
 /// Options of one job run.
 #[derive(Clone)]
 pub struct PullOptions {
@@ -167,12 +190,18 @@ pub struct PullOptions {
     pub subscribers: Option<Vec<SubscriberId>>,
     /// Subscribers written per transaction by the `subscribers` job.
     pub batch_size: usize,
+    /// Which days the `summaries` job fetches.
+    pub summaries_mode: SummariesMode,
     /// Source of timestamps written to the mirror.
     pub clock: Clock,
+    /// Cancelled at shutdown: the job finishes the items in flight (each is written with its
+    /// checkpoint), starts no more, and records the run as interrupted.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 impl PullOptions {
-    /// Defaults for `today`: lookback 3 days, first window 30 days, concurrency 8.
+    /// Defaults for `today`: lookback 3 days, first window 30 days, concurrency 8, summaries
+    /// in `active-days` mode.
     pub fn new(today: NaiveDate) -> PullOptions {
         PullOptions {
             scope: Scope::default(),
@@ -184,7 +213,9 @@ impl PullOptions {
             concurrency: 8,
             subscribers: None,
             batch_size: 5_000,
+            summaries_mode: SummariesMode::default(),
             clock: Clock::system(),
+            stop: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -201,7 +232,9 @@ impl fmt::Debug for PullOptions {
             .field("concurrency", &self.concurrency)
             .field("subscribers", &self.subscribers.as_ref().map(Vec::len))
             .field("batch_size", &self.batch_size)
+            .field("summaries_mode", &self.summaries_mode)
             .field("clock", &self.clock)
+            .field("stopped", &self.stop.is_cancelled())
             .finish()
     }
 }

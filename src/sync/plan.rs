@@ -31,12 +31,28 @@
 //! Unlinked desired rows are linked to an existing subscriber found by the natural key (one
 //! match, not linked elsewhere), else created: `subscriber.create` with the fields it takes,
 //! then `subscriber.dnadd` per number, then `subscriber.update` for the rest.
+//!
+//! ## Numbers
+//! Which numbers a subscriber holds depends on what the server's records show
+//! ([`DnListing`], observed by the runs, never configured): where they show a DN list, the
+//! mirror's list is Tariscope's view and wins; where they do not (or no run has seen a record
+//! yet), a number our own outbox confirmed (`done`: answered, "already assigned", found by a
+//! look-up, or closed by a person) counts as held too, so it is never planned again.
+//!
+//! Numbers have a merge base like fields (the numbers both sides held when last
+//! reconciled). A desired number that is held needs nothing; one that is not held and not in
+//! the base is a local addition (`subscriber.dnadd`); one that is not held but **is** in the
+//! base was removed in Tariscope by an operator: a conflict settled by the policy
+//! (`remote-wins`: it stays removed; `manual`: listed until the desired row drops it;
+//! `local-wins`: added again). The number base becomes the desired numbers that are held or
+//! were in the base ([`Op::DnBase`]); each confirmed `dnadd` adds its number.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
 use super::fields::{Field, Fields};
+use crate::model::DnListing;
 
 /// A subscriber that local software wants to exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +119,12 @@ pub struct PlanInput<'a> {
     pub remote: &'a BTreeMap<i64, RemoteSubscriber>,
     /// Merge base per desired key.
     pub base: &'a BTreeMap<String, Fields>,
+    /// Merge base of numbers per desired key.
+    pub dn_base: &'a BTreeMap<String, BTreeSet<DnKey>>,
+    /// Numbers our own `dnadd` writes confirmed, per subscriber id (outbox `done`).
+    pub confirmed_dns: &'a BTreeMap<i64, BTreeSet<DnKey>>,
+    /// What the server's subscriber records show (`None`: no run has seen one yet).
+    pub dn_listing: Option<DnListing>,
     pub policy: ConflictPolicy,
     /// Field used to link unlinked rows to existing subscribers (`None`: always create).
     pub natural_key: Option<Field>,
@@ -150,6 +172,8 @@ pub enum Op {
         id: i64,
         fields: Fields,
     },
+    /// The number base of `key` becomes `dns` (nothing is sent).
+    DnBase { key: String, dns: BTreeSet<DnKey> },
     /// `subscriber.dnadd`.
     DnAdd { key: String, id: i64, dn: DesiredDn },
     /// Something the policy settled or a person must settle; recorded for `status`.
@@ -198,10 +222,11 @@ pub fn plan(input: PlanInput<'_>) -> Vec<Op> {
     let mut desired: Vec<&DesiredSubscriber> = input.desired.iter().collect();
     desired.sort_by(|a, b| a.key.cmp(&b.key));
 
+    let held = held_dns(&input);
     let mut dn_owner: BTreeMap<&DnKey, i64> = BTreeMap::new();
-    for r in input.remote.values().filter(|r| !r.removed) {
-        for dn in &r.dns {
-            dn_owner.insert(dn, r.id);
+    for (id, dns) in &held {
+        for dn in dns {
+            dn_owner.insert(dn, *id);
         }
     }
     let linked: BTreeMap<i64, &str> = desired
@@ -213,6 +238,7 @@ pub fn plan(input: PlanInput<'_>) -> Vec<Op> {
     let mut claimed_dns: BTreeSet<DnKey> = BTreeSet::new();
     let mut claimed_ids: BTreeMap<i64, &str> = BTreeMap::new();
     let empty = Fields::new();
+    let no_dns = BTreeSet::new();
     for d in desired {
         let base = input.base.get(&d.key).unwrap_or(&empty);
         let id = match d.tariscope_id {
@@ -252,11 +278,34 @@ pub fn plan(input: PlanInput<'_>) -> Vec<Op> {
         }
         let linking = d.tariscope_id.is_none();
         plan_fields(&input, d, id, remote, base, linking, &mut ops);
-        for dn in &d.dns {
-            plan_dn(d, id, dn, remote, &dn_owner, &mut claimed_dns, &mut ops);
-        }
+        let numbers = Numbers {
+            id,
+            held: held.get(&id).unwrap_or(&no_dns),
+            base: input.dn_base.get(&d.key).unwrap_or(&no_dns),
+            owner: &dn_owner,
+            policy: input.policy,
+        };
+        numbers.plan(d, &mut claimed_dns, &mut ops);
     }
     ops
+}
+
+/// The numbers each live subscriber holds, as far as the push can know (module docs).
+fn held_dns(input: &PlanInput<'_>) -> BTreeMap<i64, BTreeSet<DnKey>> {
+    let mut held: BTreeMap<i64, BTreeSet<DnKey>> = input
+        .remote
+        .values()
+        .filter(|r| !r.removed)
+        .map(|r| (r.id, r.dns.clone()))
+        .collect();
+    if input.dn_listing != Some(DnListing::Shown) {
+        for (id, dns) in input.confirmed_dns {
+            if let Some(h) = held.get_mut(id) {
+                h.extend(dns.iter().cloned());
+            }
+        }
+    }
+    held
 }
 
 enum Lookup {
@@ -432,29 +481,78 @@ fn plan_fields(
     }
 }
 
-fn plan_dn(
-    d: &DesiredSubscriber,
+/// The numbers of one linked desired row against what its subscriber holds.
+struct Numbers<'p> {
     id: i64,
-    dn: &DesiredDn,
-    remote: &RemoteSubscriber,
-    dn_owner: &BTreeMap<&DnKey, i64>,
-    claimed: &mut BTreeSet<DnKey>,
-    ops: &mut Vec<Op>,
-) {
-    if remote.dns.contains(&dn.key()) {
-        claimed.insert(dn.key());
-        return;
-    }
-    match dn_taken(dn, Some(id), dn_owner, claimed) {
-        Some(reason) => ops.push(blocked_dn(d, Some(id), dn, reason)),
-        None => {
-            claimed.insert(dn.key());
-            ops.push(Op::DnAdd {
+    held: &'p BTreeSet<DnKey>,
+    base: &'p BTreeSet<DnKey>,
+    owner: &'p BTreeMap<&'p DnKey, i64>,
+    policy: ConflictPolicy,
+}
+
+impl Numbers<'_> {
+    fn plan(&self, d: &DesiredSubscriber, claimed: &mut BTreeSet<DnKey>, ops: &mut Vec<Op>) {
+        let base: BTreeSet<DnKey> = d
+            .dns
+            .iter()
+            .map(DesiredDn::key)
+            .filter(|k| self.held.contains(k) || self.base.contains(k))
+            .collect();
+        if base != *self.base {
+            ops.push(Op::DnBase {
                 key: d.key.clone(),
-                id,
-                dn: dn.clone(),
+                dns: base,
             });
         }
+        for dn in &d.dns {
+            self.plan_one(d, dn, claimed, ops);
+        }
+    }
+
+    fn plan_one(
+        &self,
+        d: &DesiredSubscriber,
+        dn: &DesiredDn,
+        claimed: &mut BTreeSet<DnKey>,
+        ops: &mut Vec<Op>,
+    ) {
+        let key = dn.key();
+        if self.held.contains(&key) {
+            claimed.insert(key);
+            return;
+        }
+        if let Some(reason) = dn_taken(dn, Some(self.id), self.owner, claimed) {
+            ops.push(blocked_dn(d, Some(self.id), dn, reason));
+            return;
+        }
+        claimed.insert(key.clone());
+        if self.base.contains(&key) {
+            // Held when last reconciled, gone now: an operator removed it in Tariscope.
+            let resolution = match self.policy {
+                ConflictPolicy::RemoteWins => Resolution::KeepRemote,
+                ConflictPolicy::LocalWins => Resolution::PushLocal,
+                ConflictPolicy::Manual => Resolution::Manual,
+            };
+            ops.push(Op::Conflict(Conflict {
+                key: d.key.clone(),
+                id: Some(self.id),
+                field: None,
+                dn: Some(key),
+                base: Some("assigned".into()),
+                local: Some("assigned".into()),
+                remote: Some("not assigned".into()),
+                resolution,
+                reason: "the number was removed in Tariscope after it was assigned; remove it from desired_dns to agree".into(),
+            }));
+            if resolution != Resolution::PushLocal {
+                return;
+            }
+        }
+        ops.push(Op::DnAdd {
+            key: d.key.clone(),
+            id: self.id,
+            dn: dn.clone(),
+        });
     }
 }
 

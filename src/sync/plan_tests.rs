@@ -44,6 +44,9 @@ fn run(
         desired: d,
         remote: &remote,
         base: &base,
+        dn_base: &BTreeMap::new(),
+        confirmed_dns: &BTreeMap::new(),
+        dn_listing: Some(DnListing::Shown),
         policy,
         natural_key: Some(Field::AccountId),
     })
@@ -307,12 +310,19 @@ fn removed_or_unknown_remote_blocks() {
 
 // ---- property tests over a model of both sides ----
 
-/// Both sides and the base, with a model "apply" of each op.
+/// Both sides and the base, with a model "apply" of each op. On a server whose records do
+/// not show numbers (`shows_dns` false) the mirror never learns a subscriber's numbers; only
+/// the outbox's confirmations (`confirmed`) tell the planner. `assigned` is the server's truth:
+/// every assignment made, duplicates included.
 #[derive(Debug, Clone)]
 struct World {
     desired: Vec<DesiredSubscriber>,
     remote: BTreeMap<i64, RemoteSubscriber>,
     base: BTreeMap<String, Fields>,
+    dn_base: BTreeMap<String, BTreeSet<DnKey>>,
+    confirmed: BTreeMap<i64, BTreeSet<DnKey>>,
+    shows_dns: bool,
+    assigned: BTreeMap<DnKey, Vec<i64>>,
 }
 
 impl World {
@@ -321,9 +331,26 @@ impl World {
             desired: &self.desired,
             remote: &self.remote,
             base: &self.base,
+            dn_base: &self.dn_base,
+            confirmed_dns: &self.confirmed,
+            dn_listing: Some(if self.shows_dns {
+                DnListing::Shown
+            } else {
+                DnListing::NotShown
+            }),
             policy,
             natural_key: Some(Field::AccountId),
         })
+    }
+
+    /// A number assigned on the server (the mirror sees it only where records show numbers).
+    fn assign(&mut self, id: i64, dn: DnKey) {
+        self.assigned.entry(dn.clone()).or_default().push(id);
+        if self.shows_dns {
+            self.remote.get_mut(&id).unwrap().dns.insert(dn);
+        } else {
+            self.confirmed.entry(id).or_default().insert(dn);
+        }
     }
 
     fn apply(&mut self, ops: &[Op]) {
@@ -339,16 +366,22 @@ impl World {
                     let mut all: Fields = Field::ALL.iter().map(|f| (*f, String::new())).collect();
                     all.extend(fields.clone());
                     all.extend(follow_up.clone());
-                    let dns = dns.iter().map(DesiredDn::key).collect();
                     self.remote.insert(
                         id,
                         RemoteSubscriber {
                             id,
                             fields: all,
-                            dns,
+                            dns: BTreeSet::new(),
                             removed: false,
                         },
                     );
+                    for dn in dns {
+                        self.assign(id, dn.key());
+                        self.dn_base
+                            .entry(key.clone())
+                            .or_default()
+                            .insert(dn.key());
+                    }
                     self.row(key).tariscope_id = Some(id);
                     let base = self.base.entry(key.clone()).or_default();
                     base.extend(fields.clone());
@@ -378,10 +411,17 @@ impl World {
                         .or_default()
                         .extend(fields.clone());
                 }
-                Op::DnAdd { id, dn, .. } => {
-                    self.remote.get_mut(id).unwrap().dns.insert(dn.key());
+                Op::DnAdd { key, id, dn } => {
+                    self.assign(*id, dn.key());
+                    self.dn_base
+                        .entry(key.clone())
+                        .or_default()
+                        .insert(dn.key());
                 }
-                Op::Conflict(c) if c.resolution == Resolution::KeepRemote => {
+                Op::DnBase { key, dns } => {
+                    self.dn_base.insert(key.clone(), dns.clone());
+                }
+                Op::Conflict(c) if c.resolution == Resolution::KeepRemote && c.field.is_some() => {
                     let (f, v) = (c.field.unwrap(), c.local.clone().unwrap());
                     self.base.entry(c.key.clone()).or_default().insert(f, v);
                 }
@@ -417,31 +457,41 @@ fn policy_strategy() -> impl Strategy<Value = ConflictPolicy> {
 }
 
 prop_compose! {
-    /// A random world: remote subscribers 1..=n, desired rows linked to some of them or not,
-    /// random bases, and DNs that are unique across desired rows.
+    /// A random world: remote subscribers 1..=n holding numbers from a small pool (each held
+    /// at most once), desired rows linked to some of them or not, random bases, and desired
+    /// numbers drawn from the same pool: some are already held (by the row's own subscriber
+    /// or another), some wanted by two rows. On a server that does not show numbers, the
+    /// numbers held before are our own earlier confirmed writes.
     fn world()(
-        remote in proptest::collection::vec((fields_strategy(), proptest::collection::btree_set(0u8..6, 0..2)), 0..5),
-        rows in proptest::collection::vec((fields_strategy(), proptest::option::of(1i64..6), fields_strategy(), proptest::collection::btree_set(6u8..20, 0..3), proptest::option::of("[a-c]{1}")), 0..6),
+        remote in proptest::collection::vec((fields_strategy(), proptest::collection::btree_set(0u8..6, 0..3)), 0..5),
+        rows in proptest::collection::vec((fields_strategy(), proptest::option::of(1i64..6), fields_strategy(), proptest::collection::btree_set(0u8..10, 0..3), proptest::option::of("[a-c]{1}")), 0..6),
         remote_keys in proptest::collection::vec(proptest::option::of("[a-c]{1}"), 5),
+        shows_dns in any::<bool>(),
     ) -> World {
-        let remote: BTreeMap<i64, RemoteSubscriber> = remote
-            .into_iter()
-            .enumerate()
-            .map(|(i, (fields, dns))| {
-                let id = i as i64 + 1;
-                let mut all: Fields = Field::ALL.iter().map(|f| (*f, String::new())).collect();
-                all.extend(fields);
-                all.insert(Field::AccountId, remote_keys[i].clone().unwrap_or_default());
-                let dns = dns.into_iter().map(|d| DnKey { pbx_id: 1, dn: d.to_string() }).collect();
-                (id, RemoteSubscriber { id, fields: all, dns, removed: false })
-            })
-            .collect();
+        let mut w = World {
+            desired: Vec::new(),
+            remote: BTreeMap::new(),
+            base: BTreeMap::new(),
+            dn_base: BTreeMap::new(),
+            confirmed: BTreeMap::new(),
+            shows_dns,
+            assigned: BTreeMap::new(),
+        };
+        let mut held = BTreeSet::new();
+        for (i, (fields, dns)) in remote.into_iter().enumerate() {
+            let id = i as i64 + 1;
+            let mut all: Fields = Field::ALL.iter().map(|f| (*f, String::new())).collect();
+            all.extend(fields);
+            all.insert(Field::AccountId, remote_keys[i].clone().unwrap_or_default());
+            w.remote.insert(id, RemoteSubscriber { id, fields: all, dns: BTreeSet::new(), removed: false });
+            for d in dns.into_iter().filter(|d| held.insert(*d)) {
+                w.assign(id, DnKey { pbx_id: 1, dn: d.to_string() });
+            }
+        }
         let mut used_ids = BTreeSet::new();
-        let mut desired = Vec::new();
-        let mut base = BTreeMap::new();
         for (i, (mut fields, link, b, dns, natural)) in rows.into_iter().enumerate() {
             let key = format!("k{i}");
-            let link = link.filter(|id| remote.contains_key(id) && used_ids.insert(*id));
+            let link = link.filter(|id| w.remote.contains_key(id) && used_ids.insert(*id));
             if link.is_none() {
                 fields.insert(Field::Fullname, format!("Name {i}"));
                 fields.insert(Field::DepartmentId, "1".into());
@@ -449,15 +499,15 @@ prop_compose! {
                     fields.insert(Field::AccountId, n);
                 }
             } else {
-                base.insert(key.clone(), b);
+                w.base.insert(key.clone(), b);
             }
             let dns = dns
                 .into_iter()
-                .map(|d| DesiredDn { pbx_id: 1, dn: format!("{i}-{d}"), from_date: None, description: None })
+                .map(|d| DesiredDn { pbx_id: 1, dn: d.to_string(), from_date: None, description: None })
                 .collect();
-            desired.push(DesiredSubscriber { key, tariscope_id: link, fields, dns });
+            w.desired.push(DesiredSubscriber { key, tariscope_id: link, fields, dns });
         }
-        World { desired, remote, base }
+        w
     }
 }
 
@@ -484,7 +534,10 @@ proptest! {
         for op in &second {
             if let Op::Conflict(c) = op {
                 prop_assert!(matches!(c.resolution, Resolution::Manual | Resolution::Blocked));
-                prop_assert!(first.contains(op), "new conflict after apply: {:?}", c);
+                // The same subject (a number wanted twice is then held by the other row's
+                // subscriber: the reason changes, the conflict does not).
+                let before = first.iter().any(|o| matches!(o, Op::Conflict(b) if b.key == c.key && b.subject() == c.subject() && b.resolution == c.resolution));
+                prop_assert!(before, "new conflict after apply: {:?}", c);
             }
         }
     }
@@ -522,15 +575,196 @@ proptest! {
 
     #[test]
     fn every_desired_dn_ends_up_assigned_exactly_once(w in world(), policy in policy_strategy()) {
+        // Two pushes in a row, on either kind of server.
         let mut w = w;
-        let ops = w.plan(policy);
-        w.apply(&ops);
+        let mut blocked = BTreeSet::new();
+        for _ in 0..2 {
+            let ops = w.plan(policy);
+            for op in &ops {
+                if let Op::Conflict(Conflict { key, dn: Some(dn), resolution: Resolution::Blocked, .. }) = op {
+                    blocked.insert((key.clone(), dn.clone()));
+                }
+            }
+            w.apply(&ops);
+        }
+        for (dn, holders) in &w.assigned {
+            prop_assert!(holders.len() == 1, "{:?} assigned {} times: {:?}", dn, holders.len(), holders);
+        }
         for d in &w.desired {
             let Some(id) = d.tariscope_id else { continue };
             for dn in &d.dns {
-                let holders: Vec<i64> = w.remote.values().filter(|r| r.dns.contains(&dn.key())).map(|r| r.id).collect();
-                prop_assert_eq!(holders, vec![id]);
+                let holders = w.assigned.get(&dn.key()).cloned().unwrap_or_default();
+                if holders != vec![id] {
+                    // Held by another subscriber, or wanted by another row that got it.
+                    prop_assert!(
+                        blocked.contains(&(d.key.clone(), dn.key())),
+                        "{:?} of {} is neither on subscriber {} nor blocked: holders {:?}", dn, d.key, id, holders
+                    );
+                }
             }
         }
     }
+
+    #[test]
+    fn numbers_removed_by_an_operator_are_not_added_again(
+        w in world(),
+        policy in prop_oneof![Just(ConflictPolicy::RemoteWins), Just(ConflictPolicy::Manual)],
+    ) {
+        let mut w = w;
+        w.shows_dns = true;
+        for r in w.remote.values_mut() {
+            r.dns.extend(w.confirmed.remove(&r.id).unwrap_or_default());
+        }
+        let first = w.plan(policy);
+        w.apply(&first);
+        // An operator takes every number away in Tariscope.
+        for r in w.remote.values_mut() {
+            r.dns.clear();
+        }
+        let again = w.plan(policy);
+        let readded: Vec<_> = again.iter().filter(|o| matches!(o, Op::DnAdd { .. })).collect();
+        // Only numbers never reconciled (blocked the first time, free now) may be added.
+        for op in readded {
+            let Op::DnAdd { key, dn, .. } = op else { unreachable!() };
+            prop_assert!(
+                !w.dn_base.get(key).is_some_and(|b| b.contains(&dn.key())),
+                "a number removed in Tariscope is added again: {:?}", op
+            );
+        }
+    }
+}
+
+/// One linked row wanting numbers 1, 2 and 3 of PBX 7 on subscriber 1, where our outbox
+/// confirmed 1, the mirror shows 2, and subscriber 2 holds 3 (as the mirror shows).
+fn numbers_case(listing: Option<DnListing>, policy: ConflictPolicy, base: &[&str]) -> Vec<Op> {
+    let k = |n: &str| DnKey {
+        pbx_id: 7,
+        dn: n.into(),
+    };
+    let want = |n: &str| DesiredDn {
+        pbx_id: 7,
+        dn: n.into(),
+        from_date: None,
+        description: None,
+    };
+    let mut row = desired("k", Some(1), f(&[]));
+    row.dns = vec![want("1"), want("2"), want("3"), want("4")];
+    let mut one = remote(1, f(&[]));
+    one.dns.insert(k("2"));
+    let mut two = remote(2, f(&[]));
+    two.dns.insert(k("3"));
+    let remote: BTreeMap<_, _> = [(1, one), (2, two)].into();
+    let confirmed = BTreeMap::from([(1, BTreeSet::from([k("1")]))]);
+    let dn_base = BTreeMap::from([("k".to_string(), base.iter().map(|n| k(n)).collect())]);
+    plan(PlanInput {
+        desired: &[row],
+        remote: &remote,
+        base: &BTreeMap::new(),
+        dn_base: &dn_base,
+        confirmed_dns: &confirmed,
+        dn_listing: listing,
+        policy,
+        natural_key: None,
+    })
+}
+
+fn dnadds(ops: &[Op]) -> Vec<&str> {
+    ops.iter()
+        .filter_map(|o| match o {
+            Op::DnAdd { dn, .. } => Some(dn.dn.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn confirmed_numbers_count_as_held_only_where_records_do_not_show_numbers() {
+    use ConflictPolicy::RemoteWins;
+    // Records show numbers: the server's view wins, our confirmation of 1 does not count.
+    let shown = numbers_case(Some(DnListing::Shown), RemoteWins, &[]);
+    assert_eq!(dnadds(&shown), ["1", "4"], "{shown:?}");
+    // Records do not show numbers (or no run has seen one yet): 1 is held.
+    for listing in [Some(DnListing::NotShown), None] {
+        let ops = numbers_case(listing, RemoteWins, &[]);
+        assert_eq!(dnadds(&ops), ["4"], "{listing:?}: {ops:?}");
+        assert!(
+            ops.iter().any(|o| matches!(o, Op::Conflict(c)
+                if c.resolution == Resolution::Blocked && c.reason.contains("belongs to subscriber 2"))),
+            "{ops:?}"
+        );
+        // The number base takes what is held: 1 and 2.
+        assert!(
+            ops.contains(&Op::DnBase {
+                key: "k".into(),
+                dns: ["1", "2"]
+                    .iter()
+                    .map(|n| DnKey {
+                        pbx_id: 7,
+                        dn: n.to_string()
+                    })
+                    .collect(),
+            })
+        );
+    }
+}
+
+#[test]
+fn a_number_removed_in_tariscope_follows_the_policy() {
+    // 4 was held when last reconciled and is gone now: an operator removed it.
+    for (policy, resolution, added) in [
+        (
+            ConflictPolicy::RemoteWins,
+            Resolution::KeepRemote,
+            vec!["1"],
+        ),
+        (ConflictPolicy::Manual, Resolution::Manual, vec!["1"]),
+        (
+            ConflictPolicy::LocalWins,
+            Resolution::PushLocal,
+            vec!["1", "4"],
+        ),
+    ] {
+        let ops = numbers_case(Some(DnListing::Shown), policy, &["2", "4"]);
+        assert_eq!(dnadds(&ops), added, "{policy:?}: {ops:?}");
+        let c = ops
+            .iter()
+            .find_map(|o| match o {
+                Op::Conflict(c) if c.dn.as_ref().is_some_and(|d| d.dn == "4") => Some(c),
+                _ => None,
+            })
+            .expect("a conflict about number 4");
+        assert_eq!(c.resolution, resolution);
+        assert_eq!(c.subject(), "dn:7/4");
+    }
+}
+
+#[test]
+fn a_number_wanted_by_two_rows_goes_to_one_and_blocks_the_other() {
+    let want = DesiredDn {
+        pbx_id: 7,
+        dn: "5".into(),
+        from_date: None,
+        description: None,
+    };
+    let mut a = desired("a", Some(1), f(&[]));
+    a.dns = vec![want.clone()];
+    let mut b = desired("b", Some(2), f(&[]));
+    b.dns = vec![want];
+    let ops = run(
+        &[b, a],
+        &[remote(1, f(&[])), remote(2, f(&[]))],
+        &[],
+        ConflictPolicy::RemoteWins,
+    );
+    assert_eq!(dnadds(&ops), ["5"]);
+    assert!(
+        ops.iter()
+            .any(|o| matches!(o, Op::DnAdd { key, .. } if key == "a")),
+        "{ops:?}"
+    );
+    assert!(
+        ops.iter().any(|o| matches!(o, Op::Conflict(c)
+            if c.key == "b" && c.resolution == Resolution::Blocked && c.reason.contains("more than one"))),
+        "{ops:?}"
+    );
 }

@@ -41,3 +41,57 @@ pub async fn small_sim(seed: u64, subscribers: usize, days: u32) -> tariscope_sy
     .await
     .unwrap()
 }
+
+/// Runs the binary with `--config config` and `args` to the end.
+pub async fn run(config: &std::path::Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// Starts the binary with `--config config` and `args`, stdout and stderr piped.
+pub fn spawn(config: &std::path::Path, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `signal` (`-TERM`, `-KILL`) to process `pid`.
+pub fn kill(signal: &str, pid: u32) {
+    std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+/// Reads `from` into `log` until `what` occurs `times` times (60 s at most, then fails).
+pub async fn read_until(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    what: &str,
+    times: usize,
+    log: &mut String,
+) {
+    use tokio::io::AsyncReadExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while log.matches(what).count() < times {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_millis(200), from.read(&mut buf))
+            .await
+            .unwrap_or(Ok(0))
+            .unwrap();
+        log.push_str(&String::from_utf8_lossy(&buf[..n]));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {what:?} {times}x: {log}"
+        );
+    }
+}

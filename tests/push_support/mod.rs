@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use tariscope_sync::api::{ClientConfig, RetrySettings, Secret, TariscopeClient};
-use tariscope_sync::sim::{DatasetConfig, SimConfig, SimHandle};
+use tariscope_sync::sim::{DatasetConfig, SimConfig, SimHandle, WireVariant};
 use tariscope_sync::store::Store;
 use tariscope_sync::sync::fields::Field;
 use tariscope_sync::sync::import::{Format, parse};
@@ -20,7 +20,13 @@ pub fn today() -> NaiveDate {
 }
 
 pub async fn sim() -> SimHandle {
+    sim_with(WireVariant::default()).await
+}
+
+/// The test emulator with wire variant `wire`.
+pub async fn sim_with(wire: WireVariant) -> SimHandle {
     SimHandle::start(SimConfig {
+        wire,
         dataset: DatasetConfig {
             seed: 11,
             nodes: 1,
@@ -79,9 +85,15 @@ pub fn options(policy: ConflictPolicy) -> PushOptions {
 }
 
 pub async fn push<R: PushRemote>(remote: &R, store: &Store, opts: &PushOptions) -> PushReport {
-    run_push(remote, store, opts, &Progress::new())
-        .await
-        .expect("push runs")
+    run_push(
+        remote,
+        store,
+        opts,
+        &Progress::new(),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("push runs")
 }
 
 /// The first department and PBX of node 1 in the emulator.
@@ -131,16 +143,7 @@ pub fn assert_exactly_once(sim: &SimHandle, n: usize, pbx: i64) {
         let sub = holders[0];
         for j in 0..=(i % 3) {
             let dn = format!("7{i:05}{j}");
-            let count: usize = s
-                .subscribers
-                .iter()
-                .map(|x| {
-                    x.dns
-                        .iter()
-                        .filter(|d| d.dn == dn && d.pbx_id == pbx)
-                        .count()
-                })
-                .sum();
+            let count = assignments(&s, pbx, &dn);
             assert_eq!(count, 1, "DN {dn} assigned {count} times");
             assert!(sub.dns.iter().any(|d| d.dn == dn), "DN {dn} not on {acc}");
         }
@@ -152,4 +155,75 @@ pub fn writes(sim: &SimHandle) -> u64 {
         .iter()
         .map(|m| sim.request_count(m))
         .sum()
+}
+
+/// How many times number `dn` of PBX `pbx` is assigned on the emulator (a server that
+/// accepts a repeated `dnadd` keeps every assignment).
+pub fn assignments(s: &tariscope_sync::sim::SimSnapshot, pbx: i64, dn: &str) -> usize {
+    s.subscribers
+        .iter()
+        .map(|x| {
+            x.dns
+                .iter()
+                .filter(|d| d.dn == dn && d.pbx_id == pbx)
+                .count()
+        })
+        .sum()
+}
+
+/// The four kinds of server for numbers: (records show no DNs, a repeated dnadd is
+/// accepted as a second assignment).
+pub const DN_SERVERS: [(bool, bool); 4] =
+    [(false, false), (false, true), (true, false), (true, true)];
+
+pub fn dn_server(records_without_dns: bool, accept_duplicate_dns: bool) -> WireVariant {
+    WireVariant {
+        records_without_dns,
+        accept_duplicate_dns,
+        ..WireVariant::default()
+    }
+}
+
+/// Settles every `dnadd` left for a person the way an operator would: looks at the
+/// subscriber in Tariscope (here: the emulator's state) and marks the entry `done` when it
+/// holds the number, `failed` (sent again) when not. Returns how many were settled.
+pub async fn settle_unknown_dnadds_by_hand(sim: &SimHandle, store: &Store) -> usize {
+    use tariscope_sync::store::OutboxState;
+    let state = sim.state();
+    let open = store
+        .outbox_in(&[OutboxState::Ambiguous, OutboxState::Sent])
+        .await
+        .unwrap();
+    let mut settled = 0;
+    for e in open.into_iter().filter(|e| e.op == "dnadd") {
+        let p: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+        let (id, pbx, dn) = (
+            e.subscriber_id.unwrap(),
+            p["pbx_id"].as_i64().unwrap(),
+            p["dn"].as_str().unwrap(),
+        );
+        let holds = state
+            .subscribers
+            .iter()
+            .any(|s| s.id == id && s.dns.iter().any(|d| d.pbx_id == pbx && d.dn == dn));
+        let to = if holds {
+            OutboxState::Done
+        } else {
+            OutboxState::Failed
+        };
+        store
+            .outbox_mark(
+                e.id,
+                to,
+                false,
+                None,
+                None,
+                None,
+                "2025-05-20T11:00:00Z".into(),
+            )
+            .await
+            .unwrap();
+        settled += 1;
+    }
+    settled
 }

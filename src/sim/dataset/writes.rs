@@ -46,6 +46,7 @@ impl Dataset {
             )));
         }
         if let Some(acc) = &new.account_number
+            && !self.accept_duplicate_accounts
             && self.account_taken(acc)
         {
             return Err(WriteError::Conflict(format!(
@@ -176,7 +177,8 @@ impl Dataset {
         Ok(())
     }
 
-    /// `subscriber.dnadd`: returns the new DN record.
+    /// `subscriber.dnadd`: returns the new DN record. A number already assigned is a
+    /// conflict, or with `accept_duplicates` one more assignment (to whichever subscriber).
     pub fn add_dn(
         &mut self,
         subscriber_id: i64,
@@ -184,6 +186,7 @@ impl Dataset {
         dn: &str,
         from_date: NaiveDate,
         description: Option<String>,
+        accept_duplicates: bool,
     ) -> Result<SimDn, WriteError> {
         let node_id = self
             .subscriber(subscriber_id)
@@ -205,7 +208,11 @@ impl Dataset {
             }
             Some(_) => {}
         }
-        if let Some(holder) = self.dn_index.get(&(pbx_id, dn.to_owned())) {
+        if let Some(holder) = self
+            .dn_index
+            .get(&(pbx_id, dn.to_owned()))
+            .filter(|_| !accept_duplicates)
+        {
             return Err(WriteError::Conflict(format!(
                 "DN {dn} on PBX {pbx_id} is already assigned to subscriber {holder}"
             )));
@@ -256,6 +263,24 @@ impl Dataset {
         });
         self.generation += 1;
         Ok(payment_id)
+    }
+
+    /// Operator removal of one number from a subscriber (every assignment of it there).
+    pub fn remove_dn(&mut self, subscriber_id: i64, pbx_id: i64, dn: &str) -> bool {
+        let Some(s) = self.subscribers.get_mut(&subscriber_id) else {
+            return false;
+        };
+        let before = s.dns.len();
+        s.dns.retain(|d| !(d.pbx_id == pbx_id && d.dn == dn));
+        if s.dns.len() == before {
+            return false;
+        }
+        let key = (pbx_id, dn.to_owned());
+        if self.dn_index.get(&key) == Some(&subscriber_id) {
+            self.dn_index.remove(&key);
+        }
+        self.generation += 1;
+        true
     }
 
     /// Operator removal: the subscriber and its DNs disappear (its money history stays).

@@ -6,6 +6,7 @@
 
 use chrono::NaiveDate;
 
+use crate::sim::config::WireVariant;
 use crate::sim::data::{SimDn, SimSubscriber};
 use crate::sim::dataset::{Dataset, NewSubscriber};
 use crate::sim::error::ApiError;
@@ -27,16 +28,42 @@ fn t(v: &Option<String>) -> Val<'_> {
     Val::opt_str(v.as_deref())
 }
 
+/// What a subscriber record shows (from the wire variant).
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Only `id` and `fullname` (the partial-lists variant; lists only).
+    pub partial: bool,
+    /// The `dns` list (off: the records-without-DNs variant).
+    pub dns: bool,
+}
+
+impl Shape {
+    /// The shape of a full record (`subscriber.get`, the answer of `subscriber.update`).
+    pub fn full(wire: &WireVariant) -> Self {
+        Self {
+            partial: false,
+            dns: !wire.records_without_dns,
+        }
+    }
+
+    /// The shape of a list element.
+    pub fn listed(wire: &WireVariant) -> Self {
+        Self {
+            partial: wire.partial_lists,
+            ..Self::full(wire)
+        }
+    }
+}
+
 /// The subscriber record (§6), documented fields in documented order, then extensions.
-/// `partial`: only `id` and `fullname` (the partial-lists variant).
-pub fn record(s: &SimSubscriber, partial: bool) -> Val<'_> {
-    if partial {
+pub fn record(s: &SimSubscriber, shape: Shape) -> Val<'_> {
+    if shape.partial {
         return Val::Obj(vec![
             ("id", Val::Int(s.id)),
             ("fullname", Val::str(&s.fullname)),
         ]);
     }
-    Val::Obj(vec![
+    let mut fields = vec![
         ("id", Val::Int(s.id)),
         ("fullname", Val::str(&s.fullname)),
         ("street", t(&s.street)),
@@ -70,8 +97,11 @@ pub fn record(s: &SimSubscriber, partial: bool) -> Val<'_> {
         ("rateplanid", Val::opt(s.rateplan_id, Val::Int)),
         ("connectiondate", Val::opt(s.connectiondate, Val::Date)),
         ("bankname", t(&s.bankname)),
-        ("dns", Val::List(s.dns.iter().map(dn_val).collect())),
-    ])
+    ];
+    if shape.dns {
+        fields.push(("dns", Val::List(s.dns.iter().map(dn_val).collect())));
+    }
+    Val::Obj(fields)
 }
 
 fn unknown_subscriber(id: i64) -> ApiError {
@@ -79,27 +109,23 @@ fn unknown_subscriber(id: i64) -> ApiError {
 }
 
 /// `subscriber.get`: by `id`, else by `email`.
-pub fn get<'a>(ds: &'a Dataset, p: &Params) -> Result<Val<'a>, ApiError> {
+pub fn get<'a>(ds: &'a Dataset, p: &Params, shape: Shape) -> Result<Val<'a>, ApiError> {
     if let Some(id) = p.int("id")? {
         return ds
             .subscriber(id)
-            .map(|s| record(s, false))
+            .map(|s| record(s, shape))
             .ok_or_else(|| unknown_subscriber(id));
     }
     let email = p
         .text("email")
         .ok_or_else(|| ApiError::invalid("parameter id or email is required"))?;
     ds.subscriber_by_email(email)
-        .map(|s| record(s, false))
+        .map(|s| record(s, shape))
         .ok_or_else(|| ApiError::not_found(format!("no subscriber has e-mail {email}")))
 }
 
 /// `subscriber.list.department`: the department and all its sub-departments.
-pub fn list_department<'a>(
-    ds: &'a Dataset,
-    p: &Params,
-    partial: bool,
-) -> Result<Val<'a>, ApiError> {
+pub fn list_department<'a>(ds: &'a Dataset, p: &Params, shape: Shape) -> Result<Val<'a>, ApiError> {
     let id = p.required_int("id")?;
     if ds.department(id).is_none() {
         return Err(ApiError::not_found(format!(
@@ -111,13 +137,13 @@ pub fn list_department<'a>(
         ds.subscribers
             .values()
             .filter(|s| tree.contains(&s.department_id))
-            .map(|s| record(s, partial))
+            .map(|s| record(s, shape))
             .collect(),
     ))
 }
 
 /// `subscriber.list.node`.
-pub fn list_node<'a>(ds: &'a Dataset, p: &Params, partial: bool) -> Result<Val<'a>, ApiError> {
+pub fn list_node<'a>(ds: &'a Dataset, p: &Params, shape: Shape) -> Result<Val<'a>, ApiError> {
     let id = p.required_int("id")?;
     if ds.node(id).is_none() {
         return Err(ApiError::not_found(format!("node {id} does not exist")));
@@ -126,14 +152,14 @@ pub fn list_node<'a>(ds: &'a Dataset, p: &Params, partial: bool) -> Result<Val<'
         ds.subscribers
             .values()
             .filter(|s| s.node_id == id)
-            .map(|s| record(s, partial))
+            .map(|s| record(s, shape))
             .collect(),
     ))
 }
 
 /// `subscriber.update`: partial; `null` clears; unknown names are ignored. Validates
 /// every field before changing anything.
-pub fn update<'a>(ds: &'a mut Dataset, p: &Params) -> Result<Val<'a>, ApiError> {
+pub fn update<'a>(ds: &'a mut Dataset, p: &Params, shape: Shape) -> Result<Val<'a>, ApiError> {
     let id = p.required_int("id")?;
     let fields: Vec<(&str, Option<&str>)> = p
         .iter()
@@ -147,7 +173,7 @@ pub fn update<'a>(ds: &'a mut Dataset, p: &Params) -> Result<Val<'a>, ApiError> 
         .collect();
     ds.update_subscriber(id, &fields, false)?;
     ds.subscriber(id)
-        .map(|s| record(s, false))
+        .map(|s| record(s, shape))
         .ok_or_else(|| unknown_subscriber(id))
 }
 
@@ -183,8 +209,14 @@ fn valid_dn(dn: &str) -> bool {
     !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `subscriber.dnadd`: answers `{id, subscriberid, pbxid, dn}`.
-pub fn dnadd(ds: &mut Dataset, p: &Params, today: NaiveDate) -> Result<Val<'static>, ApiError> {
+/// `subscriber.dnadd`: answers `{id, subscriberid, pbxid, dn}`. A number already assigned
+/// is refused (409), or with `accept_duplicates` assigned once more.
+pub fn dnadd(
+    ds: &mut Dataset,
+    p: &Params,
+    today: NaiveDate,
+    accept_duplicates: bool,
+) -> Result<Val<'static>, ApiError> {
     let subscriber_id = p.required_int("subscriberid")?;
     let dn = p.required_text("dn")?.to_owned();
     if !valid_dn(&dn) {
@@ -194,7 +226,14 @@ pub fn dnadd(ds: &mut Dataset, p: &Params, today: NaiveDate) -> Result<Val<'stat
     }
     let pbx_id = p.required_int("pbxid")?;
     let from = p.date("fromdate")?.unwrap_or(today);
-    let rec = ds.add_dn(subscriber_id, pbx_id, &dn, from, p.owned("description"))?;
+    let rec = ds.add_dn(
+        subscriber_id,
+        pbx_id,
+        &dn,
+        from,
+        p.owned("description"),
+        accept_duplicates,
+    )?;
     Ok(Val::Obj(vec![
         ("id", Val::Int(rec.id)),
         ("subscriberid", Val::Int(subscriber_id)),

@@ -7,8 +7,9 @@
 //! stopped. Every write carries the checkpoint it completes, in one transaction:
 //! * payments / charges: key `<mode>:<from>..<to>/<subscriber>`, cursor `done`;
 //! * summaries: key `<mode>:<from>/<subscriber>`, cursor = the last day stored without a
-//!   gap since `from` (one subscriber's days are fetched in order, so a resumed run fetches
-//!   again at most the day that was in flight).
+//!   gap since `from` (in `every-day` mode one subscriber's days are fetched in order, so a
+//!   resumed run fetches again at most the day that was in flight; in `active-days` mode a
+//!   subscriber's fetched and derived rows are written at once, see `summary_days`).
 //!
 //! A successful run deletes its checkpoints. Must not: skip a failed item's checkpoint
 //! gap (a failed day stops its subscriber's cursor; later days are stored but fetched
@@ -19,9 +20,10 @@ use std::collections::{HashMap, HashSet};
 use chrono::{Days, NaiveDate};
 use futures::StreamExt;
 
-use super::{JobReport, Run, SyncError, Verdict, is_fatal, now};
+use super::summary_days::{Ctx, DayPlan, active_item};
+use super::{JobReport, Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::model::SubscriberId;
-use crate::store::{Checkpoint, Mode, Store, StoreError, UpsertCounts};
+use crate::store::{Checkpoint, Mode, Store, StoreError, SummaryDays, SummaryOrigin, UpsertCounts};
 use crate::sync::options::{JobKind, Progress, PullOptions};
 use crate::sync::remote::{Remote, RemoteError, RemoteResult};
 
@@ -134,7 +136,11 @@ async fn ledger_body<R: Remote>(
     if !done.is_empty() {
         tracing::info!(job = %job, resumed = subs.len() - todo.len(), left = todo.len(), "resuming from checkpoints");
     }
+    let (left, mut finished) = (todo.len(), 0);
     let mut items = futures::stream::iter(todo)
+        // At shutdown no new subscriber starts; the ones in flight are written, each with
+        // its checkpoint.
+        .take_while(|_| std::future::ready(!opts.stop.is_cancelled()))
         .map(|sub| async move {
             let cp = Some(Checkpoint {
                 job: job.as_str().to_owned(),
@@ -166,6 +172,7 @@ async fn ledger_body<R: Remote>(
         })
         .buffer_unordered(opts.concurrency);
     while let Some((sub, item)) = items.next().await {
+        finished += 1;
         match item.map_err(run.store_err())? {
             Fetched::Stored { fetched, counts } => {
                 run.counts.fetched += fetched;
@@ -180,7 +187,11 @@ async fn ledger_body<R: Remote>(
             }
         }
     }
-    Ok(None)
+    Ok(if finished < left {
+        interrupted(opts)
+    } else {
+        None
+    })
 }
 
 /// One subscriber of a payments / charges run: `fetch` its rows, give each the
@@ -225,12 +236,15 @@ type PendingWrite<'a> = std::pin::Pin<
 >;
 
 /// One subscriber's days in a summaries run.
-struct SubscriberDays {
-    fetched: u64,
-    counts: UpsertCounts,
-    failed: Vec<(NaiveDate, RemoteError)>,
+#[derive(Default)]
+pub(super) struct SubscriberDays {
+    pub(super) counts: UpsertCounts,
+    pub(super) days: SummaryDays,
+    pub(super) failed: Vec<(NaiveDate, RemoteError)>,
     /// An auth failure stopped this subscriber (and the run).
-    fatal: Option<(NaiveDate, RemoteError)>,
+    pub(super) fatal: Option<(NaiveDate, RemoteError)>,
+    /// Shutdown stopped this subscriber before its last day.
+    pub(super) stopped: bool,
 }
 
 /// `summaries`.
@@ -263,6 +277,7 @@ async fn summaries_body<R: Remote>(
 ) -> Verdict {
     let (job, store, opts) = (run.job, run.store, run.opts);
     let (from, to) = run.window.unwrap_or((opts.today, opts.today));
+    run.days = Some(SummaryDays::default());
     let cursors: HashMap<SubscriberId, NaiveDate> = store
         .checkpoints(job.as_str(), prefix)
         .await
@@ -275,6 +290,9 @@ async fn summaries_body<R: Remote>(
             ))
         })
         .collect();
+    let plan = DayPlan::load(store, opts, run.mode, (from, to), &subs)
+        .await
+        .map_err(run.store_err())?;
     let span = days(from, to).count() as u64;
     progress.add_total(span * subs.len() as u64);
     let mut todo = Vec::with_capacity(subs.len());
@@ -289,62 +307,33 @@ async fn summaries_body<R: Remote>(
             todo.push((sub, start.max(from)));
         }
     }
+    let (left, mut finished) = (todo.len(), 0);
+    let ctx = &Ctx {
+        remote,
+        store,
+        opts,
+        prefix,
+        to,
+        progress,
+    };
+    let plan = &plan;
     let mut items = futures::stream::iter(todo)
+        .take_while(|_| std::future::ready(!opts.stop.is_cancelled()))
         .map(|(sub, start)| async move {
-            let mut out = SubscriberDays {
-                fetched: 0,
-                counts: UpsertCounts::default(),
-                failed: Vec::new(),
-                fatal: None,
+            let out = match plan.active(sub, start) {
+                Some(how) => active_item(ctx, sub, start, how).await,
+                None => every_day(ctx, sub, start).await,
             };
-            let mut gap = false;
-            // The previous day's write runs while the next day is fetched (the writer
-            // commits one subscriber's writes in order, so its checkpoint only moves forward).
-            let mut pending: Option<PendingWrite<'_>> = None;
-            for day in days(start, to) {
-                let previous = async {
-                    match pending.take() {
-                        Some(w) => w.await.map(Some),
-                        None => Ok(None),
-                    }
-                };
-                let (written, fetched) = futures::join!(previous, remote.account_summary(sub, day));
-                if let Some(c) = written? {
-                    out.counts.add(c);
-                }
-                match fetched {
-                    Ok(mut s) => {
-                        s.subscriber_id = sub;
-                        s.date = day;
-                        out.fetched += 1;
-                        // The checkpoint never covers "today": it is fetched again on resume.
-                        let cp = (!gap && day < opts.today).then(|| Checkpoint {
-                            job: job.as_str().to_owned(),
-                            key: format!("{prefix}{sub}"),
-                            cursor: day.to_string(),
-                        });
-                        pending = Some(Box::pin(store.upsert_summaries(vec![s], cp, now(opts))));
-                    }
-                    Err(e) if is_fatal(&e) => {
-                        out.fatal = Some((day, e));
-                        break;
-                    }
-                    Err(e) => {
-                        gap = true;
-                        out.failed.push((day, e));
-                    }
-                }
-                progress.add_done(1);
-            }
-            if let Some(w) = pending.take() {
-                out.counts.add(w.await?);
-            }
-            Ok::<_, StoreError>((sub, out))
+            out.map(|out| (sub, out))
         })
         .buffer_unordered(opts.concurrency);
     while let Some(item) = items.next().await {
         let (sub, out) = item.map_err(run.store_err())?;
-        run.counts.fetched += out.fetched;
+        finished += usize::from(!out.stopped);
+        run.counts.fetched += out.days.fetched;
+        if let Some(d) = run.days.as_mut() {
+            d.add(out.days);
+        }
         add(run, out.counts);
         for (day, e) in out.failed {
             run.item_failed(format!("subscriber {sub} day {day}"), &e)
@@ -354,5 +343,67 @@ async fn summaries_body<R: Remote>(
             return Ok(Some(format!("subscriber {sub} day {day}: {e}")));
         }
     }
-    Ok(None)
+    Ok(if finished < left {
+        interrupted(opts)
+    } else {
+        None
+    })
+}
+
+/// One subscriber fetched every day from `start`.
+async fn every_day<R: Remote>(
+    ctx: &Ctx<'_, R>,
+    sub: SubscriberId,
+    start: NaiveDate,
+) -> Result<SubscriberDays, StoreError> {
+    let mut out = SubscriberDays::default();
+    out.days.every_day = 1;
+    let mut gap = false;
+    // The previous day's write runs while the next day is fetched (the writer commits one
+    // subscriber's writes in order, so its checkpoint only moves forward).
+    let mut pending: Option<PendingWrite<'_>> = None;
+    for day in days(start, ctx.to) {
+        // At shutdown: stop between days (each day is written with its checkpoint).
+        if ctx.opts.stop.is_cancelled() {
+            out.stopped = true;
+            break;
+        }
+        let previous = async {
+            match pending.take() {
+                Some(w) => w.await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (written, fetched) = futures::join!(previous, ctx.remote.account_summary(sub, day));
+        if let Some(c) = written? {
+            out.counts.add(c);
+        }
+        match fetched {
+            Ok(mut s) => {
+                s.subscriber_id = sub;
+                s.date = day;
+                out.days.fetched += 1;
+                let cp = if gap { None } else { ctx.checkpoint(sub, day) };
+                let rows = vec![(s, SummaryOrigin::Fetched)];
+                pending = Some(Box::pin(ctx.store.upsert_summaries(
+                    rows,
+                    cp,
+                    now(ctx.opts),
+                )));
+            }
+            Err(e) if is_fatal(&e) => {
+                out.fatal = Some((day, e));
+                break;
+            }
+            Err(e) => {
+                gap = true;
+                out.failed.push((day, e));
+            }
+        }
+        ctx.progress.add_done(1);
+    }
+    if let Some(w) = pending.take() {
+        out.counts.add(w.await?);
+    }
+    Ok(out)
 }

@@ -8,14 +8,16 @@
 
 mod accounts;
 mod reference;
+mod stretches;
 mod subscribers;
+mod summary_days;
 
 use chrono::{NaiveDate, SecondsFormat};
 
 use super::options::{JobKind, Progress, PullOptions};
 use super::outcome::{Answered, Tally};
 use super::remote::{Remote, RemoteError, RemoteErrorKind};
-use crate::store::{Counts, Mode, Outcome, RunStart, Store, StoreError};
+use crate::store::{Counts, Mode, Outcome, RunStart, Store, StoreError, SummaryDays};
 
 /// Why a job could not run or could not record its run.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub struct JobReport {
     pub window: Option<(NaiveDate, NaiveDate)>,
     /// For `failed`: why; for `partial`: how many items failed and the first error.
     pub error: Option<String>,
+    /// `summaries`: the days fetched, derived and bisected (also in `job_runs.days_*`).
+    pub days: Option<SummaryDays>,
 }
 
 /// Runs one pull job once: records the run, fetches through `remote`, writes to `store`,
@@ -78,6 +82,15 @@ pub async fn run_job<R: Remote>(
 /// stopped early (failed), `Err` the mirror failed.
 type Verdict = Result<Option<String>, SyncError>;
 
+/// Why a run that `PullOptions::stop` ended early is `failed` (its checkpoints are kept).
+pub const INTERRUPTED: &str =
+    "interrupted by shutdown at a safe point; the next run resumes from the checkpoint";
+
+/// The verdict of a body that stopped between items when asked to.
+fn interrupted(opts: &PullOptions) -> Option<String> {
+    opts.stop.is_cancelled().then(|| INTERRUPTED.to_owned())
+}
+
 /// One recorded run.
 struct Run<'a> {
     store: &'a Store,
@@ -89,6 +102,8 @@ struct Run<'a> {
     window: Option<(NaiveDate, NaiveDate)>,
     counts: Counts,
     tally: Tally,
+    /// `summaries`: recorded with the run's end.
+    days: Option<SummaryDays>,
 }
 
 impl<'a> Run<'a> {
@@ -121,6 +136,7 @@ impl<'a> Run<'a> {
             window,
             counts: Counts::default(),
             tally: Tally::default(),
+            days: None,
         })
     }
 
@@ -171,6 +187,17 @@ impl<'a> Run<'a> {
             )
             .await
             .map_err(self.store_err());
+        let recorded = match (recorded, self.days) {
+            (Ok(()), Some(days)) => self
+                .store
+                .record_summary_days(self.id, days)
+                .await
+                .map_err(self.store_err()),
+            (recorded, _) => recorded,
+        };
+        if let Some(d) = self.days {
+            tracing::info!(job = %self.job, run_id = self.id, days_fetched = d.fetched, days_derived = d.derived, days_bisected = d.bisected, stretches_bisected = d.stretches, every_day_subscribers = d.every_day, "summary days");
+        }
         tracing::info!(job = %self.job, run_id = self.id, outcome = outcome.as_str(), counts = ?self.counts, error = error.as_deref(), "pull job finished");
         if let Some(e) = failure {
             return Err(e);
@@ -184,6 +211,7 @@ impl<'a> Run<'a> {
             counts: self.counts,
             window: self.window,
             error,
+            days: self.days,
         })
     }
 }

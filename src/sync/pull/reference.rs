@@ -4,7 +4,7 @@
 //! A set that cannot be fetched leaves its table as it was (the run is `partial`). Must not:
 //! clear a table because a fetch failed.
 
-use super::{JobReport, Run, SyncError, Verdict, is_fatal, now};
+use super::{JobReport, Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::store::{Mode, ReferenceCounts, Store};
 use crate::sync::options::{JobKind, Progress, PullOptions};
 use crate::sync::remote::{Remote, RemoteResult, TariffFilter};
@@ -73,6 +73,9 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
     if let Some(why) = settle(run, "tariffs.plans", n, applied, progress).await? {
         return Ok(Some(why));
     }
+    if let Some(why) = interrupted(run.opts) {
+        return Ok(Some(why));
+    }
     let (n, applied) = match remote.tariff_details(&TariffFilter::default()).await {
         Ok(v) => (
             v.len() as u64,
@@ -86,6 +89,9 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
     if let Some(why) = settle(run, "tariffs.details", n, applied, progress).await? {
         return Ok(Some(why));
     }
+    if let Some(why) = interrupted(run.opts) {
+        return Ok(Some(why));
+    }
     let (n, applied) = match remote.services().await {
         Ok(v) => (
             v.len() as u64,
@@ -97,6 +103,9 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
         Err(e) => (0, Err(e)),
     };
     if let Some(why) = settle(run, "services.list", n, applied, progress).await? {
+        return Ok(Some(why));
+    }
+    if let Some(why) = interrupted(run.opts) {
         return Ok(Some(why));
     }
     let applied = match remote.system_info().await {

@@ -4,7 +4,8 @@
 //! lists are partial), filling a missing node / department from the list it came from,
 //! de-duplicating subscribers listed twice, applying them to the mirror in batches (decoding
 //! the next batch while the writer thread commits the previous one, so a list is never held
-//! whole as records; its raw answer is), recording each undecodable record as a failed item, and tombstoning the ones no
+//! whole as records; its raw answer is), recording each undecodable record as a failed item,
+//! recording whether the records show their numbers (`server_traits`), and tombstoning the ones no
 //! list holds any more. Must not: tombstone anything when a list or one of its records could
 //! not be read (a subscriber missing from an unread list has not disappeared).
 
@@ -12,8 +13,8 @@ use std::collections::HashSet;
 
 use futures::StreamExt;
 
-use super::{Run, SyncError, Verdict, is_fatal, now};
-use crate::model::Subscriber;
+use super::{Run, SyncError, Verdict, interrupted, is_fatal, now};
+use crate::model::{DnListing, Subscriber};
 use crate::store::{ApplyCounts, Mode, Store, StoreError};
 use crate::sync::options::{JobKind, Progress, PullOptions};
 use crate::sync::remote::{Remote, RemoteError, RemoteResult};
@@ -82,7 +83,12 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
     );
     let mut seen = HashSet::new();
     let mut complete = true;
+    let mut listing = None;
     for source in sources {
+        // At shutdown: stop between lists and batches; nothing is tombstoned.
+        if let Some(why) = interrupted(opts) {
+            return Ok(Some(why));
+        }
         let listed = match source {
             Source::Node(n) => remote.subscribers_by_node(n).await,
             Source::Department(d) => remote.subscribers_by_department(d).await,
@@ -112,10 +118,19 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
                 Ok(full) => full,
                 Err(why) => return Ok(Some(why)),
             };
-            apply(run, source, full.into_iter().map(Ok), None, progress).await?;
+            let records = full.into_iter().map(Ok);
+            apply(run, source, records, None, &mut listing, progress).await?;
             bad
         } else {
-            apply(run, source, records, Some(&mut seen), progress).await?
+            apply(
+                run,
+                source,
+                records,
+                Some(&mut seen),
+                &mut listing,
+                progress,
+            )
+            .await?
         };
         // A record that could not be read may be a live subscriber: nothing is tombstoned.
         for e in bad {
@@ -123,6 +138,16 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
             run.item_failed(format!("{} (a record)", source.label()), &e)
                 .await?;
         }
+    }
+    if let Some(listing) = listing {
+        let source = format!("pull run {}", run.id);
+        run.store
+            .record_dn_listing(listing, source, now(opts))
+            .await
+            .map_err(run.store_err())?;
+    }
+    if let Some(why) = interrupted(opts) {
+        return Ok(Some(why));
     }
     if complete {
         let removed = run
@@ -150,7 +175,9 @@ async fn complete_records<R: Remote>(
     seen: &mut HashSet<i64>,
     progress: &Progress,
 ) -> Result<Result<Vec<Subscriber>, String>, SyncError> {
+    let stop = run.opts.stop.clone();
     let mut answers = futures::stream::iter(partial.into_iter().map(|s| s.id))
+        .take_while(move |_| std::future::ready(!stop.is_cancelled()))
         .map(|id| async move { (id, remote.subscriber_get(id).await) })
         .buffer_unordered(run.opts.concurrency);
     let mut full = Vec::new();
@@ -178,13 +205,15 @@ async fn complete_records<R: Remote>(
 /// Writes `records` in transactions of `batch_size`. A batch is queued for the writer
 /// thread before the previous one is awaited, so the writer always has the next batch
 /// ready while the job decodes the one after (at most three batches in memory). With `seen`, a subscriber listed before is
-/// skipped and every written id is added to it. Returns the records that could not be
-/// decoded.
+/// skipped and every written id is added to it. `listing` learns whether the records show
+/// their numbers (`DnListing`; shown by any record wins). Returns the records that could not
+/// be decoded.
 async fn apply(
     run: &mut Run<'_>,
     source: Source,
     mut records: impl Iterator<Item = RemoteResult<Subscriber>>,
     mut seen: Option<&mut HashSet<i64>>,
+    listing: &mut Option<DnListing>,
     progress: &Progress,
 ) -> Result<Vec<RemoteError>, SyncError> {
     /// Records decoded between two yields to the runtime (about a millisecond of work).
@@ -193,7 +222,8 @@ async fn apply(
     let mut bad = Vec::new();
     let mut in_flight = None;
     let mut exhausted = false;
-    while !exhausted {
+    // At shutdown no new batch starts (the caller records the run as interrupted).
+    while !exhausted && !run.opts.stop.is_cancelled() {
         let mut chunk = Vec::with_capacity(batch.min(8192));
         let mut read = 0usize;
         while chunk.len() < batch {
@@ -219,6 +249,9 @@ async fn apply(
             // The partial-list path counted its records and set the total already.
             run.counts.fetched += read as u64;
             progress.add_total(chunk.len() as u64);
+        }
+        if *listing != Some(DnListing::Shown) {
+            *listing = DnListing::of(&chunk).or(*listing);
         }
         // Queued before the previous batch is awaited, so the writer never waits for us.
         if !chunk.is_empty() {

@@ -39,19 +39,36 @@ impl fmt::Display for WriteErrorKind {
     }
 }
 
-/// A failed write or look-up.
+/// A failed write or look-up, keeping its cause (the client's error) as its source.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct WriteError {
     pub kind: WriteErrorKind,
     pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl WriteError {
+    /// An error without a source.
     pub fn new(kind: WriteErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error keeping its cause.
+    pub fn with_source(
+        kind: WriteErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: Some(Box::new(source)),
         }
     }
 }
