@@ -29,7 +29,7 @@ pub struct ImportCounts {
     pub rejected: u64,
 }
 
-fn cell(v: Value) -> Cell {
+pub(super) fn cell(v: Value) -> Cell {
     match v {
         Value::Null => Cell::Null,
         Value::Integer(i) => Cell::Int(i),
