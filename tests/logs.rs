@@ -224,6 +224,25 @@ async fn under_systemd_events_go_to_the_journal_with_job_run_and_priority() {
          mount --bind '{}' /run/systemd/journal/socket && exec \"$0\" \"$@\"",
         socket_path.display()
     );
+    // Drain the socket while the child runs: a unix datagram queue holds only a few entries
+    // (net.unix.max_dgram_qlen), and a full one blocks the child's send.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drain = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut entries = Vec::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                match journal.recv(&mut buf) {
+                    Ok(n) if n > 0 => entries.push(journal_fields(&buf[..n])),
+                    Ok(_) => {}
+                    // The read timeout: stop once the child has exited and the queue is empty.
+                    Err(_) if done.load(std::sync::atomic::Ordering::SeqCst) => return entries,
+                    Err(_) => {}
+                }
+            }
+        })
+    };
     // run_reference truncates the file again (same inode).
     let code = run_reference(
         &config,
@@ -232,15 +251,10 @@ async fn under_systemd_events_go_to_the_journal_with_job_run_and_priority() {
         &["unshare", "--mount", "sh", "-c", &script],
     )
     .await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let entries = drain.join().unwrap();
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert_eq!(code, Some(0), "{stderr}");
-    let mut entries = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    while let Ok(n) = journal.recv(&mut buf) {
-        if n > 0 {
-            entries.push(journal_fields(&buf[..n]));
-        }
-    }
     let get = |e: &Vec<(String, String)>, k: &str| {
         e.iter()
             .find(|(key, _)| key == k)
