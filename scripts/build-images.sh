@@ -8,7 +8,8 @@
 # Crates are vendored into the context by default (`cargo vendor` on the host): containers on
 # these machines cannot fetch them (see docs/deploy.md). --no-vendor lets cargo fetch them
 # inside the build instead.
-# Tags: $SIM_IMAGE (default tariscope-sim:local) and $SYNC_IMAGE (default tariscope-sync:local).
+# Tags: $SIM_IMAGE (default tariscope-sim:local) and $SYNC_IMAGE (default tariscope-sync:local);
+# with $DEBUG_IMAGE set, also the binaries' debug info (target debuginfo) under that tag.
 # Progress goes to stderr, one line per step (the full build log is shown when a build fails);
 # one build at a time on this machine (a lock), so parallel test runs wait, then reuse.
 set -euo pipefail
@@ -48,8 +49,10 @@ reuse() { # reuse TAG KIND
 }
 reuse "$SIM_IMAGE" sim
 reuse "$SYNC_IMAGE" sync
-if [[ "$(label "$SIM_IMAGE")" == "$INPUTS" && "$(label "$SYNC_IMAGE")" == "$INPUTS" ]]; then
-    log "$SIM_IMAGE and $SYNC_IMAGE are up to date (inputs $INPUTS)"; exit 0
+if [[ -n "${DEBUG_IMAGE:-}" ]]; then reuse "$DEBUG_IMAGE" debuginfo; fi
+if [[ "$(label "$SIM_IMAGE")" == "$INPUTS" && "$(label "$SYNC_IMAGE")" == "$INPUTS" \
+      && ( -z "${DEBUG_IMAGE:-}" || "$(label "$DEBUG_IMAGE")" == "$INPUTS" ) ]]; then
+    log "$SIM_IMAGE and $SYNC_IMAGE${DEBUG_IMAGE:+ and $DEBUG_IMAGE} are up to date (inputs $INPUTS)"; exit 0
 fi
 
 CTX=$(mktemp -d /var/tmp/tariscope-ctx.XXXXXX)
@@ -87,4 +90,8 @@ build() { # build TAG KIND [docker build args...]
 }
 build "$SIM_IMAGE" sim --target sim
 build "$SYNC_IMAGE" sync
-docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^(${SIM_IMAGE}|${SYNC_IMAGE}) " >&2 || true
+# The binaries' debug info, stripped from both images, as an image of its own (from scratch:
+# /tariscope-sync.debug, /tariscope-sim.debug) when $DEBUG_IMAGE names a tag.
+if [[ -n "${DEBUG_IMAGE:-}" ]]; then build "$DEBUG_IMAGE" debuginfo --target debuginfo; fi
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
+    | grep -E "^(${SIM_IMAGE}|${SYNC_IMAGE}${DEBUG_IMAGE:+|$DEBUG_IMAGE}) " >&2 || true

@@ -131,6 +131,36 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Writes whose outcome was unknown (looked up, never resent blindly).",
     ),
+    (
+        "tariscope_sync_job_running",
+        Kind::Gauge,
+        "1 while the job runs, 0 otherwise, by job.",
+    ),
+    (
+        "tariscope_sync_job_items_done",
+        Kind::Gauge,
+        "Items the running (or last) run of the job has done so far, by job.",
+    ),
+    (
+        "tariscope_sync_job_items_expected",
+        Kind::Gauge,
+        "Items the running (or last) run of the job expects to do, by job (grows as it learns).",
+    ),
+    (
+        "tariscope_sync_job_item_errors",
+        Kind::Gauge,
+        "Items that failed so far in the running (or last) run of the job, by job.",
+    ),
+    (
+        "tariscope_sync_job_items_per_second",
+        Kind::Gauge,
+        "Average items per second of the running (or last) run of the job, by job.",
+    ),
+    (
+        "tariscope_sync_job_eta_seconds",
+        Kind::Gauge,
+        "Estimated seconds until the running job is done at its rate so far (0: not running or unknown), by job.",
+    ),
 ];
 
 /// Sends every description to the installed recorder.

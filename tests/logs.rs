@@ -224,12 +224,11 @@ async fn under_systemd_events_go_to_the_journal_with_job_run_and_priority() {
          mount --bind '{}' /run/systemd/journal/socket && exec \"$0\" \"$@\"",
         socket_path.display()
     );
-    // run_reference truncates the file again (same inode).
-    // Read the journal while the daemon runs, as journald does: a datagram socket queues only
-    // net.unix.max_dgram_qlen messages (10 by default), and a sender blocks beyond that.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let stop = stop.clone();
+    // Drain the socket while the child runs: a unix datagram queue holds only a few entries
+    // (net.unix.max_dgram_qlen), and a full one blocks the child's send.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drain = {
+        let done = done.clone();
         std::thread::spawn(move || {
             let mut entries = Vec::new();
             let mut buf = vec![0u8; 1 << 16];
@@ -237,14 +236,14 @@ async fn under_systemd_events_go_to_the_journal_with_job_run_and_priority() {
                 match journal.recv(&mut buf) {
                     Ok(n) if n > 0 => entries.push(journal_fields(&buf[..n])),
                     Ok(_) => {}
-                    // Timed out with nothing queued: done once the daemon has exited.
-                    Err(_) if stop.load(std::sync::atomic::Ordering::SeqCst) => break,
+                    // The read timeout: stop once the child has exited and the queue is empty.
+                    Err(_) if done.load(std::sync::atomic::Ordering::SeqCst) => return entries,
                     Err(_) => {}
                 }
             }
-            entries
         })
     };
+    // run_reference truncates the file again (same inode).
     let code = run_reference(
         &config,
         &log,
@@ -252,8 +251,8 @@ async fn under_systemd_events_go_to_the_journal_with_job_run_and_priority() {
         &["unshare", "--mount", "sh", "-c", &script],
     )
     .await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let entries = reader.join().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let entries = drain.join().unwrap();
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert_eq!(code, Some(0), "{stderr}");
     let get = |e: &Vec<(String, String)>, k: &str| {
@@ -277,4 +276,136 @@ async fn under_systemd_events_go_to_the_journal_with_job_run_and_priority() {
         !stderr.contains("job finished"),
         "events go to the journal, not also to stderr: {stderr}"
     );
+}
+
+/// A long job with no terminal to watch it: one progress line per `log.progress_secs` (done,
+/// total, rate, ETA, errors, in the job's span) and the same on `/metrics` while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_job_reports_progress_in_the_log_and_on_metrics() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let sim = small_sim(23, 20, 5).await;
+    // Every summary takes 150 ms, one at a time: the job runs for seconds.
+    sim.set_method_fault(
+        "accounts.summary",
+        tariscope_sync::sim::Fault {
+            latency: std::time::Duration::from_millis(150),
+            ..tariscope_sync::sim::Fault::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = cli_support::free_port();
+    let config = dir.path().join("config.toml");
+    let write = |only_summaries: bool| {
+        let off = if only_summaries {
+            ["reference", "subscribers", "payments", "charges", "push"]
+                .map(|j| format!("[jobs.{j}]\nenabled = false\n"))
+                .concat()
+        } else {
+            String::new()
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "[api]\nbase_url = \"{}\"\nusername = \"demo\"\npassword = \"demo\"\n\
+                 rate_per_sec = 0\n[mirror]\npath = \"{}\"\n[scope]\nnodes = [1]\n\
+                 [serve]\nlisten = \"127.0.0.1:{port}\"\n[jobs.summaries]\nconcurrency = 1\n\
+                 {off}[log]\nformat = \"json\"\nprogress_secs = 1\n",
+                sim.base_url(),
+                dir.path().join("mirror.db").display()
+            ),
+        )
+        .unwrap();
+    };
+    // The subscribers first (quick), then the daemon with only the slow summaries job, which
+    // its catch-up runs at start.
+    write(false);
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--run-once", "--jobs", "subscribers"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    write(true);
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut seen = Vec::new();
+    let progress = loop {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no progress line in time:\n{}", seen.join("\n")))
+            .unwrap()
+            .unwrap_or_else(|| {
+                panic!(
+                    "the run ended without a progress line:\n{}",
+                    seen.join("\n")
+                )
+            });
+        seen.push(line.clone());
+        let Ok(e) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if text(&e, "message").starts_with("progress:") {
+            break e;
+        }
+    };
+    assert_eq!(text(&progress, "job"), "summaries", "{progress}");
+    assert!(
+        progress.get("run_id").is_some_and(Value::is_i64),
+        "{progress}"
+    );
+    let total = progress["total"].as_u64().unwrap_or(0);
+    assert!(total > 0, "{progress}");
+    assert!(
+        progress["done"].as_u64().is_some_and(|d| d <= total),
+        "{progress}"
+    );
+    assert!(progress["errors"].as_u64() == Some(0), "{progress}");
+    assert!(
+        progress.get("rate").is_some_and(Value::is_number),
+        "{progress}"
+    );
+    assert!(text(&progress, "message").contains("ETA"), "{progress}");
+
+    // The same on /metrics while the job runs.
+    let http = reqwest::Client::new();
+    let page = loop {
+        let body = match http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if body.contains("tariscope_sync_job_running{job=\"summaries\"} 1") {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no running-job gauges on /metrics:\n{body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    for gauge in [
+        "tariscope_sync_job_items_done{job=\"summaries\"}",
+        "tariscope_sync_job_items_expected{job=\"summaries\"}",
+        "tariscope_sync_job_item_errors{job=\"summaries\"}",
+        "tariscope_sync_job_items_per_second{job=\"summaries\"}",
+        "tariscope_sync_job_eta_seconds{job=\"summaries\"}",
+    ] {
+        assert!(page.contains(gauge), "{gauge} missing:\n{page}");
+    }
+    child.kill().await.unwrap();
 }

@@ -119,6 +119,9 @@ pub struct LogSettings {
     /// A `tracing` filter (`info`, `tariscope_sync=debug`, ...).
     pub level: String,
     pub format: LogFormat,
+    /// Seconds between progress lines of a running job when stderr is not a terminal
+    /// (`log.progress_secs`; 0 = none).
+    pub progress_secs: u64,
 }
 
 struct JobDefaults {
@@ -255,6 +258,7 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
     let log = LogSettings {
         level: r.string("log.level", "info"),
         format: r.choice("log.format", LogFormat::Pretty, choices::LOG_FORMATS),
+        progress_secs: r.u64_in("log.progress_secs", 30, 0, 86_400),
     };
     if tracing_subscriber::EnvFilter::try_new(&log.level).is_err() {
         r.problem(

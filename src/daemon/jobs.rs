@@ -166,6 +166,11 @@ impl Jobs {
             let started = Instant::now();
             tracing::info!("job started");
             let progress = self.progress_of(job);
+            let _watch = super::progress::watch(
+                job,
+                progress.clone(),
+                std::time::Duration::from_secs(self.config.log.progress_secs),
+            );
             let summary = match (job, job.pull()) {
                 (Job::Push, _) => self.push(stop, &progress).await,
                 (_, Some(kind)) => self.pull(job, kind, stop, &progress).await,

@@ -251,6 +251,8 @@ pub struct Progress {
     total: AtomicU64,
     /// Calls to Tariscope answered in this run (`sync::outcome` decides with it).
     answered: AtomicU64,
+    /// Items that failed in this run (for progress reports).
+    errors: AtomicU64,
 }
 
 impl Progress {
@@ -271,6 +273,15 @@ impl Progress {
         self.answered.load(Ordering::Relaxed)
     }
 
+    /// Items that failed in this run.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn add_answered(&self) {
         self.answered.fetch_add(1, Ordering::Relaxed);
     }
@@ -279,6 +290,7 @@ impl Progress {
         self.done.store(0, Ordering::Relaxed);
         self.total.store(0, Ordering::Relaxed);
         self.answered.store(0, Ordering::Relaxed);
+        self.errors.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn add_total(&self, n: u64) {

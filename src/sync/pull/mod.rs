@@ -152,6 +152,7 @@ impl<'a> Run<'a> {
     async fn item_failed(&mut self, item: String, err: &RemoteError) -> Result<(), SyncError> {
         tracing::warn!(job = %self.job, run_id = self.id, item, error = %err, "pull item failed");
         self.counts.errors += 1;
+        self.progress.add_error();
         self.tally.failure(item.clone(), err.to_string());
         self.store
             .record_item_error(self.id, item, err.to_string(), now(self.opts))

@@ -83,6 +83,9 @@ pub(super) async fn execute_rows<R: PushRemote>(
         .map(|(key, steps)| async move {
             let r = run_row(exec, &key, steps).await;
             progress.add_done(1);
+            if r.error.is_some() {
+                progress.add_error();
+            }
             (key, r)
         })
         .buffer_unordered(exec.opts.concurrency.max(1))
