@@ -9,7 +9,8 @@
 //! Both mirrors first get the subscribers, payments and charges of the window (not timed).
 //!
 //! `cargo bench --bench pull_summaries` (env `BENCH_SUBSCRIBERS` default 2000,
-//! `BENCH_DAYS` 30, `BENCH_CONCURRENCY` 32, `BENCH_LATENCY_MS` 20, `BENCH_JOB_WIDTH`).
+//! `BENCH_DAYS` 30, `BENCH_CONCURRENCY` 32, `BENCH_LATENCY_MS` 20, `BENCH_JOB_WIDTH`;
+//! `BENCH_HIDDEN_ADJUSTMENTS=1` starts the emulator with `--hidden-adjustments`).
 //!
 //! `BENCH_CONCURRENCY` is the client's in-flight cap (the shared limiter, which is what the
 //! latency limit is about); `BENCH_JOB_WIDTH` (default: the same) is how many subscribers
@@ -50,20 +51,23 @@ fn main() {
     let width = support::env_usize("BENCH_CONCURRENCY", 32);
     let latency = support::env_usize("BENCH_LATENCY_MS", 20);
     let job_width = support::env_usize("BENCH_JOB_WIDTH", width);
+    let adjustments = std::env::var("BENCH_HIDDEN_ADJUSTMENTS").is_ok_and(|v| v == "1");
     let faults = format!(r#"{{"methods": {{"accounts.summary": {{"latency_ms": {latency}}}}}}}"#);
-    let sim = support::Sim::start(
-        &[
-            "--subscribers",
-            &n.to_string(),
-            "--days",
-            "60",
-            "--end-date",
-            "2026-03-01",
-            "--log-format",
-            "json",
-        ],
-        Some(&faults),
-    );
+    let n_text = n.to_string();
+    let mut args = vec![
+        "--subscribers",
+        &n_text,
+        "--days",
+        "60",
+        "--end-date",
+        "2026-03-01",
+        "--log-format",
+        "json",
+    ];
+    if adjustments {
+        args.push("--hidden-adjustments");
+    }
+    let sim = support::Sim::start(&args, Some(&faults));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -99,7 +103,7 @@ fn main() {
         assert!(results[0].3 == results[1].3, "active-days wrote other rows than every-day");
         let limit = Duration::from_millis(latency as u64) * (n * days) as u32 / width as u32;
         let (every_requests, every_wall) = (results[0].1.fetched, results[0].2);
-        println!("summaries backfill: {n} subscribers x {days} days, client cap {width}, job width {job_width}, latency {latency} ms; mirrors equal");
+        println!("summaries backfill: {n} subscribers x {days} days, client cap {width}, job width {job_width}, latency {latency} ms{}; mirrors equal", if adjustments { ", hidden adjustments" } else { "" });
         println!("{:<12} {:>9} {:>8} {:>9} {:>10} {:>10} {:>12}", "mode", "requests", "derived", "bisected", "wall s", "req/s", "vs every-day");
         for (mode, d, wall, _) in &results {
             println!(

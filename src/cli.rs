@@ -53,6 +53,11 @@ pub struct Cli {
     #[arg(long, value_name = "DATE", requires = "from")]
     pub to: Option<NaiveDate>,
 
+    /// With --run-once: no limit on removals (jobs.<job>.max_removals) for this run, for an
+    /// operator who knows the lists really shrank.
+    #[arg(long, requires = "run_once")]
+    pub allow_mass_removal: bool,
+
     /// With --run-once: wait at most SECS for a job another process is running on the same
     /// mirror (default: wait until it is free), then exit 75.
     #[arg(
@@ -111,8 +116,23 @@ pub enum Command {
         #[arg(long, value_name = "ENCODING", default_value = "utf-8", value_parser = encoding)]
         encoding: &'static encoding_rs::Encoding,
     },
+    /// Load desired payments from a CSV or JSON file into `desired_payments` (docs/schema.md);
+    /// the next push posts each reference exactly once.
+    ImportPayments {
+        /// The file (`.json` is read as JSON, anything else as CSV).
+        file: PathBuf,
+        /// Text encoding of a file without a BOM (as for `import`).
+        #[arg(long, value_name = "ENCODING", default_value = "utf-8", value_parser = encoding)]
+        encoding: &'static encoding_rs::Encoding,
+    },
     /// Check connectivity, credentials, method rights, server version and the mirror.
     Doctor,
+    /// Apply the removals pull run RUN held back as over jobs.<job>.max_removals (those
+    /// that still hold), writing the change log as a normal pull would.
+    ConfirmRemovals {
+        /// The run id `status` and the log name.
+        run: i64,
+    },
     /// Start the emulator in-process, sync it into a SQLite file, push a few subscribers, and
     /// show the result.
     Demo {

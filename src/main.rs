@@ -88,9 +88,19 @@ async fn run(cli: Cli, out: &mut Out) -> Exit {
         Some(Command::Import { file, encoding }) => {
             cmd::import::run(&config, &file, encoding, out).await
         }
+        Some(Command::ImportPayments { file, encoding }) => {
+            cmd::import_payments::run(&config, &file, encoding, out).await
+        }
         Some(Command::Doctor) => cmd::doctor::run(&config, out).await,
+        Some(Command::ConfirmRemovals { run }) => {
+            cmd::confirm_removals::run(&config, run, out).await
+        }
         Some(Command::Demo { .. } | Command::Completions { .. }) => Exit::Ok,
         None if cli.run_once => {
+            let mut config = config;
+            if cli.allow_mass_removal {
+                config.jobs.values_mut().for_each(|j| j.max_removals = None);
+            }
             let wait = cli.lock_wait();
             cmd::run_once::run(&config, &cli.jobs, (cli.from, cli.to), wait, signals(), out).await
         }

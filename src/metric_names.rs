@@ -17,6 +17,21 @@ pub enum Kind {
 /// `(name, type, help)` of every metric.
 pub const CATALOGUE: &[(&str, Kind, &str)] = &[
     (
+        "tariscope_sync_held_removals",
+        Kind::Gauge,
+        "Removals the job's last run held back as over jobs.<job>.max_removals, by job (confirm with confirm-removals RUN).",
+    ),
+    (
+        "tariscope_sync_mirror_wal_bytes",
+        Kind::Gauge,
+        "Size of the mirror's WAL file; it grows while a reader holds an old snapshot.",
+    ),
+    (
+        "tariscope_sync_mirror_wal_checkpoint_lag_frames",
+        Kind::Gauge,
+        "WAL frames not yet copied into the mirror file at the last checkpoint (a reader holding an old snapshot keeps them).",
+    ),
+    (
         "tariscope_sync_build_info",
         Kind::Gauge,
         "Always 1; the version label is the daemon's version.",

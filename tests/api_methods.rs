@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use tariscope_sync::api::Format;
 use tariscope_sync::model::*;
-use tariscope_sync::sim::{DateStyle, Envelope, KeyCase, SimSnapshot, WireVariant};
+use tariscope_sync::sim::{DateStyle, Envelope, KeyCase, SimSnapshot, SystemFields, WireVariant};
 
 /// Id, name and normalised raw fields of a reference record.
 type Named = (i64, Option<String>, Vec<(String, String)>);
@@ -323,7 +323,22 @@ fn variants() -> Vec<(&'static str, WireVariant)> {
                 dates: DateStyle::DotNet,
                 envelope: Envelope::Wrapped,
                 partial_lists: false,
+                system_fields: SystemFields::DotNet,
                 ..WireVariant::default()
+            },
+        ),
+        (
+            "system-bare",
+            WireVariant {
+                system_fields: SystemFields::Bare,
+                ..base
+            },
+        ),
+        (
+            "system-text",
+            WireVariant {
+                system_fields: SystemFields::Text,
+                ..base
             },
         ),
     ]

@@ -19,6 +19,12 @@ use tokio_util::sync::CancellationToken;
 const SUBSCRIBERS: usize = 12;
 const DAYS: i64 = 20;
 
+/// The tests of this file run one at a time: the span test installs a thread-local log
+/// subscriber, and tracing caches a call site's interest when it is first hit, so a job
+/// running at the same moment in another test's thread could leave the span test's call
+/// sites switched off (seen as a log without a single job event).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn setup(dir: &std::path::Path) -> (SimHandle, Jobs) {
     let sim = SimHandle::start(SimConfig {
         dataset: DatasetConfig {
@@ -55,13 +61,15 @@ async fn setup(dir: &std::path::Path) -> (SimHandle, Jobs) {
 
 /// Pulls the subscribers, then starts a backfill of `job` over the DAYS days ending two days
 /// ago (so every written day is checkpointed) with `method` answering slowly, stops it once
-/// `method` was asked `asked` times, and returns the job's summary.
+/// `method` was asked `asked` times, and returns the job's summary. `latency` must leave the
+/// rest of the job far longer than a loaded machine takes to notice and send the stop.
 async fn stop_a_backfill(
     sim: &SimHandle,
     mut jobs: Jobs,
     job: Job,
     method: &str,
     asked: u64,
+    latency: Duration,
 ) -> (Arc<Jobs>, JobSummary) {
     let never = CancellationToken::new();
     let first = jobs.run_named(Job::Subscribers, &never).await;
@@ -71,7 +79,7 @@ async fn stop_a_backfill(
     sim.set_method_fault(
         method,
         Fault {
-            latency: Duration::from_millis(30),
+            latency,
             ..Fault::default()
         },
     );
@@ -117,9 +125,18 @@ async fn rows(jobs: &Jobs, table: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_pull_ends_at_a_safe_point_recorded_as_interrupted() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (sim, jobs) = setup(dir.path()).await;
-    let (jobs, _) = stop_a_backfill(&sim, jobs, Job::Summaries, "accounts.summary", 20).await;
+    let (jobs, _) = stop_a_backfill(
+        &sim,
+        jobs,
+        Job::Summaries,
+        "accounts.summary",
+        20,
+        Duration::from_millis(30),
+    )
+    .await;
     let total = SUBSCRIBERS as u64 * DAYS as u64;
     let runs = jobs.store.job_runs("summaries").await.unwrap();
     let rows = rows(&jobs, "account_summaries").await;
@@ -144,9 +161,18 @@ async fn a_stopped_pull_ends_at_a_safe_point_recorded_as_interrupted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_payments_pull_keeps_what_it_wrote_and_resumes_after_it() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (sim, jobs) = setup(dir.path()).await;
-    let (jobs, _) = stop_a_backfill(&sim, jobs, Job::Payments, "accounts.payments", 3).await;
+    let (jobs, _) = stop_a_backfill(
+        &sim,
+        jobs,
+        Job::Payments,
+        "accounts.payments",
+        3,
+        Duration::from_millis(400),
+    )
+    .await;
     let asked = sim.request_count("accounts.payments");
     assert!(asked < SUBSCRIBERS as u64, "stopped part-way: {asked}");
     let runs = jobs.store.job_runs("payments").await.unwrap();
@@ -171,6 +197,7 @@ async fn a_stopped_payments_pull_keeps_what_it_wrote_and_resumes_after_it() {
 /// One thread: while the job waits for Tariscope, the other task runs on the same thread.
 #[tokio::test(flavor = "current_thread")]
 async fn other_tasks_events_do_not_carry_the_job_span() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let logs = tempfile::tempdir().unwrap();
     let log_file = logs.path().join("log.txt");
     let subscriber = tracing_subscriber::fmt()

@@ -17,6 +17,18 @@ fn total_dns(n: usize) -> u64 {
     (0..n).map(|i| (i % 3 + 1) as u64).sum()
 }
 
+/// 20 %, deterministic: every fifth dnadd is committed, then its connection is dropped.
+fn a_fifth_of_dnadd_answers_lost() -> FaultPlan {
+    let mut plan = FaultPlan::default();
+    let lost = Fault {
+        drop_after_commit_rate: 1.0,
+        every_nth: 5,
+        ..Fault::default()
+    };
+    plan.methods.insert("subscriber.dnadd".into(), lost);
+    plan
+}
+
 fn expected_listing(records_without_dns: bool) -> DnListing {
     if records_without_dns {
         DnListing::NotShown
@@ -86,16 +98,7 @@ async fn dropped_dnadd_answers_leave_each_number_assigned_exactly_once() {
         pull(&client, &store).await;
         let (dep, pbx) = department_and_pbx(&sim);
         import(&store, &desired_csv(ROWS, dep, pbx)).await;
-        // 20 %: every fifth dnadd is committed, then its connection is dropped.
-        let mut plan = FaultPlan::default();
-        plan.methods.insert(
-            "subscriber.dnadd".into(),
-            Fault {
-                drop_after_commit_rate: 1.0,
-                every_nth: 5,
-                ..Fault::default()
-            },
-        );
+        let plan = a_fifth_of_dnadd_answers_lost();
         sim.set_faults(plan);
         let opts = options(ConflictPolicy::RemoteWins);
         push(&client, &store, &opts).await;
@@ -237,20 +240,12 @@ async fn a_push_killed_mid_way_under_dropped_answers_assigns_each_number_once() 
         let out = run_bin(&config, &["import", csv.to_str().unwrap()]).await;
         assert_eq!(out.status.code(), Some(0), "{}", cli_support::text(&out));
 
-        let mut plan = FaultPlan::default();
+        let mut plan = a_fifth_of_dnadd_answers_lost();
         let slow = Fault {
             latency: Duration::from_millis(40),
             ..Fault::default()
         };
         plan.methods.insert("subscriber.create".into(), slow);
-        plan.methods.insert(
-            "subscriber.dnadd".into(),
-            Fault {
-                drop_after_commit_rate: 1.0,
-                every_nth: 5,
-                ..Fault::default()
-            },
-        );
         sim.set_faults(plan);
         let mut child = tokio::process::Command::new(cli_support::BIN)
             .arg("--config")

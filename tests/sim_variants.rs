@@ -237,6 +237,7 @@ async fn variants_combine() {
         dates: DateStyle::DotNet,
         envelope: Envelope::Wrapped,
         partial_lists: false,
+        system_fields: tariscope_sync::sim::SystemFields::DotNet,
         ..WireVariant::default()
     };
     let (sim, api) = with(wire).await;

@@ -275,3 +275,49 @@ async fn commits_are_checkpointed_into_the_mirror_file_off_the_writer() {
         "the mirror file stayed at {size} bytes (from {before}): the commit was not checkpointed"
     );
 }
+
+/// Issue 21: while a reader holds a snapshot the WAL cannot be reused and grows; once the
+/// reader lets go, the checkpointer copies the frames back and cuts the WAL file down without
+/// any further write (before, it stayed at its largest until the next write reset it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_shrinks_back_after_a_long_reader_lets_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    let wal = dir.path().join("mirror.db-wal");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let store = Store::open(&db).unwrap();
+    let reader = Connection::open(&db).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM job_runs", [], |r| r.get(0))
+        .unwrap();
+    for i in 0..2_000 {
+        store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO checkpoints (job, key, cursor, updated_at) VALUES ('t', ?1, ?2, 'now')",
+                    rusqlite::params![i.to_string(), "x".repeat(2_000)],
+                )
+                .map_err(sql)
+            })
+            .await
+            .unwrap();
+    }
+    let grown = size(&wal);
+    assert!(grown > 8 << 20, "the WAL should have grown: {grown} bytes");
+    let wal_state = store.wal().unwrap();
+    assert_eq!(wal_state.bytes, grown);
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    let start = std::time::Instant::now();
+    while size(&wal) > 4 << 20 || store.wal().unwrap().lag_frames > 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the WAL stayed at {} bytes (lag {} frames) after the reader let go",
+            size(&wal),
+            store.wal().unwrap().lag_frames
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&store, "checkpoints").await, 2_000);
+}

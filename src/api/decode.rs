@@ -245,13 +245,39 @@ pub fn tariff_time(v: &Value) -> Result<TariffTime, WireError> {
     Ok(TariffTime { raw: r.raw() })
 }
 
-/// The answer of one `tariscope.<field>` method (or a field of `tariscope.summary`): an
-/// object with that field (or `value`), or a bare value. A date (`build`) is normalised
-/// to `yyyy-mm-dd`.
+/// The names a server plausibly gives each system value, matched in any casing with `_`
+/// ignored: the guide's first, then the names a .NET server uses (`DatabaseVersion`,
+/// `BuildDate`, `SerialNumber`, ...).
+fn system_aliases(field: &str) -> &'static [&'static str] {
+    match field {
+        "version" => &["version", "ProductVersion", "AppVersion", "ServerVersion"],
+        "database" => &["database", "DatabaseVersion", "DbVersion", "SchemaVersion"],
+        "build" => &["build", "BuildDate", "BuildVersion", "BuildNumber"],
+        "serial" => &["serial", "SerialNumber", "SerialNo", "LicenseSerial"],
+        "edition" => &["edition", "EditionName", "ProductEdition", "LicenseEdition"],
+        _ => &[],
+    }
+}
+
+/// The answer of one `tariscope.<field>` method: its value, whatever shape it comes in: a
+/// bare value (a JSON string, or a plain-text body the caller turned into one), an object
+/// with the field under one of its names ([`system_aliases`]), or an object with one scalar
+/// field of any name. A date (`build`) is normalised to `yyyy-mm-dd`.
 pub fn info_field(v: &Value, field: &str) -> Result<Option<String>, WireError> {
-    let text = match Record::new(v).scalar() {
+    let record = Record::new(v);
+    let names = &[system_aliases(field), &["value", "result"]].concat();
+    let text = match record.scalar() {
         Some(s) => wire::to_text(s).map_err(|e| WireError::new(field, e))?,
-        None => Record::new(v).text(&[field, "value", "result"])?,
+        None if record.has(names) => record.text(names)?,
+        None => match v {
+            Value::Object(map) if map.len() == 1 => match map.values().next() {
+                Some(s @ (Value::String(_) | Value::Number(_))) => {
+                    wire::to_text(s).map_err(|e| WireError::new(field, e))?
+                }
+                _ => None,
+            },
+            _ => None,
+        },
     };
     Ok(text.map(|t| normalise_date_text(&t)))
 }
@@ -270,7 +296,8 @@ fn normalise_date_text(t: &str) -> String {
 pub fn system_info(v: &Value) -> Result<SystemInfo, WireError> {
     let r = object(v, "tariscope.summary")?;
     let f = |name: &str| -> Result<Option<String>, WireError> {
-        Ok(r.text(&[name])?.map(|t: String| normalise_date_text(&t)))
+        Ok(r.text(system_aliases(name))?
+            .map(|t: String| normalise_date_text(&t)))
     };
     Ok(SystemInfo {
         version: f("version")?,

@@ -72,7 +72,13 @@ impl TariscopeClient {
         if reply.is_empty_result() {
             return Ok(None);
         }
-        let value = self.parse(&method, &reply)?;
+        let value = match self.parse(&method, &reply) {
+            Ok(value) => value,
+            Err(e) => match plain_text(&reply.body) {
+                Some(text) => serde_json::Value::String(text),
+                None => return Err(e),
+            },
+        };
         match wire::single(&value) {
             None => Ok(None),
             Some(v) => decode::info_field(v, field).map_err(|e| decode_error(&method, &reply, e)),
@@ -129,6 +135,17 @@ impl TariscopeClient {
         let value = self.parse(M, &reply)?;
         decode::sql(&value).map_err(|e| decode_error(M, &reply, e))
     }
+}
+
+/// A body that is neither JSON nor XML but one short line of text (`4.6.112`): a single-value
+/// method answering in plain text.
+fn plain_text(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let plain = !text.is_empty()
+        && text.len() <= 200
+        && !text.contains(['\n', '\r'])
+        && !text.starts_with(['{', '[', '<']);
+    plain.then(|| text.to_owned())
 }
 
 /// Errors after which `system_info` tries the other methods.

@@ -102,13 +102,17 @@ fn flags_accept_bools_digits_and_words() {
         (json!("True"), Some(true)),
         (json!("FALSE"), Some(false)),
         (json!("yes"), Some(true)),
+        (json!(-1), Some(true)),
+        (json!("-1"), Some(true)),
+        (json!(1.0), Some(true)),
+        (json!("1.0"), Some(true)),
         (json!(""), None),
         (json!(null), None),
     ];
     for (v, want) in cases {
         assert_eq!(to_bool(v).unwrap(), *want, "{v}");
     }
-    for bad in [json!(2), json!("maybe"), json!([])] {
+    for bad in [json!(2), json!("2"), json!(-2), json!("maybe"), json!([])] {
         assert!(to_bool(&bad).is_err(), "{bad}");
     }
 }

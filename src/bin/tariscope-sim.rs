@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use tariscope_sync::sim::{
     DatasetConfig, DateStyle, Envelope, FaultPlan, KeyCase, SimConfig, SimHandle, SimUser,
-    WireVariant,
+    SystemFields, WireVariant,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -21,6 +21,14 @@ enum CaseArg {
     Documented,
     Lower,
     Pascal,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SystemArg {
+    Documented,
+    Dotnet,
+    Bare,
+    Text,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -98,6 +106,10 @@ struct Cli {
     /// subscriber a month): accounts.summary shows them, accounts.charges/payments do not.
     #[arg(long)]
     hidden_adjustments: bool,
+    /// How tariscope.* answer: documented ({"database": ...}), dotnet (DatabaseVersion,
+    /// BuildDate, ... also in tariscope.summary), bare (a bare value), text (a text/plain body).
+    #[arg(long, value_enum, default_value = "documented")]
+    system_fields: SystemArg,
     /// Fault plan (JSON, as PUT /_sim/faults takes it) active from the start.
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -191,6 +203,12 @@ fn build_config(cli: &Cli) -> anyhow::Result<SimConfig> {
             partial_lists: cli.partial_lists,
             records_without_dns: cli.records_without_dns,
             accept_duplicate_dns: cli.accept_duplicate_dns,
+            system_fields: match cli.system_fields {
+                SystemArg::Documented => SystemFields::Documented,
+                SystemArg::Dotnet => SystemFields::DotNet,
+                SystemArg::Bare => SystemFields::Bare,
+                SystemArg::Text => SystemFields::Text,
+            },
         },
         token_ttl: cli.token_ttl,
         hidden_adjustments: cli.hidden_adjustments,

@@ -104,6 +104,14 @@ pub async fn run(config: &Config, out: &mut Out) -> Exit {
                 ),
                 "check the file's owner and mode and free disk space",
             );
+            if let Some(wal) = store.wal() {
+                let limit = config.mirror.wal_warn_mib << 20;
+                r.check(
+                    limit == 0 || wal.bytes <= limit,
+                    format!("WAL {:.1} MiB", wal.bytes as f64 / 1048576.0),
+                    "a reader holds a long read transaction (report, BI tool, open BEGIN): end it; the WAL shrinks by itself afterwards (docs/schema.md)",
+                );
+            }
             dn_listing(&mut r, &store).await;
         }
         Err(e) => r.check(

@@ -3,9 +3,11 @@
 //! Owns: what each command prints (this is the only library code that writes to stdout) and
 //! its exit code. Must not: hold sync logic (it calls `daemon`, `store`, `sync`).
 
+pub mod confirm_removals;
 pub mod demo;
 pub mod doctor;
 pub mod import;
+pub mod import_payments;
 pub mod out;
 pub mod plan;
 pub mod run_once;

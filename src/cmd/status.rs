@@ -98,6 +98,7 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
         .collect();
     Ok(json!({
         "mirror": config.mirror.path.display().to_string(),
+        "wal_bytes": store.wal().map(|w| w.bytes),
         "jobs": jobs,
         "outbox": outbox,
         "open_conflicts": conflicts,
@@ -147,7 +148,15 @@ pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
         );
         return Exit::Ok;
     }
-    outln!(out, "mirror: {}", s(&status["mirror"]));
+    match status["wal_bytes"].as_u64() {
+        Some(b) => outln!(
+            out,
+            "mirror: {} (WAL {:.1} MiB)",
+            s(&status["mirror"]),
+            b as f64 / 1048576.0
+        ),
+        None => outln!(out, "mirror: {}", s(&status["mirror"])),
+    }
     outln!(
         out,
         "{:<12} {:<8} {:<10} {:>8} {:>8} {:>8} {:>7} {:>6}  {:<12} next run",

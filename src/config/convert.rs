@@ -41,6 +41,11 @@ impl Config {
         }
     }
 
+    /// Today in Tariscope's time zone (`timezone`).
+    pub fn today(&self, clock: Clock) -> chrono::NaiveDate {
+        clock.now().with_timezone(&self.timezone).date_naive()
+    }
+
     /// The jobs `named` (every enabled job when empty), in run order.
     pub fn select_jobs(&self, named: &[Job]) -> Vec<Job> {
         Job::ALL

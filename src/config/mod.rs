@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 pub use choices::{LogFormat, NaturalKey};
 pub use reader::Problem;
 pub use schema::{
-    ApiSettings, Config, JobSettings, KeySet, LogSettings, MirrorSettings, PushSettings,
-    ServeSettings, parse_schedule,
+    ApiSettings, Config, JobSettings, KeySet, LogSettings, MirrorSettings, PaymentSettings,
+    PushSettings, ServeSettings, parse_schedule,
 };
 
 /// Where the daemon looks for a config file when `--config` is not given, in order.

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::choices::{self, LogFormat, NaturalKey};
 use super::reader::{Problem, Reader};
 use crate::api::{ApiProfile, Format, RetrySettings, Secret};
+use crate::store::RemovalLimit;
 use crate::sync::plan::ConflictPolicy;
 use crate::sync::{Job, Scope, SummariesMode};
 
@@ -32,6 +34,7 @@ pub struct Config {
     /// `jobs.summaries.mode`: which days the summaries job fetches.
     pub summaries_mode: SummariesMode,
     pub push: PushSettings,
+    pub payments: PaymentSettings,
     pub serve: ServeSettings,
     pub log: LogSettings,
     /// Time zone of Tariscope's calendar dates and of the cron schedules.
@@ -63,6 +66,9 @@ pub struct ApiSettings {
 #[derive(Debug, Clone)]
 pub struct MirrorSettings {
     pub path: PathBuf,
+    /// Warn when the WAL passes this many MiB because checkpoints cannot complete (a reader
+    /// holds an old snapshot); 0 never warns.
+    pub wal_warn_mib: u64,
 }
 
 /// `[jobs.<name>]`.
@@ -77,6 +83,9 @@ pub struct JobSettings {
     pub lookback_days: u32,
     /// Concurrent per-subscriber requests of this job.
     pub concurrency: usize,
+    /// Subscribers and reference: how much one run may remove from one list's scope
+    /// (`"10%"` or a count); `None` for the other jobs, or with `--allow-mass-removal`.
+    pub max_removals: Option<RemovalLimit>,
 }
 
 /// `[push]`.
@@ -87,6 +96,15 @@ pub struct PushSettings {
     pub natural_key: NaturalKey,
     /// How many times a failed write is retried on later runs before it is terminal.
     pub max_attempts: u32,
+}
+
+/// `[payments]`: posting `desired_payments` into Tariscope (issue 15).
+#[derive(Debug, Clone)]
+pub struct PaymentSettings {
+    /// Whether the push job posts desired payments.
+    pub post: bool,
+    /// Payments dated before this day are rejected (`None`: no lower bound).
+    pub earliest_day: Option<NaiveDate>,
 }
 
 /// `[serve]`: metrics and health endpoints.
@@ -172,6 +190,12 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
     }
     let mirror = MirrorSettings {
         path: PathBuf::from(r.string("mirror.path", "./tariscope-mirror.db")),
+        wal_warn_mib: r.u64_in(
+            "mirror.wal_warn_mib",
+            crate::store::DEFAULT_WARN_MIB,
+            0,
+            1 << 20,
+        ),
     };
     let scope = Scope {
         nodes: r.id_list("scope.nodes"),
@@ -215,6 +239,7 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         ),
         max_attempts: r.u64_in("push.max_attempts", 5, 1, 1000) as u32,
     };
+    let payments = read_payments(r);
     let serve = ServeSettings {
         listen: r.string_or_off("serve.listen", "127.0.0.1:9184").and_then(|s| match s.parse() {
             Ok(addr) => Some(addr),
@@ -257,11 +282,31 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         jobs,
         summaries_mode,
         push,
+        payments,
         serve,
         log,
         timezone,
         shutdown_grace,
     }
+}
+
+fn read_payments(r: &mut Reader<'_>) -> PaymentSettings {
+    let post = r.bool("payments.post", true);
+    let text = r.string("payments.earliest_day", "");
+    let earliest_day = match text.trim() {
+        "" => None,
+        t => match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                r.problem(
+                    "payments.earliest_day",
+                    format!("{t:?} is not a date yyyy-mm-dd (leave empty for no lower bound)"),
+                );
+                None
+            }
+        },
+    };
+    PaymentSettings { post, earliest_day }
 }
 
 fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
@@ -390,12 +435,25 @@ fn read_job(r: &mut Reader<'_>, job: Job) -> JobSettings {
     };
     let lookback_days = r.u64_in(&key("lookback_days"), d.lookback_days, 0, 366) as u32;
     let concurrency = r.u64_in(&key("concurrency"), 8, 1, 256) as usize;
+    let max_removals = match job {
+        Job::Subscribers => Some("10%"),
+        Job::Reference => Some("25%"),
+        _ => None,
+    }
+    .and_then(|default| {
+        let path = key("max_removals");
+        let text = r.string(&path, default);
+        RemovalLimit::parse(&text)
+            .map_err(|e| r.problem(&path, format!("{e}: how much one run may remove from one list (an empty list where the mirror holds rows is always over it)")))
+            .ok()
+    });
     JobSettings {
         enabled,
         schedule,
         cron,
         lookback_days,
         concurrency,
+        max_removals,
     }
 }
 

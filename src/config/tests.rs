@@ -71,6 +71,9 @@ fn reports_every_problem_at_once_by_key_path() {
         enabled = true
         [push]
         conflict_policy = "coin-flip"
+        [payments]
+        post = "maybe"
+        earliest_day = "01.02.2025"
         [serve]
         listen = "not an address"
     "#;
@@ -83,6 +86,8 @@ fn reports_every_problem_at_once_by_key_path() {
         "jobs.nonsense.enabled: unknown key",
         "scope: required (no default): no nodes",
         "push.conflict_policy:",
+        "payments.post:",
+        "payments.earliest_day: \"01.02.2025\" is not a date yyyy-mm-dd",
         "serve.listen:",
         "timezone:",
     ];
@@ -108,6 +113,10 @@ fn environment_overrides_the_file() {
     assert_eq!(c.api.rate_per_sec, 3.5);
     assert_eq!(c.scope.nodes, vec![4, 5]);
     assert!(!c.jobs[&Job::Payments].enabled);
+    assert!(
+        c.payments.post && c.payments.earliest_day.is_none(),
+        "defaults"
+    );
 }
 
 #[test]

@@ -106,6 +106,7 @@ impl Jobs {
         o.scope = self.config.scope.clone();
         o.lookback_days = settings.lookback_days;
         o.concurrency = settings.concurrency;
+        o.max_removals = settings.max_removals;
         o.summaries_mode = self.config.summaries_mode;
         o.clock = self.clock;
         if let Some((from, to)) = self.range {

@@ -87,6 +87,7 @@ pub enum StartError {
 /// Opens the mirror and builds the client.
 pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
     let store = Store::open(&config.mirror.path)?;
+    store.warn_wal_above(config.mirror.wal_warn_mib << 20);
     let client = TariscopeClient::new(config.client_config())?;
     Ok(Jobs {
         config: config.clone(),

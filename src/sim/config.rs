@@ -79,6 +79,22 @@ pub struct WireVariant {
     /// `subscriber.dnadd` of a number already assigned is accepted as one more assignment
     /// (a new record with its own `fromdate`) instead of refused with 409.
     pub accept_duplicate_dns: bool,
+    pub system_fields: SystemFields,
+}
+
+/// How the `tariscope.*` system methods answer (issue 12: servers differ here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SystemFields {
+    /// As the guide: `{"database": "4.6.118"}`; the summary uses the same names.
+    #[default]
+    Documented,
+    /// .NET-style names in the single methods and the summary: `{"DatabaseVersion": ...}`,
+    /// `{"BuildDate": "2024-03-15T00:00:00"}`, `ProductVersion`, `SerialNumber`, `EditionName`.
+    DotNet,
+    /// The single methods answer a bare value (`"4.6.118"` in JSON).
+    Bare,
+    /// The single methods answer a plain-text body (`text/plain`: `4.6.118`).
+    Text,
 }
 
 /// Casing of response keys.

@@ -452,6 +452,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_adjustment_moves_the_end_of_its_day_and_every_later_start() {
+        let dec = |t: &str| t.parse::<Decimal>().unwrap();
+        let charges = [(d("2025-05-02"), dec("5.50"))];
+        let adjustments = [(d("2025-05-02"), dec("-20")), (d("2025-05-04"), dec("3"))];
+        let cases = [
+            ("2025-05-01", ["50", "50", "0", "0"]),
+            ("2025-05-02", ["50", "35.5", "5.5", "0"]),
+            ("2025-05-03", ["35.5", "35.5", "0", "0"]),
+            ("2025-05-04", ["35.5", "38.5", "0", "0"]),
+            ("2025-05-05", ["38.5", "38.5", "0", "0"]),
+        ];
+        for (day, want) in cases {
+            let base = day_summary(dec("50"), charges.iter().copied(), [].into_iter(), d(day));
+            let got = adjusted(base, adjustments.iter().copied(), d(day));
+            assert_eq!([got.0, got.1, got.2, got.3], want.map(dec), "{day}");
+        }
+    }
+
     proptest::proptest! {
         /// For any charges and payments, consecutive days chain: end = start + charge -
         /// payment, and the next start is this end.

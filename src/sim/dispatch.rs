@@ -211,6 +211,9 @@ async fn serve(
         }
         Some(user)
     };
+    if let Some(text) = reference::system_text(r.name(), shared.wire.system_fields) {
+        return Ok(respond(200, "text/plain; charset=utf-8", text));
+    }
     let body = run(shared, peer, r, user, &params, format)?;
     Ok(respond(200, format.content_type(), body))
 }
@@ -266,6 +269,10 @@ fn run(
         "services.list" => out(reference::services(&shared.read())),
         "claims" => out(reference::claims(user.ok_or_else(ApiError::token_missing)?)),
         "sql" => out(sql::run(&shared.sql, &shared.read(), p)?),
-        system => out(reference::system(&shared.read(), system)),
+        system => out(reference::system(
+            &shared.read(),
+            system,
+            wire.system_fields,
+        )),
     })
 }

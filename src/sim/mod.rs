@@ -36,7 +36,8 @@ mod state;
 mod value;
 
 pub use config::{
-    DatasetConfig, DateStyle, Envelope, Fault, FaultPlan, KeyCase, SimConfig, SimUser, WireVariant,
+    DatasetConfig, DateStyle, Envelope, Fault, FaultPlan, KeyCase, SimConfig, SimUser,
+    SystemFields, WireVariant,
 };
 pub use data::{
     SimAdjustment, SimCharge, SimDepartment, SimDn, SimNode, SimPayment, SimPbx, SimService,

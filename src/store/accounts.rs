@@ -2,8 +2,9 @@
 //!
 //! Owns: upserting what `accounts.payments` / `accounts.charges` / `accounts.summary` return
 //! (and the summaries the job derived, marked by `origin`), writing nothing for unchanged
-//! rows, committing the job's checkpoint in the same transaction, and the key of a charge row
-//! (see `charge_keys`). Must not: delete account
+//! rows, committing the job's checkpoint in the same transaction (alone, or grouped with
+//! other items' through `WriteGroup`), and the key of a charge row (see `charge_keys`).
+//! Must not: delete account
 //! rows (a record missing from a later answer is kept) or read the clock.
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use rusqlite::types::Value;
 use sha2::{Digest, Sha256};
 
+use super::group::{Row, WriteGroup};
 use super::runs::{Checkpoint, put_checkpoint};
 use super::upsert::{Table, UpsertCounts, upsert};
 use super::values::{self, date, dec, int, text};
@@ -106,8 +108,62 @@ pub fn charge_keys(subscriber: SubscriberId, charges: &[Charge]) -> Vec<String> 
         .collect()
 }
 
-/// One row to upsert: its key values and its data values, in the table's column order.
-type Row = (Vec<Value>, Vec<Value>);
+fn payment_rows(subscriber: SubscriberId, payments: Vec<Payment>) -> Vec<Row> {
+    payments
+        .into_iter()
+        .map(|p| {
+            let key = vec![Value::Integer(subscriber), Value::Integer(p.payment_id)];
+            let data = vec![
+                date(p.payment_day),
+                dec(p.amount),
+                int(p.payment_type.map(PaymentType::code)),
+                text(&p.bank),
+            ];
+            (key, data)
+        })
+        .collect()
+}
+
+fn charge_rows(subscriber: SubscriberId, charges: &[Charge]) -> Vec<Row> {
+    let keys = charge_keys(subscriber, charges);
+    charges
+        .iter()
+        .zip(keys)
+        .map(|(c, k)| {
+            let key = vec![Value::Integer(subscriber), Value::Text(k)];
+            let data = vec![
+                int(c.id),
+                date(c.recdate),
+                date(c.fromdate),
+                date(c.todate),
+                text(&c.servicename),
+                dec(c.charge),
+                dec(c.numberofservices),
+            ];
+            (key, data)
+        })
+        .collect()
+}
+
+fn summary_rows(summaries: Vec<(AccountSummary, SummaryOrigin)>) -> Vec<Row> {
+    summaries
+        .into_iter()
+        .map(|(s, origin)| {
+            let key = vec![
+                Value::Integer(s.subscriber_id),
+                Value::Text(s.date.to_string()),
+            ];
+            let data = vec![
+                dec(s.start_debt),
+                dec(s.end_debt),
+                dec(s.charge),
+                dec(s.payment),
+                Value::Text(origin.as_str().to_owned()),
+            ];
+            (key, data)
+        })
+        .collect()
+}
 
 impl Store {
     /// Upserts `rows` into `table` and writes the checkpoint, in one transaction.
@@ -140,19 +196,7 @@ impl Store {
         checkpoint: Option<Checkpoint>,
         now: String,
     ) -> Result<UpsertCounts, StoreError> {
-        let rows = payments
-            .into_iter()
-            .map(|p| {
-                let key = vec![Value::Integer(subscriber), Value::Integer(p.payment_id)];
-                let data = vec![
-                    date(p.payment_day),
-                    dec(p.amount),
-                    int(p.payment_type.map(PaymentType::code)),
-                    text(&p.bank),
-                ];
-                (key, data)
-            })
-            .collect();
+        let rows = payment_rows(subscriber, payments);
         self.upsert_rows(&PAYMENTS, rows, checkpoint, now).await
     }
 
@@ -164,24 +208,7 @@ impl Store {
         checkpoint: Option<Checkpoint>,
         now: String,
     ) -> Result<UpsertCounts, StoreError> {
-        let keys = charge_keys(subscriber, &charges);
-        let rows = charges
-            .iter()
-            .zip(keys)
-            .map(|(c, k)| {
-                let key = vec![Value::Integer(subscriber), Value::Text(k)];
-                let data = vec![
-                    int(c.id),
-                    date(c.recdate),
-                    date(c.fromdate),
-                    date(c.todate),
-                    text(&c.servicename),
-                    dec(c.charge),
-                    dec(c.numberofservices),
-                ];
-                (key, data)
-            })
-            .collect();
+        let rows = charge_rows(subscriber, &charges);
         self.upsert_rows(&CHARGES, rows, checkpoint, now).await
     }
 
@@ -193,24 +220,46 @@ impl Store {
         checkpoint: Option<Checkpoint>,
         now: String,
     ) -> Result<UpsertCounts, StoreError> {
-        let rows = summaries
-            .into_iter()
-            .map(|(s, origin)| {
-                let key = vec![
-                    Value::Integer(s.subscriber_id),
-                    Value::Text(s.date.to_string()),
-                ];
-                let data = vec![
-                    dec(s.start_debt),
-                    dec(s.end_debt),
-                    dec(s.charge),
-                    dec(s.payment),
-                    Value::Text(origin.as_str().to_owned()),
-                ];
-                (key, data)
-            })
-            .collect();
-        self.upsert_rows(&SUMMARIES, rows, checkpoint, now).await
+        self.upsert_rows(&SUMMARIES, summary_rows(summaries), checkpoint, now)
+            .await
+    }
+}
+
+/// The same upserts, grouped with other items' into larger transactions (`WriteGroup`).
+impl WriteGroup {
+    /// `Store::upsert_payments`, committed with the group.
+    pub async fn payments(
+        &self,
+        subscriber: SubscriberId,
+        payments: Vec<Payment>,
+        checkpoint: Option<Checkpoint>,
+        now: String,
+    ) -> Result<(), StoreError> {
+        let rows = payment_rows(subscriber, payments);
+        self.add(&PAYMENTS, rows, checkpoint, now).await
+    }
+
+    /// `Store::upsert_charges`, committed with the group.
+    pub async fn charges(
+        &self,
+        subscriber: SubscriberId,
+        charges: Vec<Charge>,
+        checkpoint: Option<Checkpoint>,
+        now: String,
+    ) -> Result<(), StoreError> {
+        let rows = charge_rows(subscriber, &charges);
+        self.add(&CHARGES, rows, checkpoint, now).await
+    }
+
+    /// `Store::upsert_summaries`, committed with the group.
+    pub async fn summaries(
+        &self,
+        summaries: Vec<(AccountSummary, SummaryOrigin)>,
+        checkpoint: Option<Checkpoint>,
+        now: String,
+    ) -> Result<(), StoreError> {
+        self.add(&SUMMARIES, summary_rows(summaries), checkpoint, now)
+            .await
     }
 }
 

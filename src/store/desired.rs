@@ -1,9 +1,9 @@
-//! The integrators' side of the mirror: desired subscribers and numbers, the merge base,
-//! rejected import rows, and the mirror as the push planner reads it.
+//! The integrators' side of the mirror: desired subscribers and numbers, and the mirror as
+//! the push planner reads it.
 //!
-//! Owns: reading and writing `desired_subscribers`, `desired_dns`, `merge_base` and
-//! `rejected`, and the bulk read of `subscribers`/`dns` into planner inputs. Desired rows are
-//! read exactly as written ([`Cell`]s): whoever wrote them, they are checked by
+//! Owns: reading and writing `desired_subscribers` and `desired_dns` (an import's rejected
+//! rows go to `rejected.rs`; the merge base is `merge_base.rs`), and the bulk read of
+//! `subscribers`/`dns` into planner inputs. Desired rows are read exactly as written ([`Cell`]s): whoever wrote them, they are checked by
 //! `sync::validate` before anything is planned.
 //! Must not: decide what to push (that is `sync::plan`) or whether a desired value is valid
 //! (that is `sync::validate`), or talk to Tariscope.
@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 
+use super::rejected::insert_rejection;
 use super::{Store, StoreError};
-use crate::model::{Cell, RawDesired, RawDn, Rejection};
+use crate::model::{Cell, RawDesired, RawDn};
 use crate::sync::fields::{Field, Fields, Kind, canonical};
 use crate::sync::import::ImportBatch;
 use crate::sync::plan::{DesiredDn, DesiredSubscriber, DnKey, RemoteSubscriber};
@@ -28,17 +29,7 @@ pub struct ImportCounts {
     pub rejected: u64,
 }
 
-/// A rejected row as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredRejection {
-    /// The imported file, or the table a row written with SQL was read from.
-    pub source: String,
-    pub rejection: Rejection,
-    /// When it was first rejected (as it stands).
-    pub at: String,
-}
-
-fn cell(v: Value) -> Cell {
+pub(super) fn cell(v: Value) -> Cell {
     match v {
         Value::Null => Cell::Null,
         Value::Integer(i) => Cell::Int(i),
@@ -100,35 +91,6 @@ fn read_raw(conn: &Connection) -> Result<Vec<RawDesired>, StoreError> {
         row.dns = dns.remove(&key).unwrap_or_default();
     }
     Ok(rows)
-}
-
-const REJECTION_COLUMNS: &str = "source, row, key, field, value, expected, reason, fingerprint, at";
-
-fn insert_rejection(
-    conn: &Connection,
-    source: &str,
-    r: &Rejection,
-    fingerprint: Option<&str>,
-    now: &str,
-) -> Result<(), StoreError> {
-    conn.execute(
-        &format!(
-            "INSERT INTO rejected ({REJECTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-        ),
-        params![
-            source,
-            r.row as i64,
-            r.key,
-            r.field,
-            r.value,
-            r.expected,
-            r.reason,
-            fingerprint,
-            now
-        ],
-    )
-    .map(drop)
-    .map_err(StoreError::sql("recording a rejected row"))
 }
 
 /// A column value in the planner's canonical text form (NULL → `None`).
@@ -389,98 +351,6 @@ impl Store {
     /// Desired subscribers with their numbers exactly as written (see [`RawDesired`]).
     pub async fn desired_rows(&self) -> Result<Vec<RawDesired>, StoreError> {
         self.read(read_raw).await
-    }
-
-    /// Replaces the rejections of rows written with SQL (sources `tables`) with `rows`
-    /// (source, fingerprint, rejection). A rejection already recorded for the same row as
-    /// written keeps its first `at`. Returns the rejections that are new.
-    pub async fn replace_table_rejections(
-        &self,
-        tables: Vec<&'static str>,
-        rows: Vec<(&'static str, String, Rejection)>,
-        now: String,
-    ) -> Result<Vec<Rejection>, StoreError> {
-        self.write(move |conn| {
-            type Identity = (
-                String,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                String,
-            );
-            let identity = |source: &str, fp: &str, r: &Rejection| -> Identity {
-                (
-                    source.to_string(),
-                    r.key.clone(),
-                    r.field.clone(),
-                    Some(fp.to_string()),
-                    r.reason.clone(),
-                )
-            };
-            let mut stmt = conn
-                .prepare("SELECT id, source, key, field, fingerprint, reason FROM rejected")
-                .map_err(StoreError::sql("preparing the rejected read"))?;
-            let existing = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
-                    ))
-                })
-                .and_then(|it| it.collect::<Result<Vec<(i64, Identity)>, _>>())
-                .map_err(StoreError::sql("reading rejected rows"))?;
-            let wanted: std::collections::BTreeSet<Identity> =
-                rows.iter().map(|(s, fp, r)| identity(s, fp, r)).collect();
-            let mut kept = std::collections::BTreeSet::new();
-            for (id, ident) in existing
-                .into_iter()
-                .filter(|(_, i)| tables.contains(&i.0.as_str()))
-            {
-                if wanted.contains(&ident) {
-                    kept.insert(ident);
-                } else {
-                    conn.execute("DELETE FROM rejected WHERE id = ?1", [id])
-                        .map_err(StoreError::sql("clearing a settled rejection"))?;
-                }
-            }
-            let mut new = Vec::new();
-            for (source, fp, r) in rows {
-                if kept.insert(identity(source, &fp, &r)) {
-                    insert_rejection(conn, source, &r, Some(&fp), &now)?;
-                    new.push(r);
-                }
-            }
-            Ok(new)
-        })
-        .await
-    }
-
-    /// Every rejected row: imports by file, then rows written with SQL, oldest first.
-    pub async fn rejected_rows(&self) -> Result<Vec<StoredRejection>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {REJECTION_COLUMNS} FROM rejected ORDER BY id"
-                ))
-                .map_err(StoreError::sql("preparing the rejected read"))?;
-            stmt.query_map([], |r| {
-                Ok(StoredRejection {
-                    source: r.get(0)?,
-                    rejection: Rejection {
-                        row: r.get::<_, i64>(1)? as usize,
-                        key: r.get(2)?,
-                        field: r.get(3)?,
-                        value: r.get(4)?,
-                        expected: r.get(5)?,
-                        reason: r.get(6)?,
-                    },
-                    at: r.get(8)?,
-                })
-            })
-            .and_then(|it| it.collect())
-            .map_err(StoreError::sql("reading rejected rows"))
-        })
-        .await
     }
 
     /// Ids of mirrored subscribers first seen before `at` (RFC 3339, same format as the

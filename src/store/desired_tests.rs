@@ -1,6 +1,7 @@
 //! Desired-state storage tests on in-memory SQLite.
 
 use super::*;
+use crate::model::Rejection;
 use crate::sync::import::{Format, parse};
 
 const CSV: &str = "key,fullname,departmentid,subscribertype,ispublic,privilegediscount,dns\n\

@@ -73,6 +73,17 @@ pub enum StoreError {
     /// A write command panicked; it was rolled back and the writer keeps running.
     #[error("a mirror write failed on an internal error ({0}); please report this bug")]
     Bug(String),
+    /// An earlier grouped write of the same job run failed (its error was reported where it
+    /// happened); nothing more of the run is written, so no checkpoint covers lost data.
+    #[error(
+        "an earlier write of this run failed, so this one was not attempted; see the first error"
+    )]
+    EarlierWriteFailed,
+    /// `confirm-removals` named a run the mirror does not know.
+    #[error(
+        "no run {0} in the mirror; `tariscope-sync status` shows the runs that held removals back"
+    )]
+    NoSuchRun(i64),
     /// A blocking read task failed to run.
     #[error("a mirror read task failed: {0}")]
     ReadTask(String),

@@ -7,7 +7,8 @@ use rusqlite::Connection;
 
 use super::StoreError;
 
-/// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. The push issue appends `0002_*.sql`.
+/// Migration `n` (1-based) is `MIGRATIONS[n - 1]`; its file is `migrations/000n_*.sql`.
+/// A new migration is appended at the end.
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_mirror", include_str!("migrations/0001_mirror.sql")),
     ("0002_push", include_str!("migrations/0002_push.sql")),
@@ -20,8 +21,16 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0004_push_numbers.sql"),
     ),
     (
-        "0006_summary_days",
-        include_str!("migrations/0006_summary_days.sql"),
+        "0005_summary_days",
+        include_str!("migrations/0005_summary_days.sql"),
+    ),
+    (
+        "0006_held_removals",
+        include_str!("migrations/0006_held_removals.sql"),
+    ),
+    (
+        "0007_payments",
+        include_str!("migrations/0007_payments.sql"),
     ),
 ];
 

@@ -1,10 +1,12 @@
 //! The SQLite mirror: the product's public interface for every other system.
 //!
 //! Owns: the database file (created 0600, folder created if missing), the embedded
-//! migrations, the one writer connection on its own thread, WAL checkpoints on another
-//! (`checkpoint`), read connections, and one file
-//! per table family (`subscribers`, `accounts` with `summary_days`, `reference`, `runs`, and the push side's
-//! `desired`, `merge_base`, `outbox`, `server_traits`), with `bulk` (multi-row inserts), `upsert` and `values` shared by
+//! migrations, the one writer connection on its own thread, WAL checkpoints and the WAL's
+//! size on another (`checkpoint`), grouped writes of the per-item jobs (`group`), read
+//! connections, and one file per table family (`subscribers` with `subscriber_columns`,
+//! `accounts` with `summary_days`, `reference`, `runs`, `removals`, and the push side's
+//! `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`, and `payments`: desired
+//! payments and their confirmation), with `bulk` (multi-row inserts), `upsert` and `values` shared by
 //! them. Must not: speak HTTP, read the
 //! clock (callers pass timestamps), or decide sync policy (that is `crate::sync`).
 //!
@@ -17,12 +19,17 @@ mod bulk;
 mod checkpoint;
 mod desired;
 mod error;
+mod group;
 mod merge_base;
 mod migrate;
 mod outbox;
+mod payments;
 mod reference;
+mod rejected;
+mod removals;
 mod runs;
 mod server_traits;
+mod subscriber_columns;
 mod subscribers;
 mod summary_days;
 mod upsert;
@@ -36,15 +43,20 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::{SummaryOrigin, charge_keys};
-pub use desired::{ImportCounts, StoredRejection};
+pub use checkpoint::DEFAULT_WARN_MIB;
+pub use desired::ImportCounts;
 pub use error::StoreError;
+pub use group::WriteGroup;
 pub use merge_base::MergeBase;
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{OutboxEntry, OutboxState, StoredConflict};
+pub use payments::Payers;
 pub use reference::ReferenceCounts;
+pub use rejected::StoredRejection;
+pub use removals::{Confirmed, HeldBack, ListScope, RemovalLimit};
 pub use runs::{Checkpoint, Counts, JobRun, Mode, Outcome, RunStart};
 pub use server_traits::Observed;
-pub use subscribers::{ApplyCounts, content_hash};
+pub use subscribers::{ApplyCounts, Removals, content_hash};
 pub use summary_days::{LedgerRun, SummaryDays};
 pub use upsert::UpsertCounts;
 
@@ -60,6 +72,18 @@ pub struct Store {
     writer: Writer,
     /// Read connections of a file store; `None` for an in-memory store.
     readers: Option<Arc<Readers>>,
+    /// The WAL of a file store, as the checkpointer sees it.
+    wal: Option<Arc<checkpoint::Wal>>,
+}
+
+/// The WAL of a file mirror: what `status`, `doctor` and `/metrics` show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalState {
+    /// Size of the `-wal` file now.
+    pub bytes: u64,
+    /// Frames not yet copied into the database file at the last checkpoint (a reader holding
+    /// an old snapshot keeps them there).
+    pub lag_frames: u64,
 }
 
 /// A small pool of read-only connections to the mirror file.
@@ -109,13 +133,14 @@ impl Store {
         })?;
         configure(&conn, true)?;
         migrate::migrate(&mut conn)?;
-        let checkpoints = checkpoint::start(&conn, &path)?;
+        let (checkpoints, wal) = checkpoint::start(&conn, &path)?;
         Ok(Store {
             writer: Writer::spawn(conn, Some(checkpoints))?,
             readers: Some(Arc::new(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
             })),
+            wal: Some(wal),
         })
     }
 
@@ -130,6 +155,7 @@ impl Store {
         Ok(Store {
             writer: Writer::spawn(conn, None)?,
             readers: None,
+            wal: None,
         })
     }
 
@@ -162,6 +188,22 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::ReadTask(e.to_string()))?
+    }
+
+    /// The WAL's size and checkpoint lag; `None` for an in-memory store.
+    pub fn wal(&self) -> Option<WalState> {
+        self.wal.as_ref().map(|w| WalState {
+            bytes: w.bytes(),
+            lag_frames: w.lag_frames(),
+        })
+    }
+
+    /// Warn (once, and again each time it doubles) when the WAL passes `bytes` because
+    /// checkpoints cannot complete (`mirror.wal_warn_mib`); 0 never warns.
+    pub fn warn_wal_above(&self, bytes: u64) {
+        if let Some(w) = &self.wal {
+            w.warn_above(bytes);
+        }
     }
 
     /// Rows inserted, updated or deleted through the writer connection since it opened

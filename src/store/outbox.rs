@@ -212,6 +212,15 @@ impl Store {
         .await
     }
 
+    /// Every entry of one operation (any state), oldest first.
+    pub async fn outbox_of_op(&self, op: &'static str) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox_select(
+            format!("SELECT {COLUMNS} FROM outbox WHERE op = ?1 ORDER BY id"),
+            vec![op.to_string()],
+        )
+        .await
+    }
+
     /// When an entry was first recorded (RFC 3339).
     pub async fn outbox_created_at(&self, id: i64) -> Result<Option<String>, StoreError> {
         self.read(move |conn| {

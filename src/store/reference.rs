@@ -9,17 +9,23 @@ use std::collections::HashSet;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 
+use super::removals::{self, HeldBack, RemovalLimit};
 use super::upsert::{Table, UpsertCounts, upsert};
 use super::values::{date, dec, flag, int, text};
 use super::{Store, StoreError};
 use crate::model::{Code, Service, SystemInfo, Tariff, TariffPlan};
 
 /// What a reference replacement did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReferenceCounts {
     pub upserts: UpsertCounts,
     pub removed: u64,
+    /// Deletions held back because they were over the limit (see `removals`).
+    pub held: Option<HeldBack>,
 }
+
+/// The run replacing a table and its removal limit; `None`: delete whatever is gone.
+pub type Guard = Option<(i64, RemovalLimit)>;
 
 const PLANS: Table = Table {
     name: "tariff_plans",
@@ -80,13 +86,17 @@ fn raw_json(raw: &[(String, String)]) -> Value {
     Value::Text(serde_json::Value::Object(map).to_string())
 }
 
-/// Upserts `rows` (id, data) and deletes the ids of the table not among them.
+/// Upserts `rows` (id, data) and deletes the ids of the table not among them, unless
+/// `guard`'s limit holds the deletions back (an empty answer always does when the table has
+/// rows): then they are recorded in `held_removals` for `confirm-removals`.
 fn replace(
     conn: &Connection,
     t: &Table,
     rows: Vec<(i64, Vec<Value>)>,
+    guard: Guard,
     now: &str,
 ) -> Result<ReferenceCounts, StoreError> {
+    let listed = rows.len() as u64;
     let sql = t.sql();
     let mut counts = ReferenceCounts::default();
     let mut keep = HashSet::new();
@@ -107,7 +117,31 @@ fn replace(
         .prepare(&format!("SELECT id FROM {}", t.name))
         .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
         .map_err(StoreError::sql("listing reference rows"))?;
-    for id in existing.into_iter().filter(|id| !keep.contains(id)) {
+    let of = existing.len() as u64;
+    let gone: Vec<i64> = existing
+        .into_iter()
+        .filter(|id| !keep.contains(id))
+        .collect();
+    let n = gone.len() as u64;
+    if let Some((run_id, limit)) = guard
+        && n > 0
+        && ((listed == 0 && of > 0) || limit.exceeded(n, of))
+    {
+        removals::record(
+            conn,
+            run_id,
+            "reference",
+            gone.iter()
+                .map(|id| (format!("{}:{id}", t.name), t.name.to_owned())),
+        )?;
+        counts.held = Some(HeldBack {
+            scope: t.name.to_owned(),
+            held: n,
+            of,
+        });
+        return Ok(counts);
+    }
+    for id in gone {
         conn.execute(
             &format!("DELETE FROM {} WHERE id = ?1", t.name),
             params![id],
@@ -148,18 +182,42 @@ fn tariff_row(t: &Tariff) -> (i64, Vec<Value>) {
     )
 }
 
+/// Deletes a held reference row (`<table>:<id>`) if it is still there.
+pub(super) fn delete_held(conn: &Connection, subject: &str) -> Result<bool, StoreError> {
+    let Some((table, id)) = subject.split_once(':') else {
+        return Ok(false);
+    };
+    let Some(t) = [&PLANS, &TARIFFS, &SERVICES]
+        .into_iter()
+        .find(|t| t.name == table)
+    else {
+        return Ok(false);
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return Ok(false);
+    };
+    let n = conn
+        .execute(
+            &format!("DELETE FROM {} WHERE id = ?1", t.name),
+            params![id],
+        )
+        .map_err(StoreError::sql("deleting a reference row"))?;
+    Ok(n > 0)
+}
+
 impl Store {
     /// Replaces the tariff plans.
     pub async fn replace_tariff_plans(
         &self,
         plans: Vec<TariffPlan>,
+        guard: Guard,
         now: String,
     ) -> Result<ReferenceCounts, StoreError> {
         let rows = plans
             .iter()
             .map(|p| (p.id, vec![text(&p.name), raw_json(&p.raw)]))
             .collect();
-        self.write(move |conn| replace(conn, &PLANS, rows, &now))
+        self.write(move |conn| replace(conn, &PLANS, rows, guard, &now))
             .await
     }
 
@@ -167,10 +225,11 @@ impl Store {
     pub async fn replace_tariffs(
         &self,
         tariffs: Vec<Tariff>,
+        guard: Guard,
         now: String,
     ) -> Result<ReferenceCounts, StoreError> {
         let rows = tariffs.iter().map(tariff_row).collect();
-        self.write(move |conn| replace(conn, &TARIFFS, rows, &now))
+        self.write(move |conn| replace(conn, &TARIFFS, rows, guard, &now))
             .await
     }
 
@@ -178,13 +237,14 @@ impl Store {
     pub async fn replace_services(
         &self,
         services: Vec<Service>,
+        guard: Guard,
         now: String,
     ) -> Result<ReferenceCounts, StoreError> {
         let rows = services
             .iter()
             .map(|s| (s.id, vec![text(&s.name), raw_json(&s.raw)]))
             .collect();
-        self.write(move |conn| replace(conn, &SERVICES, rows, &now))
+        self.write(move |conn| replace(conn, &SERVICES, rows, guard, &now))
             .await
     }
 
@@ -204,7 +264,7 @@ impl Store {
                 text(&info.edition),
             ],
         );
-        self.write(move |conn| replace(conn, &SYSTEM, vec![row], &now))
+        self.write(move |conn| replace(conn, &SYSTEM, vec![row], None, &now))
             .await
     }
 }

@@ -6,7 +6,7 @@
 //! pull writes nothing).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use rusqlite::types::Value;
@@ -14,132 +14,11 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use sha2::{Digest, Sha256};
 
 use super::bulk::Bulk;
-use super::values::{self, Col, Reader};
+use super::removals::{self, HeldBack, ListScope, RemovalLimit};
+use super::subscriber_columns::{FIELDS, field_cols, from_values};
+use super::values::{self, Col};
 use super::{Store, StoreError};
-use crate::model::{Code, DnAssignment, Subscriber, SubscriberId, SubscriberType};
-
-/// The subscriber columns besides `id`, named as `subscriber.get` names them (lower case).
-/// The change log uses these names too.
-pub(crate) const FIELDS: [&str; 32] = [
-    "fullname",
-    "street",
-    "house",
-    "flat",
-    "email",
-    "description",
-    "authcode",
-    "ispublic",
-    "abonenttype",
-    "code",
-    "zipcode",
-    "personalcode",
-    "contractid",
-    "information",
-    "privilegeinfo",
-    "area",
-    "contractdate",
-    "building",
-    "floornumber",
-    "accountid",
-    "gender",
-    "birthday",
-    "bankaccount",
-    "bankmfo",
-    "taxcode",
-    "deliverytype",
-    "privilegediscount",
-    "departmentid",
-    "nodeid",
-    "rateplanid",
-    "connectiondate",
-    "bankname",
-];
-
-/// The column values of `s`, in `FIELDS` order, borrowing its text.
-fn field_cols(s: &Subscriber) -> Vec<Col<'_>> {
-    vec![
-        Col::text(&s.fullname),
-        Col::text(&s.street),
-        Col::text(&s.house),
-        Col::text(&s.flat),
-        Col::text(&s.email),
-        Col::text(&s.description),
-        Col::text(&s.authcode),
-        Col::flag(s.ispublic),
-        Col::int(s.subscriber_type.map(SubscriberType::code)),
-        Col::text(&s.edrpou),
-        Col::text(&s.zipcode),
-        Col::text(&s.personalcode),
-        Col::text(&s.contract_number),
-        Col::text(&s.information),
-        Col::text(&s.privilegeinfo),
-        Col::text(&s.area),
-        Col::date(s.contractdate),
-        Col::text(&s.building),
-        Col::text(&s.floornumber),
-        Col::text(&s.account_number),
-        Col::int(s.gender.map(|c| c.0)),
-        Col::date(s.birthday),
-        Col::text(&s.bankaccount),
-        Col::text(&s.bank_code),
-        Col::text(&s.taxcode),
-        Col::int(s.deliverytype.map(|c| c.0)),
-        Col::dec(s.privilegediscount),
-        Col::int(s.department_id),
-        Col::int(s.node_id),
-        Col::int(s.rateplan_id),
-        Col::date(s.connectiondate),
-        Col::text(&s.bankname),
-    ]
-}
-
-fn from_values(
-    id: SubscriberId,
-    v: &[Value],
-    dns: Vec<DnAssignment>,
-) -> Result<Subscriber, StoreError> {
-    let r = Reader {
-        table: "subscribers",
-        values: v,
-        names: &FIELDS,
-    };
-    Ok(Subscriber {
-        id,
-        fullname: r.text(0)?,
-        street: r.text(1)?,
-        house: r.text(2)?,
-        flat: r.text(3)?,
-        email: r.text(4)?,
-        description: r.text(5)?,
-        authcode: r.text(6)?,
-        ispublic: r.flag(7)?,
-        subscriber_type: r.int(8)?.map(SubscriberType::from_code),
-        edrpou: r.text(9)?,
-        zipcode: r.text(10)?,
-        personalcode: r.text(11)?,
-        contract_number: r.text(12)?,
-        information: r.text(13)?,
-        privilegeinfo: r.text(14)?,
-        area: r.text(15)?,
-        contractdate: r.date(16)?,
-        building: r.text(17)?,
-        floornumber: r.text(18)?,
-        account_number: r.text(19)?,
-        gender: r.int(20)?.map(Code),
-        birthday: r.date(21)?,
-        bankaccount: r.text(22)?,
-        bank_code: r.text(23)?,
-        taxcode: r.text(24)?,
-        deliverytype: r.int(25)?.map(Code),
-        privilegediscount: r.dec(26)?,
-        department_id: r.int(27)?,
-        node_id: r.int(28)?,
-        rateplan_id: r.int(29)?,
-        connectiondate: r.date(30)?,
-        bankname: r.text(31)?,
-        dns: Some(dns),
-    })
-}
+use crate::model::{DnAssignment, Subscriber, SubscriberId};
 
 /// A DN as stored, in a canonical order for hashing and comparing; borrows the record's
 /// text when built from one, owns it when read from the mirror.
@@ -432,26 +311,78 @@ fn apply(
     Ok(counts)
 }
 
-/// Tombstones (`removed_at = now`) every live subscriber not in `seen`; returns how many.
+/// Tombstones (`removed_at = now`) every live subscriber not in `seen`, except those
+/// `guard` holds back (recorded in `held_removals`); returns what it removed and held.
 fn tombstone(
     conn: &Connection,
     run_id: i64,
     seen: &HashSet<SubscriberId>,
+    guard: Option<&(RemovalLimit, Vec<ListScope>)>,
     now: &str,
-) -> Result<u64, StoreError> {
-    let live: Vec<SubscriberId> = conn
-        .prepare_cached("SELECT id FROM subscribers WHERE removed_at IS NULL")
-        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+) -> Result<Removals, StoreError> {
+    let live: Vec<(SubscriberId, HashMap<&'static str, Option<i64>>)> = conn
+        .prepare_cached("SELECT id, nodeid, departmentid FROM subscribers WHERE removed_at IS NULL")
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                let cols = HashMap::from([("nodeid", r.get(1)?), ("departmentid", r.get(2)?)]);
+                Ok((r.get(0)?, cols))
+            })?
+            .collect()
+        })
         .map_err(StoreError::sql("listing live subscribers"))?;
-    let mut removed = 0;
-    for id in live.into_iter().filter(|id| !seen.contains(id)) {
-        conn.prepare_cached("UPDATE subscribers SET removed_at = ?2 WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![id, now]))
-            .map_err(StoreError::sql("tombstoning a subscriber"))?;
-        log_change(conn, run_id, id, "removed", None, now)?;
-        removed += 1;
+    let going: HashSet<SubscriberId> = live
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !seen.contains(id))
+        .collect();
+    let (held, report) = match guard {
+        Some((limit, scopes)) => removals::decide(*limit, scopes, &live, &going),
+        None => Default::default(),
+    };
+    let mut out = Removals::default();
+    let mut going: Vec<SubscriberId> = going
+        .into_iter()
+        .filter(|id| !held.contains_key(id))
+        .collect();
+    going.sort_unstable();
+    for id in going {
+        out.removed += u64::from(tombstone_one(conn, run_id, id, now)?);
     }
-    Ok(removed)
+    removals::record(
+        conn,
+        run_id,
+        "subscribers",
+        held.into_iter().map(|(id, scope)| (id.to_string(), scope)),
+    )?;
+    out.held = report;
+    Ok(out)
+}
+
+/// Tombstones one subscriber if it is live, logging `removed` for `run_id`.
+pub(super) fn tombstone_one(
+    conn: &Connection,
+    run_id: i64,
+    id: SubscriberId,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE subscribers SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
+        )
+        .and_then(|mut st| st.execute(params![id, now]))
+        .map_err(StoreError::sql("tombstoning a subscriber"))?;
+    if n > 0 {
+        log_change(conn, run_id, id, "removed", None, now)?;
+    }
+    Ok(n > 0)
+}
+
+/// What `tombstone_unseen` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removals {
+    pub removed: u64,
+    /// Scopes whose removals were over the limit and held back.
+    pub held: Vec<HeldBack>,
 }
 
 impl Store {
@@ -478,14 +409,16 @@ impl Store {
     }
 
     /// Tombstones live subscribers that the run did not see. Call only when every list of
-    /// the scope was read completely.
+    /// the scope was read completely. With `guard` (the limit and the lists read), removals
+    /// over the limit in a list's scope are held back instead (see `removals`).
     pub async fn tombstone_unseen(
         &self,
         run_id: i64,
         seen: HashSet<SubscriberId>,
+        guard: Option<(RemovalLimit, Vec<ListScope>)>,
         now: String,
-    ) -> Result<u64, StoreError> {
-        self.write(move |conn| tombstone(conn, run_id, &seen, &now))
+    ) -> Result<Removals, StoreError> {
+        self.write(move |conn| tombstone(conn, run_id, &seen, guard.as_ref(), &now))
             .await
     }
 
@@ -534,6 +467,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Code, SubscriberType};
 
     fn sample() -> Subscriber {
         Subscriber {

@@ -139,7 +139,7 @@ fn desired_records(table: records::Table) -> Result<Vec<(usize, Record)>, Import
 }
 
 /// A file value as the validator reads values: JSON numbers stay numbers, CSV cells are text.
-fn cell(key: &str, name: &str, v: &Value) -> Result<Cell, Vec<Rejection>> {
+pub(crate) fn cell(key: &str, name: &str, v: &Value) -> Result<Cell, Vec<Rejection>> {
     Ok(match v {
         Value::Null => Cell::Null,
         Value::String(s) => Cell::Text(s.clone()),

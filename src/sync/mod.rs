@@ -13,6 +13,7 @@ pub mod fields;
 pub mod import;
 pub mod options;
 pub mod outcome;
+pub mod payments;
 pub mod plan;
 pub mod pull;
 pub mod push;

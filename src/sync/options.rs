@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 
 pub use crate::clock::Clock;
 use crate::model::SubscriberId;
+use crate::store::RemovalLimit;
 
 /// Every job the daemon runs: the pull jobs and `push`. The names are those of
 /// `[jobs.<name>]` in the configuration, `--jobs`, `job_runs.job` and the logs.
@@ -194,6 +195,9 @@ pub struct PullOptions {
     pub summaries_mode: SummariesMode,
     /// Source of timestamps written to the mirror.
     pub clock: Clock,
+    /// Subscribers and reference: how much one run may remove from one list's scope
+    /// (`jobs.<job>.max_removals`); `None` (`--allow-mass-removal`): no limit.
+    pub max_removals: Option<RemovalLimit>,
     /// Cancelled at shutdown: the job finishes the items in flight (each is written with its
     /// checkpoint), starts no more, and records the run as interrupted.
     pub stop: tokio_util::sync::CancellationToken,
@@ -201,7 +205,7 @@ pub struct PullOptions {
 
 impl PullOptions {
     /// Defaults for `today`: lookback 3 days, first window 30 days, concurrency 8, summaries
-    /// in `active-days` mode.
+    /// in `active-days` mode, at most 10 % removed per list.
     pub fn new(today: NaiveDate) -> PullOptions {
         PullOptions {
             scope: Scope::default(),
@@ -215,6 +219,7 @@ impl PullOptions {
             batch_size: 5_000,
             summaries_mode: SummariesMode::default(),
             clock: Clock::system(),
+            max_removals: Some(RemovalLimit::Share(10.0)),
             stop: tokio_util::sync::CancellationToken::new(),
         }
     }

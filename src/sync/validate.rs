@@ -287,7 +287,7 @@ fn rule(field: Field) -> Rule {
 }
 
 /// A whole number from a cell, when the cell holds exactly one.
-fn whole(cell: &Cell) -> Option<i64> {
+pub(crate) fn whole(cell: &Cell) -> Option<i64> {
     match cell {
         Cell::Int(i) => Some(*i),
         Cell::Text(t) => t.trim().parse().ok(),
@@ -361,7 +361,7 @@ fn value(rule: Rule, cell: &Cell) -> Result<Option<String>, String> {
 }
 
 /// How a value is shown in a message: text quoted, other classes named.
-fn shown(cell: &Cell) -> String {
+pub(crate) fn shown(cell: &Cell) -> String {
     match cell {
         Cell::Text(t) => format!("{t:?}"),
         Cell::Null => "NULL".into(),
@@ -370,7 +370,7 @@ fn shown(cell: &Cell) -> String {
     }
 }
 
-fn rejection(key: &str, field: &str, cell: &Cell, expected: &str) -> Rejection {
+pub(crate) fn rejection(key: &str, field: &str, cell: &Cell, expected: &str) -> Rejection {
     Rejection {
         row: 0,
         key: Some(key.to_string()),

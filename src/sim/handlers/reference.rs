@@ -4,7 +4,7 @@
 //! Owns: their parameter rules and response shapes. Must not: render, check auth or
 //! apply faults.
 
-use crate::sim::config::SimUser;
+use crate::sim::config::{SimUser, SystemFields};
 use crate::sim::dataset::Dataset;
 use crate::sim::error::ApiError;
 use crate::sim::params::Params;
@@ -122,38 +122,75 @@ pub fn services(ds: &Dataset) -> Val<'_> {
     )
 }
 
-/// One of the six `tariscope.*` methods.
-pub fn system<'a>(ds: &'a Dataset, method: &str) -> Val<'a> {
-    let one = |k: &'static str, v: &'static str| Val::Obj(vec![(k, Val::str(v))]);
-    match method {
-        "tariscope.version" => one("version", VERSION),
-        "tariscope.database" => one("database", DATABASE),
-        "tariscope.build" => Val::Obj(vec![(
-            "build",
-            chrono::NaiveDate::parse_from_str(BUILD, "%Y-%m-%d").map_or(Val::str(BUILD), Val::Date),
-        )]),
-        "tariscope.serial" => one("serial", SERIAL),
-        "tariscope.edition" => one("edition", EDITION),
-        _ => Val::Obj(vec![
-            ("version", Val::str(VERSION)),
-            ("database", Val::str(DATABASE)),
-            (
-                "build",
-                chrono::NaiveDate::parse_from_str(BUILD, "%Y-%m-%d")
-                    .map_or(Val::str(BUILD), Val::Date),
-            ),
-            ("serial", Val::str(SERIAL)),
-            ("edition", Val::str(EDITION)),
-            (
-                "subscribers",
-                Val::Int(i64::try_from(ds.subscribers.len()).unwrap_or(i64::MAX)),
-            ),
-            (
-                "nodes",
-                Val::Int(i64::try_from(ds.nodes.len()).unwrap_or(i64::MAX)),
-            ),
-        ]),
+/// The five single values, by the name the guide gives them.
+const SYSTEM: [(&str, &str); 5] = [
+    ("version", VERSION),
+    ("database", DATABASE),
+    ("build", BUILD),
+    ("serial", SERIAL),
+    ("edition", EDITION),
+];
+
+/// The name of a system value on the wire in this variant.
+fn system_name(field: &'static str, style: SystemFields) -> &'static str {
+    match (style, field) {
+        (SystemFields::DotNet, "version") => "ProductVersion",
+        (SystemFields::DotNet, "database") => "DatabaseVersion",
+        (SystemFields::DotNet, "build") => "BuildDate",
+        (SystemFields::DotNet, "serial") => "SerialNumber",
+        (SystemFields::DotNet, "edition") => "EditionName",
+        _ => field,
     }
+}
+
+/// A system value: the build date as a date (a .NET date-time in the .NET variant).
+fn system_value(field: &str, value: &'static str, style: SystemFields) -> Val<'static> {
+    match (field, chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")) {
+        ("build", Ok(_)) if style == SystemFields::DotNet => {
+            Val::owned(format!("{value}T00:00:00"))
+        }
+        ("build", Ok(d)) => Val::Date(d),
+        _ => Val::str(value),
+    }
+}
+
+/// The value a single `tariscope.<field>` method answers, if `method` is one.
+fn single(method: &str) -> Option<(&'static str, &'static str)> {
+    let field = method.strip_prefix("tariscope.")?;
+    SYSTEM.iter().copied().find(|(f, _)| *f == field)
+}
+
+/// The plain-text body of a single system method in the `text` variant (`None`: not one, or
+/// another variant).
+pub fn system_text(method: &str, style: SystemFields) -> Option<String> {
+    if style != SystemFields::Text {
+        return None;
+    }
+    single(method).map(|(_, value)| value.to_owned())
+}
+
+/// One of the six `tariscope.*` methods.
+pub fn system<'a>(ds: &'a Dataset, method: &str, style: SystemFields) -> Val<'a> {
+    if let Some((field, value)) = single(method) {
+        let v = system_value(field, value, style);
+        return match style {
+            SystemFields::Bare | SystemFields::Text => v,
+            _ => Val::Obj(vec![(system_name(field, style), v)]),
+        };
+    }
+    let mut fields: Vec<(&'static str, Val<'a>)> = SYSTEM
+        .iter()
+        .map(|(f, value)| (system_name(f, style), system_value(f, value, style)))
+        .collect();
+    fields.push((
+        "subscribers",
+        Val::Int(i64::try_from(ds.subscribers.len()).unwrap_or(i64::MAX)),
+    ));
+    fields.push((
+        "nodes",
+        Val::Int(i64::try_from(ds.nodes.len()).unwrap_or(i64::MAX)),
+    ));
+    Val::Obj(fields)
 }
 
 /// `claims`: the methods the caller may use (`api.auth` is open to everyone, not listed).

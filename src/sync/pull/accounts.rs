@@ -11,6 +11,10 @@
 //!   resumed run fetches again at most the day that was in flight; in `active-days` mode a
 //!   subscriber's fetched and derived rows are written at once, see `summary_days`).
 //!
+//! Writes go through one `WriteGroup` per run, which commits what many items produced
+//! together (thousands of rows or a quarter second at a time: few commits keep the WAL small
+//! while an integrator holds a long read transaction).
+//!
 //! A successful run deletes its checkpoints. Must not: skip a failed item's checkpoint
 //! gap (a failed day stops its subscriber's cursor; later days are stored but fetched
 //! again on resume).
@@ -23,7 +27,9 @@ use futures::StreamExt;
 use super::summary_days::{Ctx, DayPlan, active_item};
 use super::{JobReport, Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::model::SubscriberId;
-use crate::store::{Checkpoint, Mode, Store, StoreError, SummaryDays, SummaryOrigin, UpsertCounts};
+use crate::store::{
+    Checkpoint, Mode, Store, StoreError, SummaryDays, SummaryOrigin, UpsertCounts, WriteGroup,
+};
 use crate::sync::options::{JobKind, Progress, PullOptions};
 use crate::sync::remote::{Remote, RemoteError, RemoteResult};
 
@@ -93,7 +99,10 @@ async fn subscribers(
 
 /// What one subscriber's item produced.
 enum Fetched {
-    Stored { fetched: u64, counts: UpsertCounts },
+    /// Rows fetched and handed to the run's write group.
+    Stored {
+        fetched: u64,
+    },
     Failed(RemoteError),
 }
 
@@ -109,7 +118,9 @@ pub(super) async fn run_ledger<R: Remote>(
     let subs = subscribers(job, store, opts).await?;
     let mut run = Run::start(store, opts, progress, job, mode, Some((from, to))).await?;
     let prefix = format!("{}:{from}..{to}/", mode_tag(mode));
-    let verdict = ledger_body(&mut run, remote, subs, &prefix, progress).await;
+    let group = store.write_group();
+    let verdict = ledger_body(&mut run, remote, subs, &prefix, progress, &group).await;
+    let verdict = written(&mut run, verdict, &group).await;
     run.conclude(verdict, Some(finished_checkpoints(mode, prefix)))
         .await
 }
@@ -120,6 +131,7 @@ async fn ledger_body<R: Remote>(
     subs: Vec<SubscriberId>,
     prefix: &str,
     progress: &Progress,
+    group: &WriteGroup,
 ) -> Verdict {
     let (job, store, opts) = (run.job, run.store, run.opts);
     let (from, to) = run.window.unwrap_or((opts.today, opts.today));
@@ -152,7 +164,7 @@ async fn ledger_body<R: Remote>(
                     ledger_item(
                         remote.account_charges(sub, from, to),
                         |c| c.subscriber_id = sub,
-                        |rows| store.upsert_charges(sub, rows, cp, now(opts)),
+                        |rows| group.charges(sub, rows, cp, now(opts)),
                     )
                     .await
                 }
@@ -160,7 +172,7 @@ async fn ledger_body<R: Remote>(
                     ledger_item(
                         remote.account_payments(sub, from, to),
                         |p| p.subscriber_id = sub,
-                        |rows| store.upsert_payments(sub, rows, cp, now(opts)),
+                        |rows| group.payments(sub, rows, cp, now(opts)),
                     )
                     .await
                 }
@@ -174,10 +186,7 @@ async fn ledger_body<R: Remote>(
     while let Some((sub, item)) = items.next().await {
         finished += 1;
         match item.map_err(run.store_err())? {
-            Fetched::Stored { fetched, counts } => {
-                run.counts.fetched += fetched;
-                add(run, counts);
-            }
+            Fetched::Stored { fetched } => run.counts.fetched += fetched,
             Fetched::Failed(e) if is_fatal(&e) => {
                 return Ok(Some(format!("subscriber {sub}: {e}")));
             }
@@ -202,7 +211,7 @@ async fn ledger_item<T, W>(
     write: impl FnOnce(Vec<T>) -> W,
 ) -> Result<Fetched, StoreError>
 where
-    W: Future<Output = Result<UpsertCounts, StoreError>>,
+    W: Future<Output = Result<(), StoreError>>,
 {
     let mut rows = match fetch.await {
         Ok(rows) => rows,
@@ -210,9 +219,21 @@ where
     };
     rows.iter_mut().for_each(own);
     let fetched = rows.len() as u64;
-    write(rows)
-        .await
-        .map(|counts| Fetched::Stored { fetched, counts })
+    write(rows).await.map(|()| Fetched::Stored { fetched })
+}
+
+/// Writes what the run's group still holds (also after an early stop: what was fetched is
+/// kept, with its checkpoints) and adds the counts of everything written to the run.
+async fn written(run: &mut Run<'_>, verdict: Verdict, group: &WriteGroup) -> Verdict {
+    match group.finish().await {
+        Ok(counts) => {
+            add(run, counts);
+            verdict
+        }
+        // The first error is the one to report.
+        Err(_) if verdict.is_err() => verdict,
+        Err(e) => Err(run.store_err()(e)),
+    }
 }
 
 /// The checkpoints a successful run deletes: a backfill its own, an incremental run every
@@ -230,15 +251,9 @@ fn add(run: &mut Run<'_>, c: UpsertCounts) {
     run.counts.unchanged += c.unchanged;
 }
 
-/// A summary write in flight.
-type PendingWrite<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<UpsertCounts, StoreError>> + Send + 'a>,
->;
-
-/// One subscriber's days in a summaries run.
+/// One subscriber's days in a summaries run (its rows go to the run's write group).
 #[derive(Default)]
 pub(super) struct SubscriberDays {
-    pub(super) counts: UpsertCounts,
     pub(super) days: SummaryDays,
     pub(super) failed: Vec<(NaiveDate, RemoteError)>,
     /// An auth failure stopped this subscriber (and the run).
@@ -259,7 +274,9 @@ pub(super) async fn run_summaries<R: Remote>(
     let subs = subscribers(job, store, opts).await?;
     let mut run = Run::start(store, opts, progress, job, mode, Some((from, to))).await?;
     let prefix = format!("{}:{from}/", mode_tag(mode));
-    let verdict = summaries_body(&mut run, remote, subs, &prefix, progress).await;
+    let group = store.write_group();
+    let verdict = summaries_body(&mut run, remote, subs, &prefix, progress, &group).await;
+    let verdict = written(&mut run, verdict, &group).await;
     run.conclude(verdict, Some(finished_checkpoints(mode, prefix)))
         .await
 }
@@ -274,6 +291,7 @@ async fn summaries_body<R: Remote>(
     subs: Vec<SubscriberId>,
     prefix: &str,
     progress: &Progress,
+    group: &WriteGroup,
 ) -> Verdict {
     let (job, store, opts) = (run.job, run.store, run.opts);
     let (from, to) = run.window.unwrap_or((opts.today, opts.today));
@@ -310,7 +328,7 @@ async fn summaries_body<R: Remote>(
     let (left, mut finished) = (todo.len(), 0);
     let ctx = &Ctx {
         remote,
-        store,
+        group,
         opts,
         prefix,
         to,
@@ -318,6 +336,7 @@ async fn summaries_body<R: Remote>(
     };
     let plan = &plan;
     let mut items = futures::stream::iter(todo)
+        // At shutdown no new subscriber starts; the ones in flight stop between days.
         .take_while(|_| std::future::ready(!opts.stop.is_cancelled()))
         .map(|(sub, start)| async move {
             let out = match plan.active(sub, start) {
@@ -334,7 +353,6 @@ async fn summaries_body<R: Remote>(
         if let Some(d) = run.days.as_mut() {
             d.add(out.days);
         }
-        add(run, out.counts);
         for (day, e) in out.failed {
             run.item_failed(format!("subscriber {sub} day {day}"), &e)
                 .await?;
@@ -350,7 +368,9 @@ async fn summaries_body<R: Remote>(
     })
 }
 
-/// One subscriber fetched every day from `start`.
+/// One subscriber fetched every day from `start`, each day handed to the run's write group
+/// with the checkpoint it completes (the group keeps one subscriber's days in order, so its
+/// checkpoint only moves forward).
 async fn every_day<R: Remote>(
     ctx: &Ctx<'_, R>,
     sub: SubscriberId,
@@ -359,37 +379,20 @@ async fn every_day<R: Remote>(
     let mut out = SubscriberDays::default();
     out.days.every_day = 1;
     let mut gap = false;
-    // The previous day's write runs while the next day is fetched (the writer commits one
-    // subscriber's writes in order, so its checkpoint only moves forward).
-    let mut pending: Option<PendingWrite<'_>> = None;
     for day in days(start, ctx.to) {
-        // At shutdown: stop between days (each day is written with its checkpoint).
+        // At shutdown: stop between days (each day is queued with its checkpoint).
         if ctx.opts.stop.is_cancelled() {
             out.stopped = true;
             break;
         }
-        let previous = async {
-            match pending.take() {
-                Some(w) => w.await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let (written, fetched) = futures::join!(previous, ctx.remote.account_summary(sub, day));
-        if let Some(c) = written? {
-            out.counts.add(c);
-        }
-        match fetched {
+        match ctx.remote.account_summary(sub, day).await {
             Ok(mut s) => {
                 s.subscriber_id = sub;
                 s.date = day;
                 out.days.fetched += 1;
                 let cp = if gap { None } else { ctx.checkpoint(sub, day) };
                 let rows = vec![(s, SummaryOrigin::Fetched)];
-                pending = Some(Box::pin(ctx.store.upsert_summaries(
-                    rows,
-                    cp,
-                    now(ctx.opts),
-                )));
+                ctx.group.summaries(rows, cp, now(ctx.opts)).await?;
             }
             Err(e) if is_fatal(&e) => {
                 out.fatal = Some((day, e));
@@ -401,9 +404,6 @@ async fn every_day<R: Remote>(
             }
         }
         ctx.progress.add_done(1);
-    }
-    if let Some(w) = pending.take() {
-        out.counts.add(w.await?);
     }
     Ok(out)
 }

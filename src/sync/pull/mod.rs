@@ -17,7 +17,7 @@ use chrono::{NaiveDate, SecondsFormat};
 use super::options::{JobKind, Progress, PullOptions};
 use super::outcome::{Answered, Tally};
 use super::remote::{Remote, RemoteError, RemoteErrorKind};
-use crate::store::{Counts, Mode, Outcome, RunStart, Store, StoreError, SummaryDays};
+use crate::store::{Counts, HeldBack, Mode, Outcome, RunStart, Store, StoreError, SummaryDays};
 
 /// Why a job could not run or could not record its run.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +102,8 @@ struct Run<'a> {
     window: Option<(NaiveDate, NaiveDate)>,
     counts: Counts,
     tally: Tally,
+    /// Removals held back as over `max_removals` (the run is `partial`).
+    held: Vec<HeldBack>,
     /// `summaries`: recorded with the run's end.
     days: Option<SummaryDays>,
 }
@@ -136,6 +138,7 @@ impl<'a> Run<'a> {
             window,
             counts: Counts::default(),
             tally: Tally::default(),
+            held: Vec::new(),
             days: None,
         })
     }
@@ -156,6 +159,22 @@ impl<'a> Run<'a> {
             .map_err(self.store_err())
     }
 
+    /// Notes removals held back as over the limit: logged now, the run ends `partial`.
+    fn held_back(&mut self, held: HeldBack) {
+        tracing::warn!(job = %self.job, run_id = self.id, held = held.held, of = held.of, scope = %held.scope, "{}", self.held_message(&held));
+        self.held.push(held);
+    }
+
+    /// "held back N removals of M (X %) in node K: confirm with ... or raise ...".
+    fn held_message(&self, held: &HeldBack) -> String {
+        format!(
+            "{}: confirm with `tariscope-sync confirm-removals {}` or raise jobs.{}.max_removals",
+            held.describe(),
+            self.id,
+            self.job
+        )
+    }
+
     /// Records the end of the run. `clear` is the checkpoint key prefix to delete when the
     /// run is `ok`.
     async fn conclude(
@@ -166,7 +185,19 @@ impl<'a> Run<'a> {
         let (outcome, error, failure) = match verdict {
             Ok(None) => {
                 let (outcome, error) = self.tally.outcome(self.progress.answered());
-                (outcome, error, None)
+                match self.held.first() {
+                    Some(first) if outcome != Outcome::Failed => {
+                        let mut why = self.held_message(first);
+                        if self.held.len() > 1 {
+                            why.push_str(&format!(" (and {} more scopes)", self.held.len() - 1));
+                        }
+                        if let Some(e) = error {
+                            why = format!("{why}; {e}");
+                        }
+                        (Outcome::Partial, Some(why), None)
+                    }
+                    _ => (outcome, error, None),
+                }
             }
             Ok(Some(why)) => (Outcome::Failed, Some(why), None),
             Err(e) => (Outcome::Failed, Some(e.to_string()), Some(e)),
@@ -186,6 +217,9 @@ impl<'a> Run<'a> {
             )
             .await
             .map_err(self.store_err());
+        let held: u64 = self.held.iter().map(|h| h.held).sum();
+        metrics::gauge!("tariscope_sync_held_removals", "job" => self.job.as_str())
+            .set(held as f64);
         let recorded = match (recorded, self.days) {
             (Ok(()), Some(days)) => self
                 .store

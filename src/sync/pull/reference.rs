@@ -2,7 +2,9 @@
 //!
 //! Owns: fetching the four reference sets and replacing each in the mirror when it changed.
 //! A set that cannot be fetched leaves its table as it was (the run is `partial`). Must not:
-//! clear a table because a fetch failed.
+//! clear a table because a fetch failed, or delete more than `max_removals` allows (an empty
+//! answer for a table that has rows never deletes: the run is `partial`, see
+//! `store::removals`).
 
 use super::{JobReport, Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::store::{Mode, ReferenceCounts, Store};
@@ -44,6 +46,9 @@ async fn settle(
             run.counts.updated += c.upserts.updated;
             run.counts.unchanged += c.upserts.unchanged;
             run.counts.removed += c.removed;
+            if let Some(held) = c.held {
+                run.held_back(held);
+            }
             Ok(None)
         }
         Err(e) if is_fatal(&e) => Ok(Some(format!("{what}: {e}"))),
@@ -59,12 +64,13 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
     let store = run.store;
     let stamp = now(run.opts);
     let err = run.store_err();
+    let guard = run.opts.max_removals.map(|limit| (run.id, limit));
 
     let (n, applied) = match remote.tariff_plans().await {
         Ok(v) => (
             v.len() as u64,
             Ok(store
-                .replace_tariff_plans(v, stamp.clone())
+                .replace_tariff_plans(v, guard, stamp.clone())
                 .await
                 .map_err(run.store_err())?),
         ),
@@ -80,7 +86,7 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
         Ok(v) => (
             v.len() as u64,
             Ok(store
-                .replace_tariffs(v, stamp.clone())
+                .replace_tariffs(v, guard, stamp.clone())
                 .await
                 .map_err(run.store_err())?),
         ),
@@ -96,7 +102,7 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
         Ok(v) => (
             v.len() as u64,
             Ok(store
-                .replace_services(v, stamp.clone())
+                .replace_services(v, guard, stamp.clone())
                 .await
                 .map_err(run.store_err())?),
         ),

@@ -7,7 +7,9 @@
 //! whole as records; its raw answer is), recording each undecodable record as a failed item,
 //! recording whether the records show their numbers (`server_traits`), and tombstoning the ones no
 //! list holds any more. Must not: tombstone anything when a list or one of its records could
-//! not be read (a subscriber missing from an unread list has not disappeared).
+//! not be read (a subscriber missing from an unread list has not disappeared), or more than
+//! `max_removals` of a list's scope (an empty list where the mirror holds rows never
+//! tombstones: the removals are held back, the run is `partial`; see `store::removals`).
 
 use std::collections::HashSet;
 
@@ -15,7 +17,7 @@ use futures::StreamExt;
 
 use super::{Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::model::{DnListing, Subscriber};
-use crate::store::{ApplyCounts, Mode, Store, StoreError};
+use crate::store::{ApplyCounts, ListScope, Mode, Store, StoreError};
 use crate::sync::options::{JobKind, Progress, PullOptions};
 use crate::sync::remote::{Remote, RemoteError, RemoteResult};
 
@@ -31,6 +33,20 @@ impl Source {
         match self {
             Source::Node(n) => format!("subscriber.list.node {n}"),
             Source::Department(d) => format!("subscriber.list.department {d}"),
+        }
+    }
+
+    /// The list's scope for the removal guard; `listed`: records it answered.
+    fn scope(self, listed: u64) -> ListScope {
+        let (word, column, id) = match self {
+            Source::Node(n) => ("node", "nodeid", n),
+            Source::Department(d) => ("department", "departmentid", d),
+        };
+        ListScope {
+            label: format!("{word} {id}"),
+            column,
+            id,
+            listed,
         }
     }
 
@@ -83,6 +99,7 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
     );
     let mut seen = HashSet::new();
     let mut complete = true;
+    let mut scopes = Vec::new();
     let mut listing = None;
     for source in sources {
         // At shutdown: stop between lists and batches; nothing is tombstoned.
@@ -102,6 +119,7 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
                 continue;
             }
         };
+        let before = run.counts.fetched;
         let bad = if remote.lists_are_partial() {
             let mut list = Vec::new();
             let mut bad = Vec::new();
@@ -132,6 +150,7 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
             )
             .await?
         };
+        scopes.push(source.scope(run.counts.fetched - before));
         // A record that could not be read may be a live subscriber: nothing is tombstoned.
         for e in bad {
             complete = false;
@@ -150,12 +169,16 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
         return Ok(Some(why));
     }
     if complete {
-        let removed = run
+        let guard = opts.max_removals.map(|limit| (limit, scopes));
+        let removals = run
             .store
-            .tombstone_unseen(run.id, seen, now(opts))
+            .tombstone_unseen(run.id, seen, guard, now(opts))
             .await
             .map_err(run.store_err())?;
-        run.counts.removed += removed;
+        run.counts.removed += removals.removed;
+        for held in removals.held {
+            run.held_back(held);
+        }
     } else {
         tracing::warn!(
             run_id = run.id,

@@ -17,14 +17,15 @@ use super::accounts::SubscriberDays;
 use super::stretches::Stretches;
 use super::{is_fatal, now};
 use crate::model::{AccountSummary, SubscriberId};
-use crate::store::{Checkpoint, LedgerRun, Mode, Store, StoreError};
+use crate::store::{Checkpoint, LedgerRun, Mode, Store, StoreError, WriteGroup};
 use crate::sync::options::{JobKind, Progress, PullOptions, SummariesMode};
 use crate::sync::remote::Remote;
 
 /// What one summaries item needs besides its subscriber.
 pub(super) struct Ctx<'a, R> {
     pub remote: &'a R,
-    pub store: &'a Store,
+    /// The run's write group: every row goes through it, with its checkpoint.
+    pub group: &'a WriteGroup,
     pub opts: &'a PullOptions,
     pub prefix: &'a str,
     pub to: NaiveDate,
@@ -146,7 +147,8 @@ pub(super) fn covers(
 }
 
 /// One subscriber in `active-days` mode: fetch the first days, then what the stretches ask
-/// for, then write every fetched and derived row and the checkpoint in one transaction. A
+/// for, then hand every fetched and derived row and the checkpoint to the run's write group
+/// as one entry (so they commit in one transaction). A
 /// failed day is an item error and leaves the days it cannot vouch for unwritten (the
 /// checkpoint stops before them); an auth failure writes nothing.
 pub(super) async fn active_item<R: Remote>(
@@ -185,7 +187,7 @@ pub(super) async fn active_item<R: Remote>(
         .filter(|c| *c >= start)
         .and_then(|c| ctx.checkpoint(sub, c));
     if !rows.is_empty() || cp.is_some() {
-        out.counts = ctx.store.upsert_summaries(rows, cp, now(ctx.opts)).await?;
+        ctx.group.summaries(rows, cp, now(ctx.opts)).await?;
     }
     ctx.progress.add_done(span);
     Ok(out)

@@ -1,31 +1,31 @@
 //! The three writes, each wrapped in the outbox so it happens exactly once.
 //!
-//! Owns: recording the intent before sending, the state moves of the outbox entry, the
-//! look-up that settles an unknown outcome before anything is resent, the attempt limit,
-//! and reading back what was written to check every pushed field took.
-//! Must not: plan (that is `sync::plan`) or decide the order of steps (that is `push::mod`).
+//! Owns: recording the intent before sending, the state moves of the outbox entry (named
+//! [`Change`]s), the look-up that settles an unknown outcome before anything is resent, the
+//! attempt limit, `subscriber.create` and `subscriber.update` with its read-back.
+//! Must not: plan (that is `sync::plan`) or decide the order of steps (that is `push::rows`).
+//!
+//! | file | owns |
+//! |---|---|
+//! | `numbers.rs` | `subscriber.dnadd` through the outbox |
+//! | `stale.rs` | closing open entries the plan no longer needs |
+//! | `verify.rs` | comparing a read-back with what was pushed |
 
 use chrono::SecondsFormat;
 use serde_json::json;
 
-use super::lookup::{Found, find_created, has_dn};
+mod numbers;
+mod stale;
+mod verify;
+
+use super::lookup::{Found, find_created};
 use super::remote::{PushRemote, WriteError, WriteErrorKind};
 use super::{PushOptions, StepError};
-use crate::model::{NewDn, Subscriber};
-use std::collections::BTreeSet;
+use crate::model::Subscriber;
+use crate::store::{OutboxEntry, OutboxState, Store};
+use crate::sync::fields::{Fields, new_subscriber, patch};
 
-use crate::store::{OutboxEntry, OutboxState, Store, StoreError};
-use crate::sync::fields::{Field, Fields, fields_of, new_subscriber, patch};
-use crate::sync::plan::DesiredDn;
-use crate::sync::plan::Op;
-
-/// A field that did not take the pushed value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ignored {
-    pub field: Field,
-    pub pushed: String,
-    pub found: String,
-}
+pub use verify::{Ignored, Updated, ignored_message, verify};
 
 /// Shared state of one push run.
 pub(super) struct Exec<'a, R> {
@@ -53,22 +53,8 @@ impl Created {
     }
 }
 
-/// What `subscriber.update` changed, by its read-back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Updated {
-    pub took: Fields,
-    pub ignored: Vec<Ignored>,
-}
-
-impl Updated {
-    /// The write is done (its entry too): every field took.
-    pub fn is_done(&self) -> bool {
-        self.ignored.is_empty()
-    }
-}
-
 /// A state change of an outbox entry.
-enum Change {
+pub(super) enum Change {
     /// About to send: one more attempt.
     Sending,
     Done {
@@ -95,7 +81,7 @@ fn fields_json(fields: &Fields) -> String {
 }
 
 impl<'a, R: PushRemote> Exec<'a, R> {
-    fn now(&self) -> String {
+    pub(super) fn now(&self) -> String {
         self.opts
             .clock
             .now()
@@ -103,7 +89,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
     }
 
     /// Writes one state change of entry `e`.
-    async fn change(&self, e: &OutboxEntry, to: Change) -> Result<(), StepError> {
+    pub(super) async fn change(&self, e: &OutboxEntry, to: Change) -> Result<(), StepError> {
         let (state, attempt, id, error, result) = match to {
             Change::Sending => (OutboxState::Sent, true, None, None, None),
             Change::Done { id, result } => (OutboxState::Done, false, id, None, Some(result)),
@@ -128,7 +114,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
     }
 
     /// The open entry for this step, or a new pending one.
-    async fn entry(
+    pub(super) async fn entry(
         &self,
         key: &str,
         op: &'static str,
@@ -176,7 +162,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
 
     /// Leaves the entry ambiguous after a failed look-up and fails the step; the next run
     /// looks again before sending anything.
-    async fn unsettled<T>(
+    pub(super) async fn unsettled<T>(
         &self,
         e: &OutboxEntry,
         note: String,
@@ -188,7 +174,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
     }
 
     /// Gives up when the entry has used its attempts.
-    async fn spend_attempt(&self, e: &mut OutboxEntry) -> Result<(), StepError> {
+    pub(super) async fn spend_attempt(&self, e: &mut OutboxEntry) -> Result<(), StepError> {
         if e.attempts >= self.opts.max_attempts {
             let why = format!(
                 "gave up after {} attempts (last error: {}); fix the cause, then set the outbox row's state to 'failed' and attempts to 0 to retry",
@@ -210,7 +196,11 @@ impl<'a, R: PushRemote> Exec<'a, R> {
     /// terminal (every row is checked before it is planned, so a refusal reports a defect in
     /// that check or in the API profile, and it will not change by itself); anything else is
     /// retried by later runs.
-    async fn failed_write<T>(&self, e: &OutboxEntry, err: WriteError) -> Result<T, StepError> {
+    pub(super) async fn failed_write<T>(
+        &self,
+        e: &OutboxEntry,
+        err: WriteError,
+    ) -> Result<T, StepError> {
         if err.kind != WriteErrorKind::Rejected {
             return self.fail(e, err.to_string(), Some(err)).await;
         }
@@ -227,7 +217,7 @@ impl<'a, R: PushRemote> Exec<'a, R> {
 
     /// Fails the step; the entry is retried by later runs (terminal once it has used its
     /// attempts).
-    async fn fail<T>(
+    pub(super) async fn fail<T>(
         &self,
         e: &OutboxEntry,
         error: String,
@@ -238,50 +228,6 @@ impl<'a, R: PushRemote> Exec<'a, R> {
         };
         self.change(e, to).await?;
         Err(StepError::caused(error, cause))
-    }
-
-    /// Closes open outbox entries the plan no longer needs: their write took effect (the
-    /// mirror shows it) before an interruption kept the entry from being marked done.
-    /// Entries of rejected rows stay open: their row is not planned until it is fixed, and
-    /// an entry whose outcome is unknown must still be looked up then.
-    pub async fn settle_stale(
-        &self,
-        ops: &[Op],
-        rejected: &BTreeSet<String>,
-    ) -> Result<(), StoreError> {
-        let wanted: BTreeSet<(String, &'static str, String)> =
-            ops.iter().filter_map(step_identity).collect();
-        for e in self.store.outbox_open().await? {
-            if rejected.contains(&e.key) {
-                continue;
-            }
-            let subject = match e.op.as_str() {
-                "dnadd" => dn_subject(&e.payload),
-                _ => String::new(),
-            };
-            let op: &'static str = match e.op.as_str() {
-                "create" => "create",
-                "update" => "update",
-                _ => "dnadd",
-            };
-            if wanted.contains(&(e.key.clone(), op, subject)) {
-                continue;
-            }
-            tracing::info!(key = %e.key, op, id = e.id, "outbox entry no longer needed: the mirror shows it applied");
-            let note = json!({"settled": "the plan no longer needs this write"}).to_string();
-            self.store
-                .outbox_mark(
-                    e.id,
-                    OutboxState::Done,
-                    false,
-                    None,
-                    None,
-                    Some(note),
-                    self.now(),
-                )
-                .await?;
-        }
-        Ok(())
     }
 
     /// `subscriber.create`, exactly once.
@@ -375,112 +321,6 @@ impl<'a, R: PushRemote> Exec<'a, R> {
             .unwrap_or_else(|| self.now()))
     }
 
-    /// `subscriber.dnadd`, exactly once.
-    pub async fn dnadd(&self, key: &str, id: i64, dn: &DesiredDn) -> Result<(), StepError> {
-        let payload = json!({"subscriber_id": id, "pbx_id": dn.pbx_id, "dn": dn.dn}).to_string();
-        let same = |e: &OutboxEntry| {
-            serde_json::from_str::<serde_json::Value>(&e.payload)
-                .is_ok_and(|p| p["pbx_id"] == json!(dn.pbx_id) && p["dn"] == json!(dn.dn))
-        };
-        let mut e = self.entry(key, "dnadd", Some(id), payload, same).await?;
-        if matches!(e.state, OutboxState::Sent | OutboxState::Ambiguous) {
-            // A previous run may have sent it: look before sending again.
-            match self.dn_present(&e, id, dn).await? {
-                Some(true) => return Ok(()),
-                Some(false) => {}
-                None => return self.dn_unknowable(&e, id, dn).await,
-            }
-        }
-        let request = NewDn {
-            subscriber_id: id,
-            dn: dn.dn.clone(),
-            pbx_id: dn.pbx_id,
-            from_date: dn.from_date,
-            description: dn.description.clone(),
-        };
-        loop {
-            self.spend_attempt(&mut e).await?;
-            match self.remote.dnadd(&request).await {
-                Ok(a) => {
-                    let result = json!({"id": a.id, "subscriberid": a.subscriber_id, "dn": a.dn});
-                    let to = Change::Done {
-                        id: Some(id),
-                        result,
-                    };
-                    return self.change(&e, to).await;
-                }
-                Err(err) if err.kind == WriteErrorKind::AlreadyExists => {
-                    // "Already assigned": success if it is assigned to this subscriber.
-                    return match self.dn_present(&e, id, dn).await? {
-                        Some(false) => {
-                            let why = format!("{err}: the number belongs to another subscriber");
-                            self.fail(&e, why, Some(err)).await
-                        }
-                        _ => {
-                            let to = Change::Done {
-                                id: Some(id),
-                                result: json!({"already_assigned": true}),
-                            };
-                            self.change(&e, to).await
-                        }
-                    };
-                }
-                Err(err) if err.kind == WriteErrorKind::OutcomeUnknown => {
-                    let note = err.to_string();
-                    self.change(&e, Change::Ambiguous { note }).await?;
-                    match self.dn_present(&e, id, dn).await? {
-                        Some(true) => return Ok(()),
-                        Some(false) => {}
-                        None => return self.dn_unknowable(&e, id, dn).await,
-                    }
-                }
-                Err(err) => return self.failed_write(&e, err).await,
-            }
-        }
-    }
-
-    /// Leaves a `dnadd` of unknown outcome for a person: the server's records do not show
-    /// numbers, so nothing can tell whether it took, and a resend could assign the number
-    /// twice on a server that accepts a repeated `dnadd`.
-    async fn dn_unknowable(
-        &self,
-        e: &OutboxEntry,
-        id: i64,
-        dn: &DesiredDn,
-    ) -> Result<(), StepError> {
-        let why = format!(
-            "the outcome of dnadd {}/{} to subscriber {id} is unknown and this server's subscriber records do not show numbers, so it cannot be looked up; it is not sent again (that could assign the number twice): check subscriber {id} in Tariscope, then set outbox row {} to state 'done' if it holds the number, or to 'failed' to have it sent again",
-            dn.pbx_id, dn.dn, e.id
-        );
-        self.unsettled(e, why.clone(), why, None).await
-    }
-
-    async fn dn_present(
-        &self,
-        e: &OutboxEntry,
-        id: i64,
-        dn: &DesiredDn,
-    ) -> Result<Option<bool>, StepError> {
-        match has_dn(self.remote, id, dn).await {
-            Ok(Some(true)) => {
-                let to = Change::Done {
-                    id: Some(id),
-                    result: json!({"found_assigned": true}),
-                };
-                self.change(e, to).await?;
-                Ok(Some(true))
-            }
-            Ok(other) => Ok(other),
-            Err(err) => {
-                let why = format!(
-                    "outcome of dnadd unknown and the look-up failed ({err}); the next run looks again"
-                );
-                self.unsettled(e, format!("look-up failed: {err}"), why, Some(err))
-                    .await
-            }
-        }
-    }
-
     /// `subscriber.update` of `changes`, then a read-back: the fields that took and those
     /// the server ignored (the entry is done only when none was ignored).
     pub async fn update(&self, key: &str, id: i64, changes: &Fields) -> Result<Updated, StepError> {
@@ -564,59 +404,4 @@ fn is_refusal(e: &OutboxEntry) -> bool {
             .as_deref()
             .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
             .is_some_and(|r| r.get("refused").is_some())
-}
-
-/// `(key, op, subject)` of a write step, as outbox entries are identified.
-fn step_identity(op: &Op) -> Option<(String, &'static str, String)> {
-    match op {
-        Op::Create { key, .. } => Some((key.clone(), "create", String::new())),
-        Op::Update { key, .. } => Some((key.clone(), "update", String::new())),
-        Op::DnAdd { key, dn, .. } => {
-            Some((key.clone(), "dnadd", format!("{}/{}", dn.pbx_id, dn.dn)))
-        }
-        _ => None,
-    }
-}
-
-fn dn_subject(payload: &str) -> String {
-    let p: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
-    format!("{}/{}", p["pbx_id"], p["dn"].as_str().unwrap_or_default())
-}
-
-/// Splits `pushed` into fields the record shows and fields it does not.
-pub fn verify(record: &Subscriber, pushed: &Fields) -> (Fields, Vec<Ignored>) {
-    let now = fields_of(record);
-    let mut took = Fields::new();
-    let mut ignored = Vec::new();
-    for (f, v) in pushed {
-        let found = now.get(f).cloned().unwrap_or_default();
-        if found == *v {
-            took.insert(*f, v.clone());
-        } else {
-            ignored.push(Ignored {
-                field: *f,
-                pushed: v.clone(),
-                found,
-            });
-        }
-    }
-    (took, ignored)
-}
-
-pub fn ignored_message(ignored: &[Ignored]) -> String {
-    let list = ignored
-        .iter()
-        .map(|i| {
-            format!(
-                "{} (pushed {:?}, server has {:?})",
-                i.field.name(),
-                i.pushed,
-                i.found
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "the server accepted the write but these fields did not take: {list}; it may know them by other names: map them in [api.profile.methods.\"subscriber.update\"] (docs/client.md)"
-    )
 }

@@ -250,3 +250,27 @@ async fn finish(
     report.outcome = Some(outcome);
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_errors_keep_the_failed_call_as_their_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let write = WriteError::with_source(WriteErrorKind::Unavailable, "503 after 5 tries", io);
+        let step = StepError::caused("the next run retries it", Some(write));
+        let chain: Vec<String> =
+            std::iter::successors(Some(&step as &dyn std::error::Error), |e| e.source())
+                .map(ToString::to_string)
+                .collect();
+        assert_eq!(
+            chain,
+            [
+                "the next run retries it",
+                "server unavailable: 503 after 5 tries",
+                "reset by peer"
+            ]
+        );
+    }
+}

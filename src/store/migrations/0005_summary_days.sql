@@ -1,4 +1,4 @@
--- Migration 0006: account summaries of days without activity are derived, not fetched (issue 14).
+-- Migration 0005: account summaries of days without activity are derived, not fetched (issue 14).
 -- Released migrations are never edited: change the schema with a new numbered file.
 
 -- Whether the row's values were answered by accounts.summary ('fetched') or derived from the
