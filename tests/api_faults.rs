@@ -80,7 +80,16 @@ async fn retry_after_is_honoured() {
         let c = c.clone();
         tokio::spawn(async move { c.subscriber_get(id).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Heal the server once the 429 went out (polled: a loaded machine may take longer
+    // than any fixed sleep to send it), well before its 1 s Retry-After ends.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.request_count("subscriber.get") < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the call never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     sim.clear_faults();
     let got = call.await.unwrap().expect("succeeds after Retry-After");
     assert!(got.is_some());

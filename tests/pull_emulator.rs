@@ -35,6 +35,10 @@ async fn sim(subscribers: usize, wire: WireVariant) -> SimHandle {
 }
 
 fn remote(sim: &SimHandle, partial: bool) -> TariscopeClient {
+    TariscopeClient::new(client_config(sim, partial)).unwrap()
+}
+
+fn client_config(sim: &SimHandle, partial: bool) -> ClientConfig {
     let mut cfg = ClientConfig::new(sim.base_url(), "demo", Secret::new("demo"));
     cfg.rate_per_sec = 0.0;
     cfg.concurrency = 16;
@@ -45,7 +49,7 @@ fn remote(sim: &SimHandle, partial: bool) -> TariscopeClient {
         max_delay: Duration::from_millis(5),
         max_elapsed: Duration::from_secs(5),
     };
-    TariscopeClient::new(cfg).unwrap()
+    cfg
 }
 
 fn opts(snapshot: &SimSnapshot) -> PullOptions {
@@ -383,28 +387,52 @@ async fn a_summaries_backfill_resumes_after_cancel_and_after_faults() {
         "the resumed run skipped checkpointed days"
     );
 
-    // Faults: every summary fails for a while (the run is partial), then the server heals.
+    // Faults: one subscriber at a time, day by day, every fifth summary request fails and
+    // is not retried (days 5 and 10 of each subscriber's ten), so the run is always partial;
+    // then the server heals and a second run fetches each subscriber from its first failed
+    // day: 6 of its 10 days.
     let store = Store::open_in_memory().unwrap();
+    sim.reset_counters();
     sim.set_method_fault(
         "accounts.summary",
         Fault {
-            error_rate: 0.5,
+            error_rate: 1.0,
             error_status: 500,
+            every_nth: 5,
             ..Fault::default()
         },
     );
-    let r = run_job(JobKind::Summaries, &remote, &store, &o, &Progress::new())
+    let mut no_retry = client_config(&sim, false);
+    no_retry.retry.max_attempts = 1;
+    let no_retry = TariscopeClient::new(no_retry).unwrap();
+    let one_by_one = PullOptions {
+        concurrency: 1,
+        ..o.clone()
+    };
+    let r = run_job(
+        JobKind::Summaries,
+        &no_retry,
+        &store,
+        &one_by_one,
+        &Progress::new(),
+    )
+    .await
+    .unwrap();
+    sim.clear_faults();
+    assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
+    sim.reset_counters();
+    let again = run_job(JobKind::Summaries, &remote, &store, &o, &Progress::new())
         .await
         .unwrap();
-    sim.clear_faults();
-    if r.outcome == Outcome::Partial {
-        assert!(r.counts.errors > 0);
-        let again = run_job(JobKind::Summaries, &remote, &store, &o, &Progress::new())
-            .await
-            .unwrap();
-        assert_eq!(again.outcome, Outcome::Ok);
-        assert!(again.counts.fetched < 120);
-    }
+    assert_eq!(again.outcome, Outcome::Ok);
+    let refetched = sim.request_count("accounts.summary");
+    assert_eq!(r.counts.errors, 24, "{r:?}");
+    assert_eq!(
+        refetched,
+        12 * 6,
+        "the resumed run should fetch days 5 to 10 of each subscriber: the first run keeps \
+         the days before each subscriber's first failure, and no day after it"
+    );
     assert_eq!(strings(&store, SUMMARIES).await, want);
     sim.shutdown().await;
 }

@@ -11,7 +11,7 @@ use tariscope_sync::model::{
     Subscriber, SubscriberPatch,
 };
 use tariscope_sync::sim::{Fault, FaultPlan};
-use tariscope_sync::store::{OutboxState, Store};
+use tariscope_sync::store::{OutboxState, Store, StoreError};
 use tariscope_sync::sync::plan::ConflictPolicy;
 use tariscope_sync::sync::push::{PushRemote, WriteResult};
 
@@ -245,4 +245,75 @@ async fn a_stopped_push_ends_between_rows_and_is_recorded_as_interrupted() {
     let rest = push(&client, &store, &opts).await;
     assert_eq!(rest.created + report.created, N as u64, "{rest:?}");
     assert_exactly_once(&sim, N, pbx);
+}
+
+/// Applies updates but answers them without the record, and then finds no subscriber by
+/// id: every update ends in a failed read-back.
+struct VanishingReadBack<'a>(&'a tariscope_sync::api::TariscopeClient);
+
+impl PushRemote for VanishingReadBack<'_> {
+    async fn create(&self, s: &NewSubscriber) -> WriteResult<CreatedSubscriber> {
+        self.0.create(s).await
+    }
+    async fn update(&self, p: &SubscriberPatch) -> WriteResult<Option<Subscriber>> {
+        self.0.update(p).await.map(|_| None)
+    }
+    async fn dnadd(&self, dn: &NewDn) -> WriteResult<DnAssignment> {
+        self.0.dnadd(dn).await
+    }
+    async fn get(&self, _id: i64) -> WriteResult<Option<Subscriber>> {
+        Ok(None)
+    }
+    async fn find_by_email(&self, email: &str) -> WriteResult<Option<Subscriber>> {
+        self.0.find_by_email(email).await
+    }
+    async fn list_department(&self, department: i64) -> WriteResult<Vec<Subscriber>> {
+        self.0.list_department(department).await
+    }
+}
+
+/// A failed read-back marks the outbox entry failed; when that write itself fails (here a
+/// trigger stands in for a full disk) the push stops with the store's error instead of
+/// reporting a failure it never recorded.
+#[tokio::test]
+async fn a_failed_outbox_write_after_a_failed_read_back_ends_the_push() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let store = Store::open_in_memory().unwrap();
+    pull(&client, &store).await;
+    let (dep, pbx) = department_and_pbx(&sim);
+    import(&store, &desired_csv(1, dep, pbx)).await;
+    store
+        .write(|c| {
+            c.execute_batch(
+                "CREATE TEMP TRIGGER outbox_disk_full BEFORE UPDATE OF state ON outbox
+                 WHEN NEW.state = 'failed'
+                 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+            )
+            .map_err(|source| StoreError::Sql {
+                context: "test trigger",
+                source,
+            })
+        })
+        .await
+        .unwrap();
+    sim.reset_counters();
+    let err = tariscope_sync::sync::push::run_push(
+        &VanishingReadBack(&client),
+        &store,
+        &options(ConflictPolicy::RemoteWins),
+        &tariscope_sync::sync::Progress::new(),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect_err("the outbox write's failure ends the push");
+    assert_eq!(
+        sim.request_count("subscriber.update"),
+        1,
+        "the read-back path ran"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some_and(|s| s.to_string().contains("disk is full")),
+        "{err}"
+    );
 }

@@ -144,14 +144,29 @@ async fn checkpoint_keys(store: &Store) -> Vec<String> {
 #[tokio::test]
 async fn a_failed_write_rolls_back_only_itself() {
     let store = Store::open_in_memory().unwrap();
+    // Hold the writer thread inside a first write until the three below are queued, so the
+    // writer takes them as one batch and group-commits them (each in its own savepoint).
+    let (running, writer_busy) = tokio::sync::oneshot::channel::<()>();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let writer = store.clone();
+    let blocker = tokio::spawn(async move {
+        writer
+            .write(move |_: &Connection| {
+                running.send(()).unwrap();
+                held.recv().unwrap();
+                Ok(())
+            })
+            .await
+    });
+    writer_busy.await.unwrap();
     let insert = |key: &'static str| {
         move |c: &Connection| {
             c.execute("INSERT INTO checkpoints VALUES ('j', ?1, 'c', 't')", [key])
                 .map_err(sql)
         }
     };
-    // Queued together, the writer group-commits them; the middle one inserts a row and then
-    // fails on a duplicate key: only its own row is rolled back.
+    // The middle one inserts a row and then fails on a duplicate key: only its own row is
+    // rolled back.
     let a = store.write(insert("a"));
     let b = store.write(|c: &Connection| {
         c.execute("INSERT INTO checkpoints VALUES ('j', 'b', 'c', 't')", [])
@@ -159,8 +174,18 @@ async fn a_failed_write_rolls_back_only_itself() {
             .map_err(sql)
     });
     let c = store.write(insert("c"));
-    let (a, b, c) = tokio::join!(a, b, c);
-    assert!(a.is_ok() && c.is_ok());
+    let writes = async { tokio::join!(a, b, c) };
+    tokio::pin!(writes);
+    // One poll sends all three to the writer's queue (each `write` queues on its first poll).
+    tokio::select! {
+        biased;
+        _ = &mut writes => panic!("the writes finished while the writer was held"),
+        () = std::future::ready(()) => {}
+    }
+    release.send(()).unwrap();
+    blocker.await.unwrap().unwrap();
+    let (a, b, c) = writes.await;
+    assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
     assert!(matches!(b, Err(StoreError::Sql { .. })), "{b:?}");
     let keys = checkpoint_keys(&store).await;
     assert_eq!(keys, ["a", "c"]);

@@ -603,6 +603,14 @@ proptest! {
                 }
             }
         }
+        // And a number is blocked only when it collides: held by another subscriber, or
+        // wanted by another row.
+        for (key, dn) in &blocked {
+            let row = w.desired.iter().find(|d| &d.key == key).unwrap();
+            let held_elsewhere = w.assigned.get(dn).is_some_and(|h| h.iter().any(|&o| Some(o) != row.tariscope_id));
+            let wanted_twice = w.desired.iter().any(|d| &d.key != key && d.dns.iter().any(|x| &x.key() == dn));
+            prop_assert!(held_elsewhere || wanted_twice, "{:?} of {} blocked without a collision", dn, key);
+        }
     }
 
     #[test]
