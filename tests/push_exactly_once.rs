@@ -270,6 +270,15 @@ impl PushRemote for VanishingReadBack<'_> {
     async fn list_department(&self, department: i64) -> WriteResult<Vec<Subscriber>> {
         self.0.list_department(department).await
     }
+    async fn payment(&self, p: &NewPayment) -> WriteResult<RecordedPayment> {
+        self.0.payment(p).await
+    }
+    async fn payments_on(&self, id: i64, day: chrono::NaiveDate) -> WriteResult<Vec<Payment>> {
+        self.0.payments_on(id, day).await
+    }
+    async fn payment_by_id(&self, id: i64, payment_id: i64) -> WriteResult<Option<Payment>> {
+        self.0.payment_by_id(id, payment_id).await
+    }
 }
 
 /// A failed read-back marks the outbox entry failed; when that write itself fails (here a

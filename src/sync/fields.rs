@@ -1,9 +1,10 @@
 //! The subscriber fields the push side manages, in one canonical text form.
 //!
-//! Owns: the list of fields, their kinds, which of them `subscriber.create` takes and
-//! under which parameter name, and conversions between `model` types and the canonical
-//! text values the planner compares. Must not: know wire casing (the API profile maps names)
-//! or SQL.
+//! Owns: the list of fields (one line each: name, kind, `subscriber.create` parameter if
+//! create takes it, and the `model::Subscriber` value; each name is a `subscribers` column
+//! of the same kind, checked by `store::subscriber_columns`' tests), and conversions between
+//! `model` types and the canonical text values the planner compares. Must not: know wire
+//! casing (the API profile maps names) or SQL.
 //!
 //! Canonical text: text fields as they are (empty string = empty), dates `yyyy-mm-dd`,
 //! integers and codes in decimal, flags `true`/`false`, decimals normalised (`1.50` → `1.5`).
@@ -27,7 +28,7 @@ pub enum Kind {
 }
 
 macro_rules! fields {
-    ($( $variant:ident => $name:literal, $kind:ident, $create:expr; )*) => {
+    ($( $variant:ident => $name:literal, $kind:ident, $create:expr, $get:expr; )*) => {
         /// A subscriber field, named by its `subscriber.get` name in lower case (plus the
         /// extensions `departmentid`, `rateplanid`, `connectiondate`, `bankname`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,42 +51,52 @@ macro_rules! fields {
             pub fn create_param(self) -> Option<&'static str> {
                 match self { $( Field::$variant => $create, )* }
             }
+
+            /// This field of a remote subscriber in canonical form (absent = empty).
+            pub fn value_of(self, s: &Subscriber) -> String {
+                match self {
+                    $( Field::$variant => {
+                        let get: fn(&Subscriber) -> String = $get;
+                        get(s)
+                    } )*
+                }
+            }
         }
     };
 }
 
 fields! {
-    Fullname => "fullname", Text, Some("fullname");
-    DepartmentId => "departmentid", Int, Some("departmentid");
-    SubscriberType => "abonenttype", Int, Some("subscribertype");
-    ConnectionDate => "connectiondate", Date, Some("connectiondate");
-    ContractId => "contractid", Text, Some("contactnumber");
-    ContractDate => "contractdate", Date, Some("contractdate");
-    AccountId => "accountid", Text, Some("accountnumber");
-    PersonalCode => "personalcode", Text, Some("personalcode");
-    Edrpou => "code", Text, Some("edrpou");
-    TaxCode => "taxcode", Text, Some("taxcode");
-    BankMfo => "bankmfo", Text, Some("bankcode");
-    BankName => "bankname", Text, Some("bankname");
-    BankAccount => "bankaccount", Text, Some("bankaccount");
-    RatePlanId => "rateplanid", Int, Some("rateplanid");
-    Street => "street", Text, None;
-    House => "house", Text, None;
-    Flat => "flat", Text, None;
-    Email => "email", Text, None;
-    Description => "description", Text, None;
-    AuthCode => "authcode", Text, None;
-    IsPublic => "ispublic", Bool, None;
-    ZipCode => "zipcode", Text, None;
-    Information => "information", Text, None;
-    PrivilegeInfo => "privilegeinfo", Text, None;
-    Area => "area", Text, None;
-    Building => "building", Text, None;
-    FloorNumber => "floornumber", Text, None;
-    Gender => "gender", Int, None;
-    Birthday => "birthday", Date, None;
-    DeliveryType => "deliverytype", Int, None;
-    PrivilegeDiscount => "privilegediscount", Decimal, None;
+    Fullname => "fullname", Text, Some("fullname"), |s| text(&s.fullname);
+    DepartmentId => "departmentid", Int, Some("departmentid"), |s| opt(s.department_id);
+    SubscriberType => "abonenttype", Int, Some("subscribertype"), |s| opt(s.subscriber_type.map(SubscriberType::code));
+    ConnectionDate => "connectiondate", Date, Some("connectiondate"), |s| opt(s.connectiondate);
+    ContractId => "contractid", Text, Some("contactnumber"), |s| text(&s.contract_number);
+    ContractDate => "contractdate", Date, Some("contractdate"), |s| opt(s.contractdate);
+    AccountId => "accountid", Text, Some("accountnumber"), |s| text(&s.account_number);
+    PersonalCode => "personalcode", Text, Some("personalcode"), |s| text(&s.personalcode);
+    Edrpou => "code", Text, Some("edrpou"), |s| text(&s.edrpou);
+    TaxCode => "taxcode", Text, Some("taxcode"), |s| text(&s.taxcode);
+    BankMfo => "bankmfo", Text, Some("bankcode"), |s| text(&s.bank_code);
+    BankName => "bankname", Text, Some("bankname"), |s| text(&s.bankname);
+    BankAccount => "bankaccount", Text, Some("bankaccount"), |s| text(&s.bankaccount);
+    RatePlanId => "rateplanid", Int, Some("rateplanid"), |s| opt(s.rateplan_id);
+    Street => "street", Text, None, |s| text(&s.street);
+    House => "house", Text, None, |s| text(&s.house);
+    Flat => "flat", Text, None, |s| text(&s.flat);
+    Email => "email", Text, None, |s| text(&s.email);
+    Description => "description", Text, None, |s| text(&s.description);
+    AuthCode => "authcode", Text, None, |s| text(&s.authcode);
+    IsPublic => "ispublic", Bool, None, |s| opt(s.ispublic);
+    ZipCode => "zipcode", Text, None, |s| text(&s.zipcode);
+    Information => "information", Text, None, |s| text(&s.information);
+    PrivilegeInfo => "privilegeinfo", Text, None, |s| text(&s.privilegeinfo);
+    Area => "area", Text, None, |s| text(&s.area);
+    Building => "building", Text, None, |s| text(&s.building);
+    FloorNumber => "floornumber", Text, None, |s| text(&s.floornumber);
+    Gender => "gender", Int, None, |s| opt(s.gender.map(|Code(c)| c));
+    Birthday => "birthday", Date, None, |s| opt(s.birthday);
+    DeliveryType => "deliverytype", Int, None, |s| opt(s.deliverytype.map(|Code(c)| c));
+    PrivilegeDiscount => "privilegediscount", Decimal, None, |s| opt(s.privilegediscount.map(|d| d.normalize()));
 }
 
 impl FromStr for Field {
@@ -139,45 +150,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 
 /// Every field of a remote subscriber in canonical form (absent values are empty).
 pub fn fields_of(s: &Subscriber) -> Fields {
-    Field::ALL
-        .iter()
-        .map(|&f| {
-            let v = match f {
-                Field::Fullname => text(&s.fullname),
-                Field::DepartmentId => opt(s.department_id),
-                Field::SubscriberType => opt(s.subscriber_type.map(SubscriberType::code)),
-                Field::ConnectionDate => opt(s.connectiondate),
-                Field::ContractId => text(&s.contract_number),
-                Field::ContractDate => opt(s.contractdate),
-                Field::AccountId => text(&s.account_number),
-                Field::PersonalCode => text(&s.personalcode),
-                Field::Edrpou => text(&s.edrpou),
-                Field::TaxCode => text(&s.taxcode),
-                Field::BankMfo => text(&s.bank_code),
-                Field::BankName => text(&s.bankname),
-                Field::BankAccount => text(&s.bankaccount),
-                Field::RatePlanId => opt(s.rateplan_id),
-                Field::Street => text(&s.street),
-                Field::House => text(&s.house),
-                Field::Flat => text(&s.flat),
-                Field::Email => text(&s.email),
-                Field::Description => text(&s.description),
-                Field::AuthCode => text(&s.authcode),
-                Field::IsPublic => opt(s.ispublic),
-                Field::ZipCode => text(&s.zipcode),
-                Field::Information => text(&s.information),
-                Field::PrivilegeInfo => text(&s.privilegeinfo),
-                Field::Area => text(&s.area),
-                Field::Building => text(&s.building),
-                Field::FloorNumber => text(&s.floornumber),
-                Field::Gender => opt(s.gender.map(|Code(c)| c)),
-                Field::Birthday => opt(s.birthday),
-                Field::DeliveryType => opt(s.deliverytype.map(|Code(c)| c)),
-                Field::PrivilegeDiscount => opt(s.privilegediscount.map(|d| d.normalize())),
-            };
-            (f, v)
-        })
-        .collect()
+    Field::ALL.iter().map(|&f| (f, f.value_of(s))).collect()
 }
 
 /// The typed value of a canonical text (empty = `None`).

@@ -263,7 +263,10 @@ pub fn plan(input: PlanInput<'_>) -> Vec<Op> {
                 d,
                 Some(id),
                 format!(
-                    "subscriber {id} is not in the mirror: run the subscribers job or widen [scope]"
+                    "subscriber {id} (desired_subscribers.tariscope_id) is not in the mirror: if \
+                     Tariscope has it, run the subscribers job or widen [scope]; if the push's \
+                     read found none (a warning in its log), the link is wrong: correct or clear \
+                     tariscope_id"
                 ),
             ));
             continue;
