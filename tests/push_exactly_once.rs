@@ -2,9 +2,6 @@
 
 mod push_support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use push_support::*;
 use tariscope_sync::model::{
     CreatedSubscriber, DnAssignment, NewDn, NewPayment, NewSubscriber, Payment, RecordedPayment,
@@ -87,59 +84,6 @@ async fn dropped_connections_after_commit_and_503s_create_no_duplicates() {
     assert!(open.is_empty(), "outbox still open: {open:?}");
 }
 
-/// Forwards to the real client; after `limit` writes it lets the write reach the server and
-/// then never returns, so the test can drop the push mid-flight (a crash after sending).
-struct Crashing<'a> {
-    inner: &'a tariscope_sync::api::TariscopeClient,
-    writes: AtomicUsize,
-    limit: usize,
-    crashed: Arc<tokio::sync::Notify>,
-}
-
-impl Crashing<'_> {
-    async fn after_write<T>(&self, r: WriteResult<T>) -> WriteResult<T> {
-        if self.writes.fetch_add(1, Ordering::SeqCst) + 1 >= self.limit {
-            self.crashed.notify_one();
-            std::future::pending::<()>().await;
-        }
-        r
-    }
-}
-
-impl PushRemote for Crashing<'_> {
-    async fn create(&self, s: &NewSubscriber) -> WriteResult<CreatedSubscriber> {
-        let r = self.inner.create(s).await;
-        self.after_write(r).await
-    }
-    async fn update(&self, p: &SubscriberPatch) -> WriteResult<Option<Subscriber>> {
-        let r = self.inner.update(p).await;
-        self.after_write(r).await
-    }
-    async fn dnadd(&self, dn: &NewDn) -> WriteResult<DnAssignment> {
-        let r = self.inner.dnadd(dn).await;
-        self.after_write(r).await
-    }
-    async fn get(&self, id: i64) -> WriteResult<Option<Subscriber>> {
-        self.inner.get(id).await
-    }
-    async fn find_by_email(&self, email: &str) -> WriteResult<Option<Subscriber>> {
-        self.inner.find_by_email(email).await
-    }
-    async fn list_department(&self, department: i64) -> WriteResult<Vec<Subscriber>> {
-        self.inner.list_department(department).await
-    }
-    async fn payment(&self, p: &NewPayment) -> WriteResult<RecordedPayment> {
-        let r = self.inner.payment(p).await;
-        self.after_write(r).await
-    }
-    async fn payments_on(&self, id: i64, day: chrono::NaiveDate) -> WriteResult<Vec<Payment>> {
-        self.inner.payments_on(id, day).await
-    }
-    async fn payment_by_id(&self, id: i64, payment_id: i64) -> WriteResult<Option<Payment>> {
-        self.inner.payment_by_id(id, payment_id).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_killed_part_way_resumes_without_duplicates() {
     for limit in [1, 7, 25, 60] {
@@ -150,13 +94,8 @@ async fn a_push_killed_part_way_resumes_without_duplicates() {
         let (dep, pbx) = department_and_pbx(&sim);
         import(&store, &desired_csv(40, dep, pbx)).await;
         let opts = options(ConflictPolicy::RemoteWins);
-        let crashed = Arc::new(tokio::sync::Notify::new());
-        let crashing = Crashing {
-            inner: &client,
-            writes: AtomicUsize::new(0),
-            limit,
-            crashed: crashed.clone(),
-        };
+        let crashing = Crashing::new(&client, limit);
+        let crashed = crashing.crashed.clone();
         tokio::select! {
             _ = push(&crashing, &store, &opts) => panic!("the push should have been interrupted (limit {limit})"),
             _ = crashed.notified() => {}

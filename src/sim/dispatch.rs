@@ -55,8 +55,8 @@ pub fn error_response(e: &ApiError, format: Format) -> HttpResponse {
     resp
 }
 
-fn chance(rate: f64) -> bool {
-    rate > 0.0 && (rate >= 1.0 || rand::rng().random_bool(rate))
+fn chance(shared: &Shared, rate: f64) -> bool {
+    rate > 0.0 && (rate >= 1.0 || shared.fault_draw(|rng| rng.random_bool(rate)))
 }
 
 /// How much of an injected delay the blocking pool waits (see `precise_sleep`).
@@ -97,22 +97,22 @@ async fn precise_sleep(delay: Duration) {
 }
 
 /// Latency, drop-before, 429 and 5xx, in that order. `Err(None)` = drop the connection.
-async fn pre_faults(f: &Fault) -> Result<(), Option<ApiError>> {
+async fn pre_faults(shared: &Shared, f: &Fault) -> Result<(), Option<ApiError>> {
     let mut delay = f.latency;
     if !f.latency_jitter.is_zero() {
         let jitter = u64::try_from(f.latency_jitter.as_micros()).unwrap_or(u64::MAX);
-        delay += Duration::from_micros(rand::rng().random_range(0..=jitter));
+        delay += Duration::from_micros(shared.fault_draw(|rng| rng.random_range(0..=jitter)));
     }
     if !delay.is_zero() {
         precise_sleep(delay).await;
     }
-    if chance(f.drop_before_rate) {
+    if chance(shared, f.drop_before_rate) {
         return Err(None);
     }
-    if chance(f.rate_limit_rate) {
+    if chance(shared, f.rate_limit_rate) {
         return Err(Some(ApiError::too_many(f.retry_after_secs)));
     }
-    if chance(f.error_rate) {
+    if chance(shared, f.error_rate) {
         return Err(Some(ApiError::injected(f.error_status)));
     }
     Ok(())
@@ -144,14 +144,14 @@ pub async fn api(
     let format = if r.xml { Format::Xml } else { Format::Json };
     let fault = shared.fault_for(r.name()).filter(|f| f.applies_to(n));
     if let Some(f) = &fault {
-        match pre_faults(f).await {
+        match pre_faults(shared, f).await {
             Ok(()) => {}
             Err(None) => return Err(Dropped),
             Err(Some(e)) => return Ok(error_response(&e, format)),
         }
     }
     let result = serve(shared, peer, r, format, req).await;
-    if fault.is_some_and(|f| chance(f.drop_after_commit_rate)) {
+    if fault.is_some_and(|f| chance(shared, f.drop_after_commit_rate)) {
         return Err(Dropped);
     }
     Ok(match result {

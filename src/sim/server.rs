@@ -204,6 +204,12 @@ impl SimHandle {
             .ok()
     }
 
+    /// Makes fault injection draw from a generator seeded with `seed`: requests that arrive
+    /// in the same order meet the same faults (the seeded simulation's replay).
+    pub fn seed_faults(&self, seed: u64) {
+        self.shared.seed_faults(seed);
+    }
+
     /// Stop accepting, let open connections finish (bounded), and return.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();

@@ -26,6 +26,9 @@ pub struct Shared {
     faults_on: AtomicBool,
     counters: Vec<AtomicU64>,
     pub sql: SqlCache,
+    /// Draws of fault injection: seeded (`seed_faults`) so a simulation replays which
+    /// requests fail; the thread's generator until then.
+    fault_rng: std::sync::Mutex<Option<rand::rngs::SmallRng>>,
 }
 
 impl Shared {
@@ -44,6 +47,24 @@ impl Shared {
             faults_on: AtomicBool::new(faults_on),
             counters: METHODS.iter().map(|_| AtomicU64::new(0)).collect(),
             sql: SqlCache::default(),
+            fault_rng: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// From now on, faults fire by a generator seeded with `seed` (requests in the same
+    /// order then meet the same faults).
+    pub fn seed_faults(&self, seed: u64) {
+        use rand::SeedableRng;
+        *self.fault_rng.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(rand::rngs::SmallRng::seed_from_u64(seed));
+    }
+
+    /// One draw for fault injection (see `seed_faults`).
+    pub fn fault_draw<T>(&self, draw: impl FnOnce(&mut dyn rand::RngCore) -> T) -> T {
+        let mut seeded = self.fault_rng.lock().unwrap_or_else(|e| e.into_inner());
+        match seeded.as_mut() {
+            Some(rng) => draw(rng),
+            None => draw(&mut rand::rng()),
         }
     }
 

@@ -3,6 +3,7 @@
 use super::*;
 use crate::model::Rejection;
 use crate::sync::import::{Format, parse};
+use crate::sync::plan::DnKey;
 
 const CSV: &str = "key,fullname,departmentid,subscribertype,ispublic,privilegediscount,dns\n\
     a,Kovalenko Olena,3,0,1,2.50,292/2001;292/2002\n\
@@ -185,4 +186,102 @@ async fn table_rejections_stand_until_the_row_changes() {
     let left = store.rejected_rows().await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].source, "f.csv");
+}
+
+/// Renaming a key with plain SQL (migration 0008's trigger): the merge base (fields and
+/// numbers), the outbox entries and the payments naming the row move to the new key; a
+/// payment's own outbox entry (keyed by its reference) does not; leftovers of an earlier
+/// row of the new key give way.
+#[tokio::test]
+async fn a_renamed_key_keeps_its_base_outbox_and_payments() {
+    let store = Store::open_in_memory().unwrap();
+    store
+        .import_desired(parse(CSV, Format::Csv).unwrap(), "f.csv".into(), now())
+        .await
+        .unwrap();
+    let base: Fields = [(Field::Fullname, "Kovalenko Olena".to_string())].into();
+    store
+        .set_base("a".into(), base.clone(), now())
+        .await
+        .unwrap();
+    // A leftover base row under the new name, from a deleted row.
+    store
+        .set_base(
+            "z".into(),
+            [(Field::Street, "old".to_string())].into(),
+            now(),
+        )
+        .await
+        .unwrap();
+    let dn = DnKey {
+        pbx_id: 292,
+        dn: "2001".into(),
+    };
+    store
+        .add_dn_base("a".into(), dn.clone(), now())
+        .await
+        .unwrap();
+    let create = store
+        .outbox_insert("a".into(), "create", None, "{}".into(), now())
+        .await
+        .unwrap();
+    let payment = store
+        .outbox_insert("a".into(), "payment", Some(7), "{}".into(), now())
+        .await
+        .unwrap();
+    store
+        .write(|c| {
+            c.execute_batch(
+                "INSERT INTO desired_payments (reference, subscriber_key, amount, paymentday) \
+                 VALUES ('PB-1', 'a', '10.00', '2025-05-01');
+                 UPDATE desired_subscribers SET key = 'z' WHERE key = 'a';",
+            )
+            .map_err(StoreError::sql("renaming"))
+        })
+        .await
+        .unwrap();
+    let mb = store.merge_base().await.unwrap();
+    assert!(!mb.fields.contains_key("a"), "{mb:?}");
+    assert_eq!(mb.fields["z"][&Field::Fullname], "Kovalenko Olena");
+    assert_eq!(mb.dns["z"], [dn].into());
+    let keys: Vec<(i64, String)> = store
+        .read(|c| {
+            let mut q = c.prepare("SELECT id, key FROM outbox ORDER BY id").unwrap();
+            let rows = q
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            Ok(rows)
+        })
+        .await
+        .unwrap();
+    assert_eq!(keys, [(create, "z".into()), (payment, "a".into())]);
+    let payer: String = store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT subscriber_key FROM desired_payments WHERE reference = 'PB-1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap())
+        })
+        .await
+        .unwrap();
+    assert_eq!(payer, "z");
+    let dns: Vec<String> = store
+        .read(|c| {
+            let mut q = c
+                .prepare("SELECT dn FROM desired_dns WHERE key = 'z' ORDER BY dn")
+                .unwrap();
+            let rows = q
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            Ok(rows)
+        })
+        .await
+        .unwrap();
+    assert_eq!(dns, ["2001", "2002"]);
 }

@@ -32,6 +32,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_payments",
         include_str!("migrations/0007_payments.sql"),
     ),
+    (
+        "0008_key_renames",
+        include_str!("migrations/0008_key_renames.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -237,14 +237,36 @@ impl Store {
     /// confirmed them: entries `done` by an answer, by "already assigned", by a look-up or by
     /// a person; not those closed because the plan no longer needed them (`settled`).
     pub async fn confirmed_dns(&self) -> Result<BTreeMap<i64, BTreeSet<DnKey>>, StoreError> {
-        self.read(|conn| {
+        let rows = self
+            .dnadd_numbers(
+                "state = 'done' AND (result IS NULL OR json_valid(result) = 0 \
+                 OR json_extract(result, '$.settled') IS NULL)",
+            )
+            .await?;
+        let mut out: BTreeMap<i64, BTreeSet<DnKey>> = BTreeMap::new();
+        for (id, dn) in rows {
+            out.entry(id).or_default().insert(dn);
+        }
+        Ok(out)
+    }
+
+    /// Numbers whose `dnadd` may have landed on a subscriber without us knowing: entries
+    /// `sent` (a run died or lost the answer) or `ambiguous`; number → that subscriber.
+    pub async fn unsettled_dns(&self) -> Result<BTreeMap<DnKey, i64>, StoreError> {
+        let rows = self.dnadd_numbers("state IN ('sent', 'ambiguous')").await?;
+        Ok(rows.into_iter().map(|(id, dn)| (dn, id)).collect())
+    }
+
+    /// (subscriber, number) of the `dnadd` entries that match `filter` (an SQL condition).
+    async fn dnadd_numbers(&self, filter: &'static str) -> Result<Vec<(i64, DnKey)>, StoreError> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT subscriber_id, json_extract(payload, '$.pbx_id'), json_extract(payload, '$.dn') \
+                 FROM outbox WHERE op = 'dnadd' AND subscriber_id IS NOT NULL AND {filter}"
+            );
             let mut stmt = conn
-                .prepare(
-                    "SELECT subscriber_id, json_extract(payload, '$.pbx_id'), json_extract(payload, '$.dn') \
-                     FROM outbox WHERE op = 'dnadd' AND state = 'done' AND subscriber_id IS NOT NULL \
-                     AND (result IS NULL OR json_valid(result) = 0 OR json_extract(result, '$.settled') IS NULL)",
-                )
-                .map_err(StoreError::sql("preparing the confirmed-numbers read"))?;
+                .prepare(&sql)
+                .map_err(StoreError::sql("preparing the outbox numbers read"))?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((
@@ -254,14 +276,11 @@ impl Store {
                     ))
                 })
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(StoreError::sql("reading confirmed numbers"))?;
-            let mut out: BTreeMap<i64, BTreeSet<DnKey>> = BTreeMap::new();
-            for (id, pbx_id, dn) in rows {
-                if let (Some(pbx_id), Some(dn)) = (pbx_id, dn) {
-                    out.entry(id).or_default().insert(DnKey { pbx_id, dn });
-                }
-            }
-            Ok(out)
+                .map_err(StoreError::sql("reading the outbox numbers"))?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(id, pbx_id, dn)| Some((id, DnKey { pbx_id: pbx_id?, dn: dn? })))
+                .collect())
         })
         .await
     }

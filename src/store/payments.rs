@@ -18,11 +18,13 @@ use super::{Store, StoreError};
 use crate::model::{Payment, PaymentType, RawDesired, Rejection};
 use crate::sync::payments::{COLUMNS, Payer, ValidPayment};
 
-/// Mirrored subscribers Tariscope still has, account number → their ids, desired key → link.
+/// Mirrored subscribers Tariscope still has, account number → their ids, desired key → link,
+/// and account number → the desired rows that want it (a subscriber a push may be creating).
 pub type Payers = (
     BTreeSet<i64>,
     BTreeMap<String, Vec<i64>>,
     BTreeMap<String, Option<i64>>,
+    BTreeMap<String, Vec<String>>,
 );
 
 fn read_rows(conn: &Connection) -> Result<Vec<RawDesired>, StoreError> {
@@ -71,22 +73,34 @@ fn read_payers(conn: &Connection) -> Result<Payers, StoreError> {
         }
     }
     let mut stmt = conn
-        .prepare("SELECT key, tariscope_id FROM desired_subscribers")
+        .prepare("SELECT key, tariscope_id, accountid FROM desired_subscribers")
         .map_err(StoreError::sql("preparing the desired keys read"))?;
     // Rows written with SQL hold what they were given: a link that is not a whole number is
     // no link (`sync::validate` rejects that row).
-    let keys = stmt
+    let rows = stmt
         .query_map([], |r| {
             let key = cell(r.get(0)?).shown().unwrap_or_default();
             let link = match r.get::<_, Value>(1)? {
                 Value::Integer(id) => Some(id),
                 _ => None,
             };
-            Ok((key, link))
+            let account = cell(r.get(2)?).shown();
+            Ok((key, link, account))
         })
-        .and_then(|it| it.collect())
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(StoreError::sql("reading desired keys"))?;
-    Ok((ids, accounts, keys))
+    let mut keys = BTreeMap::new();
+    let mut desired_accounts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, link, account) in rows {
+        if let Some(a) = account
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+        {
+            desired_accounts.entry(a).or_default().push(key.clone());
+        }
+        keys.insert(key, link);
+    }
+    Ok((ids, accounts, keys, desired_accounts))
 }
 
 fn insert_row(conn: &Connection, p: &ValidPayment) -> Result<bool, StoreError> {

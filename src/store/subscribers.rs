@@ -434,34 +434,77 @@ impl Store {
 
     /// One subscriber as stored (with its DNs; `dns` is always `Some`), tombstoned or not.
     pub async fn subscriber(&self, id: SubscriberId) -> Result<Option<Subscriber>, StoreError> {
-        self.read(move |conn| {
-            let Some(fields) = load_fields(conn, id)? else {
-                return Ok(None);
+        self.read(move |conn| load_subscriber(conn, id)).await
+    }
+
+    /// Shows in the mirror a number our own `subscriber.dnadd` put on a live subscriber, as
+    /// Tariscope confirmed it (logged as a change of `run_id`, like a pulled one; the next
+    /// pull replaces it with what Tariscope lists). Without it a push that runs before the
+    /// next pull, or whose read-back failed, plans from a mirror that lacks the number and
+    /// takes that for an operator's removal (which `local-wins` adds again: assigned twice
+    /// where the server accepts a repeated `dnadd`). Read and write are one transaction, so
+    /// a pull writing meanwhile is not overwritten. False when the mirror lacks the
+    /// subscriber, has it tombstoned, or already shows the number.
+    pub async fn add_confirmed_dn(
+        &self,
+        run_id: i64,
+        dn: DnAssignment,
+        now: String,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            let id = dn.subscriber_id;
+            let live: Option<bool> = conn
+                .query_row(
+                    "SELECT removed_at IS NULL FROM subscribers WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(StoreError::sql("reading a subscriber's state"))?;
+            if live != Some(true) {
+                return Ok(false);
+            }
+            let Some(mut s) = load_subscriber(conn, id)? else {
+                return Ok(false);
             };
-            let dns = load_dns(conn, id)?
-                .into_iter()
-                .map(|d| {
-                    Ok(DnAssignment {
-                        id: d.dn_id,
-                        subscriber_id: id,
-                        pbx_id: d.pbx_id,
-                        dn: d.dn.into_owned(),
-                        from_date: match d.from_date {
-                            None => None,
-                            Some(t) => Some(t.parse().map_err(|_| StoreError::Corrupt {
-                                table: "dns",
-                                column: "from_date",
-                                value: t.into_owned(),
-                            })?),
-                        },
-                        description: d.description.map(Cow::into_owned),
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            from_values(id, &fields, dns).map(Some)
+            let dns = s.dns.get_or_insert_with(Vec::new);
+            if dns.iter().any(|d| d.pbx_id == dn.pbx_id && d.dn == dn.dn) {
+                return Ok(false);
+            }
+            dns.push(dn);
+            let hash = content_hash(&s);
+            apply(conn, run_id, &[s], &[hash], &now)?;
+            Ok(true)
         })
         .await
     }
+}
+
+fn load_subscriber(conn: &Connection, id: SubscriberId) -> Result<Option<Subscriber>, StoreError> {
+    let Some(fields) = load_fields(conn, id)? else {
+        return Ok(None);
+    };
+    let dns = load_dns(conn, id)?
+        .into_iter()
+        .map(|d| {
+            Ok(DnAssignment {
+                id: d.dn_id,
+                subscriber_id: id,
+                pbx_id: d.pbx_id,
+                dn: d.dn.into_owned(),
+                from_date: match d.from_date {
+                    None => None,
+                    Some(t) => Some(t.parse().map_err(|_| StoreError::Corrupt {
+                        table: "dns",
+                        column: "from_date",
+                        value: t.into_owned(),
+                    })?),
+                },
+                description: d.description.map(Cow::into_owned),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    from_values(id, &fields, dns).map(Some)
 }
 
 #[cfg(test)]

@@ -123,6 +123,9 @@ pub struct PlanInput<'a> {
     pub dn_base: &'a BTreeMap<String, BTreeSet<DnKey>>,
     /// Numbers our own `dnadd` writes confirmed, per subscriber id (outbox `done`).
     pub confirmed_dns: &'a BTreeMap<i64, BTreeSet<DnKey>>,
+    /// Numbers whose `dnadd` to a subscriber may have landed (outbox `sent` or `ambiguous`):
+    /// no other subscriber is given them until that entry is settled.
+    pub unsettled_dns: &'a BTreeMap<DnKey, i64>,
     /// What the server's subscriber records show (`None`: no run has seen one yet).
     pub dn_listing: Option<DnListing>,
     pub policy: ConflictPolicy,
@@ -146,8 +149,8 @@ pub enum Resolution {
 /// One step of a plan. Steps of one desired key are in execution order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// `subscriber.create` with `fields`, then `dnadd` for each of `dns`, then `update` of
-    /// `follow_up` (fields create does not take). The base becomes `fields ∪ follow_up`.
+    /// `subscriber.create` with `fields`, then `update` of `follow_up` (fields create does
+    /// not take), then `dnadd` for each of `dns`. The base becomes `fields ∪ follow_up`.
     Create {
         key: String,
         fields: Fields,
@@ -223,10 +226,13 @@ pub fn plan(input: PlanInput<'_>) -> Vec<Op> {
     desired.sort_by(|a, b| a.key.cmp(&b.key));
 
     let held = held_dns(&input);
-    let mut dn_owner: BTreeMap<&DnKey, i64> = BTreeMap::new();
+    let mut dn_owner: BTreeMap<&DnKey, Owner> = BTreeMap::new();
+    for (dn, id) in input.unsettled_dns {
+        dn_owner.insert(dn, Owner::Unsettled(*id));
+    }
     for (id, dns) in &held {
         for dn in dns {
-            dn_owner.insert(dn, *id);
+            dn_owner.insert(dn, Owner::Holds(*id));
         }
     }
     let linked: BTreeMap<i64, &str> = desired
@@ -291,6 +297,15 @@ pub fn plan(input: PlanInput<'_>) -> Vec<Op> {
         numbers.plan(d, &mut claimed_dns, &mut ops);
     }
     ops
+}
+
+/// Who has a number, as far as the push can know.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    /// Held by this subscriber (the mirror's list, or our confirmed `dnadd`).
+    Holds(i64),
+    /// Our `dnadd` to this subscriber may have landed; nobody knows yet.
+    Unsettled(i64),
 }
 
 /// The numbers each live subscriber holds, as far as the push can know (module docs).
@@ -367,7 +382,7 @@ fn normalise_key(v: &str) -> String {
 
 fn plan_create(
     d: &DesiredSubscriber,
-    dn_owner: &BTreeMap<&DnKey, i64>,
+    dn_owner: &BTreeMap<&DnKey, Owner>,
     claimed: &mut BTreeSet<DnKey>,
     ops: &mut Vec<Op>,
 ) {
@@ -489,7 +504,7 @@ struct Numbers<'p> {
     id: i64,
     held: &'p BTreeSet<DnKey>,
     base: &'p BTreeSet<DnKey>,
-    owner: &'p BTreeMap<&'p DnKey, i64>,
+    owner: &'p BTreeMap<&'p DnKey, Owner>,
     policy: ConflictPolicy,
 }
 
@@ -562,15 +577,24 @@ impl Numbers<'_> {
 fn dn_taken(
     dn: &DesiredDn,
     own: Option<i64>,
-    dn_owner: &BTreeMap<&DnKey, i64>,
+    dn_owner: &BTreeMap<&DnKey, Owner>,
     claimed: &BTreeSet<DnKey>,
 ) -> Option<String> {
     let key = dn.key();
-    if let Some(&owner) = dn_owner.get(&key).filter(|&&o| Some(o) != own) {
-        return Some(format!(
-            "DN {} on PBX {} belongs to subscriber {owner} in Tariscope",
-            dn.dn, dn.pbx_id
-        ));
+    match dn_owner.get(&key) {
+        Some(Owner::Holds(owner)) if Some(*owner) != own => {
+            return Some(format!(
+                "DN {} on PBX {} belongs to subscriber {owner} in Tariscope",
+                dn.dn, dn.pbx_id
+            ));
+        }
+        Some(Owner::Unsettled(owner)) if Some(*owner) != own => {
+            return Some(format!(
+                "DN {} on PBX {} may already be on subscriber {owner}: our dnadd of it there has an unknown outcome (outbox, `status`); once that entry is settled the number can go elsewhere",
+                dn.dn, dn.pbx_id
+            ));
+        }
+        _ => {}
     }
     claimed.contains(&key).then(|| {
         format!(

@@ -46,6 +46,7 @@ fn run(
         base: &base,
         dn_base: &BTreeMap::new(),
         confirmed_dns: &BTreeMap::new(),
+        unsettled_dns: &BTreeMap::new(),
         dn_listing: Some(DnListing::Shown),
         policy,
         natural_key: Some(Field::AccountId),
@@ -333,6 +334,7 @@ impl World {
             base: &self.base,
             dn_base: &self.dn_base,
             confirmed_dns: &self.confirmed,
+            unsettled_dns: &BTreeMap::new(),
             dn_listing: Some(if self.shows_dns {
                 DnListing::Shown
             } else {
@@ -670,6 +672,7 @@ fn numbers_case(listing: Option<DnListing>, policy: ConflictPolicy, base: &[&str
         base: &BTreeMap::new(),
         dn_base: &dn_base,
         confirmed_dns: &confirmed,
+        unsettled_dns: &BTreeMap::new(),
         dn_listing: listing,
         policy,
         natural_key: None,
@@ -775,4 +778,55 @@ fn a_number_wanted_by_two_rows_goes_to_one_and_blocks_the_other() {
             if c.key == "b" && c.resolution == Resolution::Blocked && c.reason.contains("more than one"))),
         "{ops:?}"
     );
+}
+
+/// A number whose `dnadd` to subscriber 2 has an unknown outcome (it may be there) is not
+/// given to another subscriber until that entry is settled; subscriber 2's own row still
+/// plans it (its step looks it up), and a server whose records do not show numbers cannot
+/// tell us otherwise.
+#[test]
+fn a_number_whose_dnadd_elsewhere_is_unsettled_is_not_sent_to_another() {
+    let k = DnKey {
+        pbx_id: 7,
+        dn: "5".into(),
+    };
+    let want = DesiredDn {
+        pbx_id: 7,
+        dn: "5".into(),
+        from_date: None,
+        description: None,
+    };
+    let mut moved_to = desired("to", Some(1), f(&[]));
+    moved_to.dns = vec![want.clone()];
+    let remote: BTreeMap<_, _> = [(1, remote(1, f(&[]))), (2, remote(2, f(&[])))].into();
+    let unsettled = BTreeMap::from([(k.clone(), 2)]);
+    let plan_with = |rows: &[DesiredSubscriber], unsettled: &BTreeMap<DnKey, i64>| {
+        plan(PlanInput {
+            desired: rows,
+            remote: &remote,
+            base: &BTreeMap::new(),
+            dn_base: &BTreeMap::new(),
+            confirmed_dns: &BTreeMap::new(),
+            unsettled_dns: unsettled,
+            dn_listing: Some(DnListing::NotShown),
+            policy: ConflictPolicy::LocalWins,
+            natural_key: None,
+        })
+    };
+    let ops = plan_with(std::slice::from_ref(&moved_to), &unsettled);
+    assert!(dnadds(&ops).is_empty(), "{ops:?}");
+    assert!(
+        ops.iter().any(
+            |o| matches!(o, Op::Conflict(c) if c.reason.contains("may already be on subscriber 2"))
+        ),
+        "{ops:?}"
+    );
+    // Settled (not landed): it goes to the row that wants it now.
+    let ops = plan_with(std::slice::from_ref(&moved_to), &BTreeMap::new());
+    assert_eq!(dnadds(&ops), ["5"], "{ops:?}");
+    // The subscriber the unsettled entry targets still plans it (its step looks it up).
+    let mut original = desired("from", Some(2), f(&[]));
+    original.dns = vec![want];
+    let ops = plan_with(&[original], &unsettled);
+    assert_eq!(dnadds(&ops), ["5"], "{ops:?}");
 }

@@ -5,12 +5,16 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use tariscope_sync::api::{ClientConfig, RetrySettings, Secret, TariscopeClient};
+use tariscope_sync::model::{
+    CreatedSubscriber, DnAssignment, NewDn, NewPayment, NewSubscriber, Payment, RecordedPayment,
+    Subscriber, SubscriberPatch,
+};
 use tariscope_sync::sim::{DatasetConfig, SimConfig, SimHandle, WireVariant};
 use tariscope_sync::store::Store;
 use tariscope_sync::sync::fields::Field;
 use tariscope_sync::sync::import::{Format, parse};
 use tariscope_sync::sync::plan::ConflictPolicy;
-use tariscope_sync::sync::push::{PushOptions, PushRemote, PushReport, run_push};
+use tariscope_sync::sync::push::{PushOptions, PushRemote, PushReport, WriteResult, run_push};
 use tariscope_sync::sync::{Clock, JobKind, Progress, PullOptions, run_job};
 
 pub const TODAY: (i32, u32, u32) = (2025, 5, 20);
@@ -227,4 +231,68 @@ pub async fn settle_unknown_dnadds_by_hand(sim: &SimHandle, store: &Store) -> us
         settled += 1;
     }
     settled
+}
+
+/// Forwards to the real client; after `limit` writes reached the server it never returns,
+/// so the caller can drop the push mid-flight (the process died after sending). `crashed`
+/// is notified then.
+pub struct Crashing<'a> {
+    pub inner: &'a TariscopeClient,
+    pub writes: std::sync::atomic::AtomicUsize,
+    pub limit: usize,
+    pub crashed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl<'a> Crashing<'a> {
+    pub fn new(inner: &'a TariscopeClient, limit: usize) -> Self {
+        Crashing {
+            inner,
+            writes: Default::default(),
+            limit,
+            crashed: Default::default(),
+        }
+    }
+
+    async fn after_write<T>(&self, r: WriteResult<T>) -> WriteResult<T> {
+        use std::sync::atomic::Ordering;
+        if self.writes.fetch_add(1, Ordering::SeqCst) + 1 >= self.limit {
+            self.crashed.notify_one();
+            std::future::pending::<()>().await;
+        }
+        r
+    }
+}
+
+impl PushRemote for Crashing<'_> {
+    async fn create(&self, s: &NewSubscriber) -> WriteResult<CreatedSubscriber> {
+        let r = self.inner.create(s).await;
+        self.after_write(r).await
+    }
+    async fn update(&self, p: &SubscriberPatch) -> WriteResult<Option<Subscriber>> {
+        let r = self.inner.update(p).await;
+        self.after_write(r).await
+    }
+    async fn dnadd(&self, dn: &NewDn) -> WriteResult<DnAssignment> {
+        let r = self.inner.dnadd(dn).await;
+        self.after_write(r).await
+    }
+    async fn get(&self, id: i64) -> WriteResult<Option<Subscriber>> {
+        self.inner.get(id).await
+    }
+    async fn find_by_email(&self, email: &str) -> WriteResult<Option<Subscriber>> {
+        self.inner.find_by_email(email).await
+    }
+    async fn list_department(&self, department: i64) -> WriteResult<Vec<Subscriber>> {
+        self.inner.list_department(department).await
+    }
+    async fn payment(&self, p: &NewPayment) -> WriteResult<RecordedPayment> {
+        let r = self.inner.payment(p).await;
+        self.after_write(r).await
+    }
+    async fn payments_on(&self, id: i64, day: NaiveDate) -> WriteResult<Vec<Payment>> {
+        self.inner.payments_on(id, day).await
+    }
+    async fn payment_by_id(&self, id: i64, payment_id: i64) -> WriteResult<Option<Payment>> {
+        self.inner.payment_by_id(id, payment_id).await
+    }
 }

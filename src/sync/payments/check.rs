@@ -249,12 +249,27 @@ pub fn resolve(row: PaymentRow, ctx: &PaymentContext) -> Result<ValidPayment, Bo
                 );
                 return Err(unknown(&row, "accountid", acc.clone(), why));
             }
-            _ => {
-                let why = format!(
-                    "unknown account: no subscriber in the mirror has account number {acc:?} (check it, or run the subscribers pull if it is new)"
-                );
-                return Err(unknown(&row, "accountid", acc.clone(), why));
-            }
+            _ => match ctx.desired_accounts.get(acc).map(Vec::as_slice) {
+                // The account of a desired row: the subscriber it creates (or has just
+                // created, not pulled yet) is the payer.
+                Some([key]) => match ctx.keys.get(key) {
+                    Some(Some(id)) => Target::Subscriber(*id),
+                    _ => Target::Waiting(key.clone()),
+                },
+                Some(keys) if keys.len() > 1 => {
+                    let why = format!(
+                        "account {acc:?} is wanted by {} desired subscribers ({keys:?}) and held by none in the mirror: give subscriber_key instead",
+                        keys.len()
+                    );
+                    return Err(unknown(&row, "accountid", acc.clone(), why));
+                }
+                _ => {
+                    let why = format!(
+                        "unknown account: no subscriber in the mirror and no desired subscriber has account number {acc:?} (check it, or run the subscribers pull if it is new)"
+                    );
+                    return Err(unknown(&row, "accountid", acc.clone(), why));
+                }
+            },
         },
         Payer::Key(key) => match ctx.keys.get(key) {
             Some(Some(id)) => Target::Subscriber(*id),

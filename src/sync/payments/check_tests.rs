@@ -22,6 +22,13 @@ fn ctx() -> PaymentContext {
             ("crm-1".to_string(), Some(11)),
             ("crm-new".to_string(), None),
         ]),
+        desired_accounts: BTreeMap::from([
+            ("ACC-NEW".to_string(), vec!["crm-new".to_string()]),
+            (
+                "ACC-TWICE".to_string(),
+                vec!["crm-a".to_string(), "crm-b".to_string()],
+            ),
+        ]),
         sent: BTreeMap::new(),
     }
 }
@@ -96,6 +103,20 @@ fn payers_resolve_through_the_mirror_and_desired_keys() {
         by("subscriber_key", t("crm-new")).valid[0].target,
         Target::Waiting("crm-new".into()),
         "a subscriber the same push creates: the payment waits for it"
+    );
+    assert_eq!(
+        by("accountid", t("ACC-NEW")).valid[0].target,
+        Target::Waiting("crm-new".into()),
+        "the account of a desired row no mirrored subscriber holds yet: the payment waits for the row"
+    );
+    let twice = by("accountid", t("ACC-TWICE"));
+    assert!(
+        twice.rejected[0]
+            .rejection
+            .reason
+            .contains("wanted by 2 desired subscribers"),
+        "{:?}",
+        twice.rejected[0].rejection.reason
     );
     let shared = by("accountid", t("SHARED"));
     assert!(

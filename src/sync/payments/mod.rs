@@ -161,6 +161,9 @@ pub struct PaymentContext {
     pub accounts: BTreeMap<String, Vec<i64>>,
     /// `desired_subscribers` key → its link.
     pub keys: BTreeMap<String, Option<i64>>,
+    /// Account number → the `desired_subscribers` keys that want it: a payment by an account
+    /// no mirrored subscriber holds yet waits for the one desired row that will create it.
+    pub desired_accounts: BTreeMap<String, Vec<String>>,
     /// Reference → the newest `payment` outbox entry that may have landed (done, sent or
     /// ambiguous).
     pub sent: BTreeMap<String, SentPayment>,
@@ -173,7 +176,7 @@ impl PaymentContext {
         today: NaiveDate,
         earliest: Option<NaiveDate>,
     ) -> Result<PaymentContext, StoreError> {
-        let (subscribers, accounts, keys) = store.payment_payers().await?;
+        let (subscribers, accounts, keys, desired_accounts) = store.payment_payers().await?;
         let mut sent = BTreeMap::new();
         for e in store.outbox_of_op("payment").await? {
             if let Some(s) = SentPayment::of(&e).filter(SentPayment::may_have_landed) {
@@ -186,6 +189,7 @@ impl PaymentContext {
             subscribers,
             accounts,
             keys,
+            desired_accounts,
             sent,
         })
     }

@@ -35,6 +35,8 @@ pub(super) struct Exec<'a, R> {
     pub remote: &'a R,
     pub store: &'a Store,
     pub opts: &'a PushOptions,
+    /// The push run (changes it shows in the mirror are logged under it).
+    pub run_id: i64,
 }
 
 /// How `subscriber.create` ended.

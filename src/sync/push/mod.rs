@@ -184,6 +184,7 @@ pub async fn run_push<R: PushRemote>(
         remote,
         store,
         opts,
+        run_id,
     };
     exec.settle_stale(&loaded.planned.ops, &loaded.rejected_keys)
         .await?;

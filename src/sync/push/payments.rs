@@ -88,6 +88,7 @@ pub(super) async fn post_payments<R: PushRemote>(
     let plan = plan_payments(exec.store, exec.opts).await?;
     let tables = vec![PAYMENTS_TABLE];
     load::record_rejections(exec.store, tables, &plan.checked.rejected, now.into()).await?;
+    close_orphaned(exec.store, &plan.checked, now).await?;
     let mut report = PaymentReport {
         rejected: plan
             .checked
@@ -147,4 +148,64 @@ pub(super) async fn post_payments<R: PushRemote>(
         }
     }
     Ok(report)
+}
+
+/// Open payment entries this push will not take up, because their `desired_payments` row is
+/// now rejected (its subscriber row deleted, the row edited, ...) or gone: each would stay
+/// open for ever. One never sent, or refused before Tariscope processed it (`pending`,
+/// `failed`), ends `terminal` with the reason (a row fixed later is posted under its
+/// reference by a later push). One that may have landed (`sent`) is left to a person as
+/// `ambiguous`, never sent again by itself: `status` lists it, `resolve` settles it.
+async fn close_orphaned(
+    store: &Store,
+    checked: &CheckedPayments,
+    now: &str,
+) -> Result<(), StoreError> {
+    let valid: std::collections::BTreeSet<&str> = checked
+        .valid
+        .iter()
+        .map(|v| v.row.reference.as_str())
+        .collect();
+    let why = |reference: &str| {
+        checked
+            .rejected
+            .iter()
+            .find(|r| r.rejection.key.as_deref() == Some(reference))
+            .map(|r| {
+                format!(
+                    "its desired_payments row is rejected ({})",
+                    r.rejection.reason
+                )
+            })
+            .unwrap_or_else(|| "its desired_payments row no longer exists".to_string())
+    };
+    for e in store.outbox_of_op("payment").await? {
+        if valid.contains(e.key.as_str()) {
+            continue;
+        }
+        let (state, note) = match e.state {
+            OutboxState::Pending | OutboxState::Failed => (
+                OutboxState::Terminal,
+                format!(
+                    "not posted: {}; nothing of it reached Tariscope; a corrected row is posted under this reference by a later push",
+                    why(&e.key)
+                ),
+            ),
+            OutboxState::Sent => (
+                OutboxState::Ambiguous,
+                format!(
+                    "{}, and this payment may have landed (its answer was lost): check subscriber {}'s payments in Tariscope, then `tariscope-sync resolve {} --landed PAYMENTID` or `--not-landed`",
+                    why(&e.key),
+                    e.subscriber_id.unwrap_or_default(),
+                    e.key
+                ),
+            ),
+            _ => continue,
+        };
+        tracing::warn!(reference = %e.key, id = e.id, state = state.as_str(), "{note}");
+        store
+            .outbox_mark(e.id, state, false, None, Some(note), None, now.to_string())
+            .await?;
+    }
+    Ok(())
 }

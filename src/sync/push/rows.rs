@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::exec::{self, Created, Exec};
 use super::{PushRemote, StepError};
-use crate::model::Subscriber;
+use crate::model::{DnAssignment, DnListing, Subscriber};
+use crate::store::StoreError;
 use crate::sync::fields::Fields;
 use crate::sync::options::Progress;
-use crate::sync::plan::{Op, Resolution};
+use crate::sync::plan::{DesiredDn, Op, Resolution};
 
 /// What one desired row did. Counts are outbox writes this run finished (`done`).
 #[derive(Debug, Default)]
@@ -156,16 +157,19 @@ async fn run_steps<R: PushRemote>(
                 store.set_base(key.into(), took, now()).await?;
                 ignored_all.extend(ignored);
                 touched = Some(id);
-                for dn in &dns {
-                    exec.dnadd(key, id, dn).await?;
-                    store.add_dn_base(key.into(), dn.key(), now()).await?;
-                    r.dns_added += 1;
-                }
+                // The fields first: a number whose outcome a person must settle (records
+                // without numbers) stops the row, and must not hold its fields back.
                 if !follow_up.is_empty() {
                     let u = exec.update(key, id, &follow_up).await?;
                     r.updated += u64::from(u.is_done());
                     store.set_base(key.into(), u.took, now()).await?;
                     ignored_all.extend(u.ignored);
+                }
+                for dn in &dns {
+                    exec.dnadd(key, id, dn).await?;
+                    store.add_dn_base(key.into(), dn.key(), now()).await?;
+                    show_in_mirror(exec, id, dn, now()).await?;
+                    r.dns_added += 1;
                 }
             }
             Op::Update { id, changes, .. } => {
@@ -178,6 +182,7 @@ async fn run_steps<R: PushRemote>(
             Op::DnAdd { id, dn, .. } => {
                 exec.dnadd(key, id, &dn).await?;
                 store.add_dn_base(key.into(), dn.key(), now()).await?;
+                show_in_mirror(exec, id, &dn, now()).await?;
                 r.dns_added += 1;
                 touched = Some(id);
             }
@@ -192,5 +197,29 @@ async fn run_steps<R: PushRemote>(
             r.refreshed.push(s);
         }
     }
+    Ok(())
+}
+
+/// After a confirmed `dnadd`, on a server whose records show numbers: the mirror shows the
+/// number at once (`Store::add_confirmed_dn`), not only after the row's read-back or the
+/// next pull, so no later plan mistakes our own number for one an operator removed.
+async fn show_in_mirror<R: PushRemote>(
+    exec: &Exec<'_, R>,
+    id: i64,
+    dn: &DesiredDn,
+    now: String,
+) -> Result<(), StoreError> {
+    if exec.store.dn_listing().await?.map(|o| o.value) != Some(DnListing::Shown) {
+        return Ok(());
+    }
+    let shown = DnAssignment {
+        id: None,
+        subscriber_id: id,
+        pbx_id: Some(dn.pbx_id),
+        dn: dn.dn.clone(),
+        from_date: dn.from_date,
+        description: dn.description.clone(),
+    };
+    exec.store.add_confirmed_dn(exec.run_id, shown, now).await?;
     Ok(())
 }

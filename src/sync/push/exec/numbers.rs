@@ -23,6 +23,23 @@ impl<R: PushRemote> Exec<'_, R> {
             serde_json::from_str::<serde_json::Value>(&e.payload)
                 .is_ok_and(|p| p["pbx_id"] == json!(dn.pbx_id) && p["dn"] == json!(dn.dn))
         };
+        if self.confirmed_before(key, id, &same).await? {
+            // We put this number on this subscriber before, and the plan wants it again: the
+            // mirror may not show our write yet (a run that died before recording it, a
+            // read-back that failed), or an operator took it away. Only a look at the
+            // subscriber tells; sending blind could assign it twice.
+            match has_dn(self.remote, id, dn).await {
+                Ok(Some(false)) => {}
+                Ok(_) => return Ok(()),
+                Err(err) => {
+                    let why = format!(
+                        "number {}/{} was assigned to subscriber {id} by an earlier run and the mirror does not show it; looking at the subscriber failed ({err}), the next run looks again",
+                        dn.pbx_id, dn.dn
+                    );
+                    return Err(StepError::caused(why, Some(err)));
+                }
+            }
+        }
         let mut e = self.entry(key, "dnadd", Some(id), payload, same).await?;
         if matches!(e.state, OutboxState::Sent | OutboxState::Ambiguous) {
             // A previous run may have sent it: look before sending again.
@@ -78,6 +95,33 @@ impl<R: PushRemote> Exec<'_, R> {
                 Err(err) => return self.failed_write(&e, err).await,
             }
         }
+    }
+
+    /// Whether an earlier `dnadd` of ours put this number on subscriber `id` (an entry
+    /// `done` by Tariscope's answer or a look-up, not one closed as no longer needed).
+    async fn confirmed_before(
+        &self,
+        key: &str,
+        id: i64,
+        same: &impl Fn(&OutboxEntry) -> bool,
+    ) -> Result<bool, StepError> {
+        let settled = |e: &OutboxEntry| {
+            e.result
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                .is_some_and(|r| r.get("settled").is_some())
+        };
+        Ok(self
+            .store
+            .outbox_of(key.to_string(), "dnadd")
+            .await?
+            .iter()
+            .any(|e| {
+                same(e)
+                    && e.state == OutboxState::Done
+                    && e.subscriber_id == Some(id)
+                    && !settled(e)
+            }))
     }
 
     /// Leaves a `dnadd` of unknown outcome for a person: the server's records do not show
