@@ -1,0 +1,296 @@
+//! Soak (issue 16.3): the real daemon against the in-process emulator, every job scheduled
+//! every 5 seconds, light faults (2 % 503s, 1 % 429s, 1 ms latency), for `SOAK_SECS`
+//! (default 1800). Every 10 s (`SOAK_SAMPLE_SECS`) it samples the daemon's resident memory
+//! and open file descriptors, the mirror's and the WAL's size, and the job runs, and prints
+//! the sample. After the warm-up (`SOAK_WARMUP_SECS`, default 300, at most a sixth of the
+//! run) it must stay flat: the median of the last six samples of memory and descriptors at
+//! most 5 % above the median of the first six; the WAL never above 64 MiB and at the end no
+//! more than 5 % (or 1 MiB) above its size after warm-up (checkpoints work); no run
+//! `failed`, and every job finished `ok` runs in the last third. SIGTERM then ends the
+//! daemon with exit 0.
+//!
+//! Ignored by default (it takes half an hour):
+//! `SOAK_SECS=1800 cargo test --release --test soak -- --ignored --nocapture`.
+
+mod cli_support;
+
+use std::time::{Duration, Instant};
+
+use cli_support::{BIN, kill};
+use tariscope_sync::sim::{DatasetConfig, Fault, FaultPlan, SimConfig, SimHandle};
+
+const JOBS: [&str; 6] = [
+    "reference",
+    "subscribers",
+    "payments",
+    "charges",
+    "summaries",
+    "push",
+];
+
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Duration,
+    rss_kib: u64,
+    fds: u64,
+    mirror: u64,
+    wal: u64,
+    runs: u64,
+    failed: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a 30-minute soak: SOAK_SECS=1800 cargo test --release --test soak -- --ignored --nocapture"]
+async fn daemon_stays_flat_under_load() {
+    let secs = env_secs("SOAK_SECS", 1800);
+    let every = env_secs("SOAK_SAMPLE_SECS", 10);
+    let warmup = env_secs("SOAK_WARMUP_SECS", 300).min(secs / 6);
+    let sim = SimHandle::start(SimConfig {
+        dataset: DatasetConfig {
+            seed: 16,
+            nodes: 1,
+            departments_per_node: 3,
+            subscribers: 300,
+            days: 30,
+            end_date: None,
+        },
+        faults: FaultPlan {
+            global: Fault {
+                latency: Duration::from_millis(1),
+                error_rate: 0.02,
+                error_status: 503,
+                rate_limit_rate: 0.01,
+                retry_after_secs: 1,
+                ..Fault::default()
+            },
+            ..FaultPlan::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let mirror = dir.path().join("mirror.db");
+    let wal = dir.path().join("mirror.db-wal");
+
+    // Desired rows the first push creates; after that the data stays as it is.
+    let department = sim.state().departments[0].id;
+    let mut csv = String::from("key,fullname,departmentid,subscribertype,accountnumber,street\n");
+    for i in 0..20 {
+        csv.push_str(&format!(
+            "soak-{i},Soak Subscriber {i},{department},0,SOAK-{i},Vulytsia {i}\n"
+        ));
+    }
+    let desired = dir.path().join("desired.csv");
+    std::fs::write(&desired, csv).unwrap();
+    let imported = cli_support::run(&config, &["import", desired.to_str().unwrap()]).await;
+    assert!(
+        imported.status.success(),
+        "import: {}",
+        cli_support::text(&imported)
+    );
+
+    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+    let mut daemon = tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = daemon.id().unwrap();
+    eprintln!(
+        "soak: {secs} s, sample every {every} s, warm-up {warmup} s, daemon pid {pid}, mirror {}",
+        mirror.display()
+    );
+    eprintln!(
+        "{:>6} {:>9} {:>5} {:>10} {:>10} {:>6} {:>6}",
+        "t (s)", "rss KiB", "fds", "mirror B", "wal B", "runs", "failed"
+    );
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while start.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_secs(every)).await;
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "the daemon exited during the soak; its log: {}",
+            std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default()
+        );
+        let (runs, failed) = run_counts(&mirror);
+        let s = Sample {
+            at: start.elapsed(),
+            rss_kib: rss_kib(pid),
+            fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .count() as u64,
+            mirror: size(&mirror),
+            wal: size(&wal),
+            runs,
+            failed,
+        };
+        eprintln!(
+            "{:>6} {:>9} {:>5} {:>10} {:>10} {:>6} {:>6}",
+            s.at.as_secs(),
+            s.rss_kib,
+            s.fds,
+            s.mirror,
+            s.wal,
+            s.runs,
+            s.failed
+        );
+        samples.push(s);
+    }
+    let warm: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at >= Duration::from_secs(warmup))
+        .collect();
+    assert!(
+        warm.len() >= 12,
+        "too few samples after the warm-up: {}",
+        warm.len()
+    );
+    let (first, last) = (warm[0], warm[warm.len() - 1]);
+    eprintln!("first after warm-up: {first:?}");
+    eprintln!("last:                {last:?}");
+    eprintln!(
+        "max after warm-up: rss {} KiB, fds {}, mirror {} B, wal {} B",
+        warm.iter().map(|s| s.rss_kib).max().unwrap(),
+        warm.iter().map(|s| s.fds).max().unwrap(),
+        warm.iter().map(|s| s.mirror).max().unwrap(),
+        warm.iter().map(|s| s.wal).max().unwrap()
+    );
+
+    let median = |f: fn(&Sample) -> u64, from: &[&Sample]| {
+        let mut v: Vec<u64> = from.iter().map(|s| f(s)).collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let head = &warm[..6];
+    let tail = &warm[warm.len() - 6..];
+    for (what, f) in [
+        (
+            "resident memory (KiB)",
+            (|s: &Sample| s.rss_kib) as fn(&Sample) -> u64,
+        ),
+        ("open file descriptors", |s: &Sample| s.fds),
+    ] {
+        let (a, b) = (median(f, head), median(f, tail));
+        assert!(
+            b * 100 <= a * 105,
+            "{what} grew after the warm-up: median {a} in the first minute, {b} in the last (more than 5 %)"
+        );
+    }
+    let wal_max = warm.iter().map(|s| s.wal).max().unwrap();
+    assert!(
+        wal_max <= 64 << 20,
+        "the WAL reached {wal_max} bytes: checkpoints do not keep it bounded"
+    );
+    assert!(
+        last.wal <= (first.wal * 105 / 100).max(first.wal + (1 << 20)),
+        "the WAL grew from {} to {} bytes after the warm-up",
+        first.wal,
+        last.wal
+    );
+    let failed_during = last.failed - first.failed;
+    assert_eq!(
+        failed_during,
+        0,
+        "{failed_during} job runs failed after the warm-up (see job_runs in {})",
+        mirror.display()
+    );
+    for job in JOBS {
+        let ok = ok_runs_in_last_third(&mirror, job);
+        assert!(
+            ok > 0,
+            "job {job} finished no ok run in the last third of the soak"
+        );
+    }
+
+    kill("-TERM", pid);
+    let status = tokio::time::timeout(Duration::from_secs(60), daemon.wait())
+        .await
+        .expect("the daemon stops within 60 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+    sim.shutdown().await;
+}
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+fn open_mirror(path: &std::path::Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
+}
+
+/// Finished runs, and failed ones, so far.
+fn run_counts(path: &std::path::Path) -> (u64, u64) {
+    if !path.exists() {
+        return (0, 0);
+    }
+    open_mirror(path)
+        .query_row(
+            "SELECT count(*), count(*) FILTER (WHERE outcome = 'failed') FROM job_runs WHERE outcome != 'running'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap_or((0, 0))
+}
+
+/// `ok` runs among the last third of `job`'s runs.
+fn ok_runs_in_last_third(path: &std::path::Path, job: &str) -> u64 {
+    let c = open_mirror(path);
+    let total: u64 = c
+        .query_row("SELECT count(*) FROM job_runs WHERE job = ?1", [job], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    c.query_row(
+        "SELECT count(*) FROM (SELECT outcome FROM job_runs WHERE job = ?1 ORDER BY id DESC LIMIT ?2) WHERE outcome = 'ok'",
+        (job, (total / 3).max(1)),
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Every job every 5 s, retries that absorb the light faults, no HTTP endpoint.
+fn write_config(dir: &std::path::Path, sim: &SimHandle) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    let mut text = format!(
+        "shutdown_grace_secs = 20\n\
+         [api]\nbase_url = \"{}\"\nusername = \"demo\"\npassword = \"demo\"\nrate_per_sec = 0.0\nconcurrency = 8\n\
+         [retry]\nmax_attempts = 6\ninitial_delay_ms = 20\nmax_delay_ms = 1500\nmax_elapsed_secs = 30\n\
+         [mirror]\npath = \"{}\"\n\
+         [scope]\nnodes = [1]\n\
+         [serve]\nlisten = \"\"\n",
+        sim.base_url(),
+        dir.join("mirror.db").display()
+    );
+    for job in JOBS {
+        text.push_str(&format!(
+            "[jobs.{job}]\nenabled = true\nschedule = \"*/5 * * * * *\"\n"
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
