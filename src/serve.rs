@@ -88,12 +88,35 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            spawn_upkeep(handle.clone());
             crate::metric_names::describe();
             metrics::gauge!("tariscope_sync_build_info", "version" => env!("CARGO_PKG_VERSION"))
                 .set(1.0);
             Some(handle)
         })
         .clone()
+}
+
+/// How often pending histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `build_recorder` leaves histogram samples pending until a scrape renders them; with no one
+/// scraping `/metrics` every API request's duration stayed in memory (the soak of issue 16
+/// measured the daemon's memory rising with its request count). The exporter's own upkeep
+/// task comes only with its HTTP listener, which we do not use (our endpoints share one
+/// listener), so a thread does the upkeep for the life of the process.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "could not start the metrics upkeep thread; histograms grow until /metrics is scraped");
+    }
 }
 
 /// Serves the endpoints on `listener` until `shutdown` resolves.

@@ -1,6 +1,6 @@
 //! Soak (issue 16.3): the real daemon against the in-process emulator, every job scheduled
 //! every 5 seconds, light faults (2 % 503s, 1 % 429s, 1 ms latency), for `SOAK_SECS`
-//! (default 1800). Every 10 s (`SOAK_SAMPLE_SECS`) it samples the daemon's resident memory
+//! (default 1800), `/metrics` on but never scraped. Every 10 s (`SOAK_SAMPLE_SECS`) it samples the daemon's resident memory
 //! and open file descriptors, the mirror's and the WAL's size, and the job runs, and prints
 //! the sample. After the warm-up (`SOAK_WARMUP_SECS`, default 300, at most a sixth of the
 //! run) it must stay flat: the median of the last six samples of memory and descriptors at
@@ -273,7 +273,8 @@ fn ok_runs_in_last_third(path: &std::path::Path, job: &str) -> u64 {
     .unwrap()
 }
 
-/// Every job every 5 s, retries that absorb the light faults, no HTTP endpoint.
+/// Every job every 5 s, retries that absorb the light faults, `/metrics` served as by
+/// default but never scraped (its histograms must not pile up).
 fn write_config(dir: &std::path::Path, sim: &SimHandle) -> std::path::PathBuf {
     let path = dir.join("config.toml");
     let mut text = format!(
@@ -282,9 +283,10 @@ fn write_config(dir: &std::path::Path, sim: &SimHandle) -> std::path::PathBuf {
          [retry]\nmax_attempts = 6\ninitial_delay_ms = 20\nmax_delay_ms = 1500\nmax_elapsed_secs = 30\n\
          [mirror]\npath = \"{}\"\n\
          [scope]\nnodes = [1]\n\
-         [serve]\nlisten = \"\"\n",
+         [serve]\nlisten = \"127.0.0.1:{}\"\n",
         sim.base_url(),
-        dir.join("mirror.db").display()
+        dir.join("mirror.db").display(),
+        cli_support::free_port()
     );
     for job in JOBS {
         text.push_str(&format!(
