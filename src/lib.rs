@@ -23,6 +23,7 @@ pub mod config;
 pub mod daemon;
 pub mod lock;
 pub mod logging;
+pub mod memory;
 pub mod metric_names;
 pub mod model;
 pub mod notify;
