@@ -19,15 +19,7 @@ use std::time::{Duration, Instant};
 
 use cli_support::{BIN, kill};
 use tariscope_sync::sim::{DatasetConfig, Fault, FaultPlan, SimConfig, SimHandle};
-
-const JOBS: [&str; 6] = [
-    "reference",
-    "subscribers",
-    "payments",
-    "charges",
-    "summaries",
-    "push",
-];
+use tariscope_sync::sync::Job;
 
 #[derive(Debug, Clone)]
 struct Sample {
@@ -207,7 +199,7 @@ async fn daemon_stays_flat_under_load() {
         "{failed_during} job runs failed after the warm-up (see job_runs in {})",
         mirror.display()
     );
-    for job in JOBS {
+    for job in Job::ALL.map(Job::as_str) {
         let ok = ok_runs_in_last_third(&mirror, job);
         assert!(
             ok > 0,
@@ -297,7 +289,7 @@ fn write_config(dir: &std::path::Path, sim: &SimHandle) -> std::path::PathBuf {
         dir.join("mirror.db").display(),
         cli_support::free_port()
     );
-    for job in JOBS {
+    for job in Job::ALL.map(Job::as_str) {
         text.push_str(&format!(
             "[jobs.{job}]\nenabled = true\nschedule = \"*/5 * * * * *\"\n"
         ));
