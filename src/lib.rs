@@ -7,9 +7,9 @@
 //!
 //! | module | owns | must not |
 //! |---|---|---|
-//! | [`model`] | domain types (subscribers, DNs, payments, charges, summaries) | do I/O, know wire names or SQL |
+//! | [`model`] | domain types (subscribers, DNs, payments, charges, summaries), the push fields, desired rows and payments in canonical form | do I/O, know wire names or SQL |
 //! | [`api`] | the Tariscope HTTP boundary: client, token manager, retry, limiter, decoding | touch SQLite, import `sim` |
-//! | [`store`] | the SQLite mirror: migrations, tables, the writer thread | speak HTTP |
+//! | [`store`] | the SQLite mirror: migrations, tables, the writer thread | speak HTTP, import `sync` |
 //! | [`sync`] | pull jobs, the pure push planner, the push executor | see reqwest or SQL directly |
 //! | [`lock`] | per-job OS file locks beside the mirror: a job runs in one process at a time | know what a job does |
 //! | [`records`] | reading CSV / JSON files: encoding, BOM, separator, records with header names | know what a column means |

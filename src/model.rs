@@ -5,6 +5,16 @@
 //! Must not: do I/O, know wire field names or casing (that is `api::wire`), or know SQL
 //! (that is `store`). Money is `rust_decimal::Decimal`, never a float; dates are
 //! `chrono::NaiveDate` (Tariscope calendar dates, no time zone).
+//!
+//! | file | owns |
+//! |---|---|
+//! | `model/fields.rs` | the subscriber fields the push manages, canonical text |
+//! | `model/desired.rs` | desired subscribers and numbers, the mirror's view, conflicts |
+//! | `model/payments.rs` | desired payments in canonical form |
+
+pub mod desired;
+pub mod fields;
+pub mod payments;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;

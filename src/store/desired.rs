@@ -15,10 +15,9 @@ use rusqlite::{Connection, params};
 
 use super::rejected::insert_rejection;
 use super::{Store, StoreError};
+use crate::model::desired::{DesiredDn, DesiredSubscriber, DnKey, ImportBatch, RemoteSubscriber};
+use crate::model::fields::{Field, Fields, Kind, canonical};
 use crate::model::{Cell, RawDesired, RawDn};
-use crate::sync::fields::{Field, Fields, Kind, canonical};
-use crate::sync::import::ImportBatch;
-use crate::sync::plan::{DesiredDn, DesiredSubscriber, DnKey, RemoteSubscriber};
 
 /// What an import changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

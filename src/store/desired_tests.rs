@@ -2,13 +2,62 @@
 
 use super::*;
 use crate::model::Rejection;
-use crate::sync::import::{Format, parse};
-use crate::sync::plan::DnKey;
+use crate::model::desired::{DesiredDn, DnKey};
+use crate::model::fields::canonical;
 
-const CSV: &str = "key,fullname,departmentid,subscribertype,ispublic,privilegediscount,dns\n\
-    a,Kovalenko Olena,3,0,1,2.50,292/2001;292/2002\n\
-    b,Bondar Ivan,3,1,,,\n\
-    c,,3,0,,,\n";
+/// An import of three rows (built here: parsing files is `sync::import`'s, tested there):
+/// `a` with two numbers, `b`, and `c` rejected for its missing fullname.
+fn batch() -> ImportBatch {
+    let row = |key: &str, fields: &[(Field, &str)], dns: &[i64]| DesiredSubscriber {
+        key: key.into(),
+        tariscope_id: None,
+        fields: fields
+            .iter()
+            .map(|&(f, v)| (f, canonical(f, v).unwrap()))
+            .collect(),
+        dns: dns
+            .iter()
+            .map(|dn| DesiredDn {
+                pbx_id: 292,
+                dn: dn.to_string(),
+                from_date: None,
+                description: None,
+            })
+            .collect(),
+    };
+    ImportBatch {
+        rows: vec![
+            row(
+                "a",
+                &[
+                    (Field::Fullname, "Kovalenko Olena"),
+                    (Field::DepartmentId, "3"),
+                    (Field::SubscriberType, "0"),
+                    (Field::IsPublic, "1"),
+                    (Field::PrivilegeDiscount, "2.50"),
+                ],
+                &[2001, 2002],
+            ),
+            row(
+                "b",
+                &[
+                    (Field::Fullname, "Bondar Ivan"),
+                    (Field::DepartmentId, "3"),
+                    (Field::SubscriberType, "1"),
+                ],
+                &[],
+            ),
+        ],
+        rejected: vec![Rejection {
+            row: 4,
+            key: Some("c".into()),
+            field: Some("fullname".into()),
+            value: None,
+            expected: Some("a non-empty text".into()),
+            reason: "c: missing fullname".into(),
+        }],
+    }
+}
 
 fn now() -> String {
     "2025-05-20T10:00:00Z".into()
@@ -17,7 +66,7 @@ fn now() -> String {
 #[tokio::test]
 async fn import_round_trips_and_reimport_changes_nothing() {
     let store = Store::open_in_memory().unwrap();
-    let batch = parse(CSV, Format::Csv).unwrap();
+    let batch = batch();
     let counts = store
         .import_desired(batch.clone(), "f.csv".into(), now())
         .await
@@ -67,7 +116,7 @@ async fn import_round_trips_and_reimport_changes_nothing() {
 async fn link_base_and_plan_inputs() {
     let store = Store::open_in_memory().unwrap();
     store
-        .import_desired(parse(CSV, Format::Csv).unwrap(), "f.csv".into(), now())
+        .import_desired(batch(), "f.csv".into(), now())
         .await
         .unwrap();
     store.link_desired("a".into(), 77).await.unwrap();
@@ -81,7 +130,7 @@ async fn link_base_and_plan_inputs() {
     assert_eq!(rows[0].tariscope_id, Some(77));
     // A re-import without tariscope_id keeps the link.
     store
-        .import_desired(parse(CSV, Format::Csv).unwrap(), "f.csv".into(), now())
+        .import_desired(batch(), "f.csv".into(), now())
         .await
         .unwrap();
     assert_eq!(
@@ -176,7 +225,7 @@ async fn table_rejections_stand_until_the_row_changes() {
     );
     // Import rejections (another source) are not touched.
     store
-        .import_desired(parse(CSV, Format::Csv).unwrap(), "f.csv".into(), now())
+        .import_desired(batch(), "f.csv".into(), now())
         .await
         .unwrap();
     store
@@ -196,7 +245,7 @@ async fn table_rejections_stand_until_the_row_changes() {
 async fn a_renamed_key_keeps_its_base_outbox_and_payments() {
     let store = Store::open_in_memory().unwrap();
     store
-        .import_desired(parse(CSV, Format::Csv).unwrap(), "f.csv".into(), now())
+        .import_desired(batch(), "f.csv".into(), now())
         .await
         .unwrap();
     let base: Fields = [(Field::Fullname, "Kovalenko Olena".to_string())].into();

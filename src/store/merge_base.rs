@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::{Connection, params};
 
 use super::{Store, StoreError};
-use crate::sync::fields::{Field, Fields};
-use crate::sync::plan::DnKey;
+use crate::model::desired::DnKey;
+use crate::model::fields::{Field, Fields};
 
 const DN_PREFIX: &str = "dn:";
 

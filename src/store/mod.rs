@@ -3,12 +3,14 @@
 //! Owns: the database file (created 0600, folder created if missing), the embedded
 //! migrations, the one writer connection on its own thread, WAL checkpoints and the WAL's
 //! size on another (`checkpoint`), grouped writes of the per-item jobs (`group`), read
-//! connections, and one file per table family (`subscribers` with `subscriber_columns`,
+//! connections, and one file per table family (`subscribers` with `subscriber_columns` and `subscriber_dns`,
 //! `accounts` with `summary_days`, `reference`, `runs`, `removals`, and the push side's
 //! `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`, and `payments`: desired
 //! payments and their confirmation), with `bulk` (multi-row inserts), `upsert` and `values` shared by
 //! them. Must not: speak HTTP, read the
-//! clock (callers pass timestamps), or decide sync policy (that is `crate::sync`).
+//! clock (callers pass timestamps), decide sync policy (that is `crate::sync`), or import
+//! the sync engine: what both need (desired rows, fields, payments in canonical form) lives
+//! below both in `crate::model` (checked by a test here).
 //!
 //! Storage conventions (documented for integrators in `docs/schema.md`): money and other
 //! decimals are TEXT in `rust_decimal` string form, never REAL; dates are `yyyy-mm-dd`;
@@ -30,6 +32,7 @@ mod removals;
 mod runs;
 mod server_traits;
 mod subscriber_columns;
+mod subscriber_dns;
 mod subscribers;
 mod summary_days;
 mod upsert;
@@ -277,4 +280,30 @@ fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
     )
     .map_err(StoreError::sql("setting connection pragmas"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod layering_tests {
+    /// The store speaks `crate::model` types only: no file of it (tests included) imports the
+    /// sync engine, so a second storage backend needs nothing from above it.
+    #[test]
+    fn the_store_never_imports_the_sync_engine() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+        let needle = ["crate", "::sync"].concat();
+        let mut offenders = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if !code.starts_with("//") && code.contains(&needle) {
+                    offenders.push(format!("{}:{}: {code}", path.display(), n + 1));
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "store imports sync: {offenders:#?}");
+    }
 }

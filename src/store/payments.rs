@@ -15,8 +15,8 @@ use rust_decimal::Decimal;
 use super::desired::{ImportCounts, cell};
 use super::rejected::insert_rejection;
 use super::{Store, StoreError};
+use crate::model::payments::{COLUMNS, Payer, ValidPayment};
 use crate::model::{Payment, PaymentType, RawDesired, Rejection};
-use crate::sync::payments::{COLUMNS, Payer, ValidPayment};
 
 /// Mirrored subscribers Tariscope still has, account number → their ids, desired key → link,
 /// and account number → the desired rows that want it (a subscriber a push may be creating).

@@ -1,5 +1,5 @@
 use super::*;
-use crate::sync::payments::{PaymentRow, Target};
+use crate::model::payments::{PaymentRow, Target};
 
 fn valid(reference: &str, payer: Payer) -> ValidPayment {
     ValidPayment {

@@ -97,7 +97,7 @@ columns! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::fields::{Field, Kind};
+    use crate::model::fields::{Field, Kind};
 
     /// The push side's fields (`sync::fields`) are columns here, of the matching kind: a
     /// field added there without its column (or with another kind) fails here.

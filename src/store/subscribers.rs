@@ -16,41 +16,12 @@ use sha2::{Digest, Sha256};
 use super::bulk::Bulk;
 use super::removals::{self, HeldBack, ListScope, RemovalLimit};
 use super::subscriber_columns::{FIELDS, field_cols, from_values};
+use super::subscriber_dns::{
+    DN_INSERT_HEAD, DnRow, dn_cols, dn_rows, dns_json, load_dns, replace_dns,
+};
 use super::values::{self, Col};
 use super::{Store, StoreError};
 use crate::model::{DnAssignment, Subscriber, SubscriberId};
-
-/// A DN as stored, in a canonical order for hashing and comparing; borrows the record's
-/// text when built from one, owns it when read from the mirror.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct DnRow<'a> {
-    pbx_id: Option<i64>,
-    dn: Cow<'a, str>,
-    dn_id: Option<i64>,
-    from_date: Option<Cow<'a, str>>,
-    description: Option<Cow<'a, str>>,
-}
-
-fn dn_rows(dns: &[DnAssignment]) -> Vec<DnRow<'_>> {
-    let mut rows: Vec<DnRow> = dns
-        .iter()
-        .map(|d| DnRow {
-            pbx_id: d.pbx_id,
-            dn: Cow::Borrowed(&d.dn),
-            dn_id: d.id,
-            from_date: d.from_date.map(|d| Cow::Owned(values::date_text(d))),
-            description: d.description.as_deref().map(Cow::Borrowed),
-        })
-        .collect();
-    rows.sort();
-    rows
-}
-
-fn dns_json(rows: &[DnRow]) -> serde_json::Value {
-    rows.iter()
-        .map(|r| serde_json::json!({"pbx_id": r.pbx_id, "dn": r.dn, "from_date": r.from_date, "description": r.description}))
-        .collect()
-}
 
 fn hash(fields: &[Col], dns: Option<&[DnRow]>) -> String {
     let mut h = Sha256::new();
@@ -128,57 +99,6 @@ fn load_fields(conn: &Connection, id: SubscriberId) -> Result<Option<Vec<Value>>
     })
     .optional()
     .map_err(StoreError::sql("reading a subscriber"))
-}
-
-fn load_dns(conn: &Connection, id: SubscriberId) -> Result<Vec<DnRow<'static>>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT pbx_id, dn, dn_id, from_date, description FROM dns WHERE subscriber_id = ?1",
-        )
-        .map_err(StoreError::sql("preparing the DN read"))?;
-    let rows = stmt
-        .query_map([id], |r| {
-            Ok(DnRow {
-                pbx_id: r.get(0)?,
-                dn: Cow::Owned(r.get(1)?),
-                dn_id: r.get(2)?,
-                from_date: r.get::<_, Option<String>>(3)?.map(Cow::Owned),
-                description: r.get::<_, Option<String>>(4)?.map(Cow::Owned),
-            })
-        })
-        .map_err(StoreError::sql("reading DNs"))?;
-    let mut out = rows
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sql("reading DNs"))?;
-    out.sort();
-    Ok(out)
-}
-
-const DN_INSERT_HEAD: &str =
-    "INSERT INTO dns (subscriber_id, dn_id, pbx_id, dn, from_date, description)";
-
-/// The columns of `DN_INSERT_HEAD` for one DN of subscriber `id`.
-fn dn_cols(id: SubscriberId, d: DnRow<'_>) -> [Col<'_>; 6] {
-    [
-        Col::Int(id),
-        Col::int(d.dn_id),
-        Col::int(d.pbx_id),
-        Col::from(d.dn),
-        d.from_date.map_or(Col::Null, Col::from),
-        d.description.map_or(Col::Null, Col::from),
-    ]
-}
-
-/// Replaces a subscriber's DNs.
-fn replace_dns(conn: &Connection, id: SubscriberId, dns: Vec<DnRow>) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM dns WHERE subscriber_id = ?1")
-        .and_then(|mut s| s.execute([id]))
-        .map_err(StoreError::sql("deleting old DNs"))?;
-    let mut rows = Bulk::new(DN_INSERT_HEAD, 6);
-    for d in dns {
-        rows.push(dn_cols(id, d));
-    }
-    rows.flush(conn, "inserting DNs")
 }
 
 fn log_change(
@@ -508,112 +428,5 @@ fn load_subscriber(conn: &Connection, id: SubscriberId) -> Result<Option<Subscri
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Code, SubscriberType};
-
-    fn sample() -> Subscriber {
-        Subscriber {
-            id: 7,
-            fullname: Some("A".into()),
-            house: Some("1".into()),
-            privilegediscount: Some("2.50".parse().unwrap()),
-            dns: Some(vec![
-                DnAssignment {
-                    dn: "1".into(),
-                    pbx_id: Some(1),
-                    ..DnAssignment::default()
-                },
-                DnAssignment {
-                    dn: "2".into(),
-                    pbx_id: Some(1),
-                    ..DnAssignment::default()
-                },
-            ]),
-            ..Subscriber::default()
-        }
-    }
-
-    #[test]
-    fn content_hash_sees_every_change_and_ignores_dn_order() {
-        let base = content_hash(&sample());
-        assert_eq!(base.len(), 64);
-        let mut reordered = sample();
-        reordered.dns.as_mut().unwrap().reverse();
-        assert_eq!(content_hash(&reordered), base);
-        type Edit = Box<dyn Fn(&mut Subscriber)>;
-        let edits: Vec<(&str, Edit)> = vec![
-            ("fullname", Box::new(|s| s.fullname = Some("B".into()))),
-            ("house cleared", Box::new(|s| s.house = None)),
-            ("empty vs null", Box::new(|s| s.flat = Some(String::new()))),
-            (
-                "decimal",
-                Box::new(|s| s.privilegediscount = Some("2.51".parse().unwrap())),
-            ),
-            (
-                "dn",
-                Box::new(|s| s.dns.as_mut().unwrap()[0].dn = "3".into()),
-            ),
-            ("dns absent", Box::new(|s| s.dns = None)),
-            (
-                "text moved between fields",
-                Box::new(|s| {
-                    s.fullname = None;
-                    s.street = Some("A".into());
-                }),
-            ),
-        ];
-        for (name, edit) in edits {
-            let mut s = sample();
-            edit(&mut s);
-            assert_ne!(content_hash(&s), base, "{name}");
-        }
-    }
-
-    #[test]
-    fn every_field_round_trips_through_the_columns() {
-        let t = |v: &str| Some(v.to_owned());
-        let d = chrono::NaiveDate::from_ymd_opt(2020, 2, 29);
-        let s = Subscriber {
-            id: 7,
-            fullname: t("fullname"),
-            street: t("street"),
-            house: t("house"),
-            flat: t("flat"),
-            email: t("email"),
-            description: t("description"),
-            authcode: t("authcode"),
-            ispublic: Some(true),
-            subscriber_type: Some(SubscriberType::Other(9)),
-            edrpou: t("00123456"),
-            zipcode: t("zipcode"),
-            personalcode: t("personalcode"),
-            contract_number: t("247-23"),
-            information: t("information"),
-            privilegeinfo: t("privilegeinfo"),
-            area: t("area"),
-            contractdate: d,
-            building: t("building"),
-            floornumber: t("floornumber"),
-            account_number: t("0042"),
-            gender: Some(Code(2)),
-            birthday: d,
-            bankaccount: t("bankaccount"),
-            bank_code: t("bankmfo"),
-            taxcode: t("taxcode"),
-            deliverytype: Some(Code(1)),
-            privilegediscount: Some("12.50".parse().unwrap()),
-            department_id: Some(11),
-            node_id: Some(1),
-            rateplan_id: Some(3),
-            connectiondate: d,
-            bankname: t("bankname"),
-            dns: Some(vec![]),
-        };
-        let values: Vec<Value> = field_cols(&s).iter().map(Col::to_value).collect();
-        assert_eq!(values.len(), FIELDS.len());
-        assert!(values.iter().all(|v| v != &Value::Null), "every field set");
-        let back = from_values(7, &values, vec![]).unwrap();
-        assert_eq!(back, s);
-    }
-}
+#[path = "subscribers_tests.rs"]
+mod tests;

@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::fields::Field;
-use super::plan::DesiredSubscriber;
 use super::validate;
 use crate::model::{Cell, RawDesired, RawDn, Rejection};
 pub use crate::records::FileFormat as Format;
@@ -35,12 +34,7 @@ use crate::records::{self, ReadError, ReadOptions};
 /// SQL).
 pub type Rejected = Rejection;
 
-/// The outcome of parsing one file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportBatch {
-    pub rows: Vec<DesiredSubscriber>,
-    pub rejected: Vec<Rejected>,
-}
+pub use crate::model::desired::ImportBatch;
 
 /// A file that cannot be read as a whole.
 #[derive(Debug, thiserror::Error)]

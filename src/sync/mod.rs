@@ -9,7 +9,8 @@
 
 pub mod adapter;
 pub mod fake;
-pub mod fields;
+/// The subscriber fields (moved below the store into `model`; this path stays for callers).
+pub use crate::model::fields;
 pub mod import;
 pub mod options;
 pub mod outcome;
