@@ -216,6 +216,48 @@ async fn other_wire_variants_give_the_same_mirror() {
     sim.shutdown().await;
 }
 
+/// A server whose lists are partial while the profile does not say so: the pull sees it
+/// (every record carries only id and name), fetches each subscriber, and the mirror's other
+/// fields are not blanked; a server with full lists costs no `subscriber.get`.
+#[tokio::test]
+async fn partial_lists_the_profile_does_not_announce_do_not_blank_the_mirror() {
+    let wire = WireVariant {
+        partial_lists: true,
+        ..WireVariant::default()
+    };
+    let sim = sim(20, wire).await;
+    let remote = remote(&sim, false);
+    let store = Store::open_in_memory().unwrap();
+    let o = opts(&sim.state());
+    let r = run_job(JobKind::Subscribers, &remote, &store, &o, &Progress::new())
+        .await
+        .unwrap();
+    assert_eq!((r.outcome, r.counts.inserted), (Outcome::Ok, 20), "{r:?}");
+    assert_eq!(sim.request_count("subscriber.get"), 20);
+    assert_mirror_matches(&store, &sim.state()).await;
+    // The next run sees the same and changes nothing.
+    let r = run_job(JobKind::Subscribers, &remote, &store, &o, &Progress::new())
+        .await
+        .unwrap();
+    assert_eq!((r.counts.unchanged, r.counts.updated), (20, 0), "{r:?}");
+    sim.shutdown().await;
+
+    let full = self::sim(20, WireVariant::default()).await;
+    let store = Store::open_in_memory().unwrap();
+    run_job(
+        JobKind::Subscribers,
+        &self::remote(&full, false),
+        &store,
+        &opts(&full.state()),
+        &Progress::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(full.request_count("subscriber.get"), 0);
+    assert_mirror_matches(&store, &full.state()).await;
+    full.shutdown().await;
+}
+
 #[tokio::test]
 async fn payments_charges_and_reference_match_the_emulator() {
     let sim = sim(25, WireVariant::default()).await;

@@ -1,7 +1,7 @@
 //! The `subscribers` job: mirror every subscriber of the configured scope.
 //!
 //! Owns: reading the node and department lists (and `subscriber.get` per listed id when the
-//! lists are partial), filling a missing node / department from the list it came from,
+//! lists are partial, configured or seen: a list whose records carry only id and name), filling a missing node / department from the list it came from,
 //! de-duplicating subscribers listed twice, applying them to the mirror in batches (decoding
 //! the next batch while the writer thread commits the previous one, so a list is never held
 //! whole as records; its raw answer is), recording each undecodable record as a failed item,
@@ -19,7 +19,7 @@ use super::{Run, SyncError, Verdict, interrupted, is_fatal, now};
 use crate::model::{DnListing, Subscriber};
 use crate::store::{ApplyCounts, ListScope, Mode, Store, StoreError};
 use crate::sync::options::{JobKind, Progress, PullOptions};
-use crate::sync::remote::{Remote, RemoteError, RemoteResult};
+use crate::sync::remote::{Remote, RemoteError, RemoteResult, SubscriberRecords};
 
 /// Where a list came from.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +120,12 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
             }
         };
         let before = run.counts.fetched;
-        let bad = if remote.lists_are_partial() {
+        let (partial, records) = if remote.lists_are_partial() {
+            (true, records)
+        } else {
+            detect_partial(source, records)
+        };
+        let bad = if partial {
             let mut list = Vec::new();
             let mut bad = Vec::new();
             for record in records {
@@ -186,6 +191,47 @@ async fn body<R: Remote>(run: &mut Run<'_>, remote: &R, progress: &Progress) -> 
         );
     }
     Ok(None)
+}
+
+/// True when a listed record carries nothing but its id and name (and what the list itself
+/// implies): the shape of a server whose lists are partial.
+fn only_id_and_name(s: &Subscriber) -> bool {
+    let bare = Subscriber {
+        id: s.id,
+        fullname: s.fullname.clone(),
+        department_id: s.department_id,
+        node_id: s.node_id,
+        ..Subscriber::default()
+    };
+    *s == bare
+}
+
+/// A server whose lists are partial while `api.profile.lists_are_partial` is not set would
+/// otherwise blank every other field of the mirror (and log them as cleared). When the first
+/// record of a list carries only id and name, the list is read whole and, if every record
+/// of it does, it is treated as partial (each subscriber fetched with `subscriber.get`) with
+/// a warning that says what to configure. Wrongly taken for partial, a list costs requests,
+/// never data: `subscriber.get` answers the full record either way.
+fn detect_partial(source: Source, records: SubscriberRecords) -> (bool, SubscriberRecords) {
+    let mut records = records.peekable();
+    if !matches!(records.peek(), Some(Ok(first)) if only_id_and_name(first)) {
+        return (false, Box::new(records));
+    }
+    let list: Vec<_> = records.collect();
+    let partial = list.iter().all(|r| match r {
+        Ok(s) => only_id_and_name(s),
+        Err(_) => true,
+    });
+    if partial {
+        tracing::warn!(
+            list = source.label(),
+            records = list.len(),
+            "the list's records carry only id and name although api.profile.lists_are_partial \
+             is not set: fetching each subscriber with subscriber.get instead of blanking the \
+             mirror's fields; set api.profile.lists_are_partial = true to say so"
+        );
+    }
+    (partial, Box::new(list.into_iter()))
 }
 
 /// Replaces partial list records by `subscriber.get` answers, fetched concurrently. A
