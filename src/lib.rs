@@ -13,7 +13,7 @@
 //! | [`sync`] | pull jobs, the pure push planner, the push executor | see reqwest or SQL directly |
 //! | [`lock`] | per-job OS file locks beside the mirror: a job runs in one process at a time | know what a job does |
 //! | [`records`] | reading CSV / JSON files: encoding, BOM, separator, records with header names | know what a column means |
-//! | [`memory`] | handing the allocator's free pages back to the OS after each job run | allocate, or know what a job does |
+//! | [`memory`] | one malloc arena, and handing the allocator's free pages back to the OS after each job run | allocate, or know what a job does |
 //! | [`sim`] | the Tariscope emulator (`tariscope-sim`) | import `api` (it is an independent reading of the guide) |
 
 pub mod api;

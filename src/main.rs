@@ -15,6 +15,7 @@ use tariscope_sync::daemon::{self, Exit};
 use tariscope_sync::{cmd, config, errln, logging, notify::Notifier, outln};
 
 fn main() -> ExitCode {
+    tariscope_sync::memory::one_arena();
     let mut out = Out::stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

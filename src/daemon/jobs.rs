@@ -284,6 +284,7 @@ impl Jobs {
             }
         }
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary.clone());
+        self.store.release_memory().await;
         crate::memory::release_free_memory();
     }
 }

@@ -193,6 +193,31 @@ impl Store {
         .map_err(|e| StoreError::ReadTask(e.to_string()))?
     }
 
+    /// Frees the page caches of the idle connections (`PRAGMA shrink_memory`): between job
+    /// runs a daemon need not keep what the last run read (every connection would otherwise
+    /// hold up to its `cache_size` of pages, in whichever allocator arena its thread used).
+    /// Pages are read back from the OS cache on demand. Best effort: errors are ignored.
+    pub async fn release_memory(&self) {
+        if let Some(readers) = &self.readers {
+            let readers = readers.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Ok(idle) = readers.idle.lock() {
+                    for conn in idle.iter() {
+                        let _ = conn.execute_batch("PRAGMA shrink_memory");
+                    }
+                }
+            })
+            .await;
+        }
+        let _ = self
+            .writer
+            .call(|conn| {
+                conn.execute_batch("PRAGMA shrink_memory")
+                    .map_err(StoreError::sql("releasing the page cache"))
+            })
+            .await;
+    }
+
     /// The WAL's size and checkpoint lag; `None` for an in-memory store.
     pub fn wal(&self) -> Option<WalState> {
         self.wal.as_ref().map(|w| WalState {
