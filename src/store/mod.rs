@@ -3,11 +3,12 @@
 //! Owns: the database file (created 0600, folder created if missing), the embedded
 //! migrations, the one writer connection on its own thread, WAL checkpoints and the WAL's
 //! size on another (`checkpoint`), grouped writes of the per-item jobs (`group`), read
-//! connections, and one file per table family (`subscribers` with `subscriber_columns` and `subscriber_dns`,
-//! `accounts` with `summary_days`, `reference`, `runs`, `removals`, and the push side's
-//! `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`, and `payments`: desired
-//! payments and their confirmation), with `bulk` (multi-row inserts), `upsert` and `values` shared by
-//! them. Must not: speak HTTP, read the
+//! connections, and one file per table family (`subscribers` with `subscriber_columns` and
+//! `subscriber_dns`, `accounts` with `summary_days`, `reference`, `runs`, `removals`, and the
+//! push side's `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`, and
+//! `payments`: desired payments and their confirmation), with `bulk` (multi-row inserts),
+//! `upsert` and `values` shared by them; `release_memory` frees the idle connections' page
+//! caches between job runs. Must not: speak HTTP, read the
 //! clock (callers pass timestamps), decide sync policy (that is `crate::sync`), or import
 //! the sync engine: what both need (desired rows, fields, payments in canonical form) lives
 //! below both in `crate::model` (checked by a test here).

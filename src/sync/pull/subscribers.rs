@@ -1,7 +1,8 @@
 //! The `subscribers` job: mirror every subscriber of the configured scope.
 //!
 //! Owns: reading the node and department lists (and `subscriber.get` per listed id when the
-//! lists are partial, configured or seen: a list whose records carry only id and name), filling a missing node / department from the list it came from,
+//! lists are partial, configured or seen: a list whose records carry only id and name),
+//! filling a missing node / department from the list it came from,
 //! de-duplicating subscribers listed twice, applying them to the mirror in batches (decoding
 //! the next batch while the writer thread commits the previous one, so a list is never held
 //! whole as records; its raw answer is), recording each undecodable record as a failed item,
