@@ -19,7 +19,7 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
     let mut jobs = Vec::new();
     for job in Job::ALL {
         let settings = &config.jobs[&job];
-        let last = store.job_runs(job.as_str()).await?.into_iter().next();
+        let last = store.last_run(job.as_str()).await?;
         let next = settings
             .cron
             .as_ref()

@@ -298,13 +298,7 @@ impl Jobs {
             .clock
             .now()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        for run in self
-            .store
-            .job_runs(job.as_str())
-            .await?
-            .into_iter()
-            .filter(|r| r.outcome == Outcome::Running)
-        {
+        for run in self.store.runs_left_running(job.as_str()).await? {
             let why = "interrupted (shutdown or crash); the next run resumes from the checkpoint"
                 .to_string();
             self.store

@@ -24,7 +24,7 @@ use crate::lock::{self, Holder, Wait};
 use crate::notify::Notifier;
 use crate::scheduler::{self, RunOutcome, ScheduledJob, SchedulerOptions};
 use crate::serve::{self, Health};
-use crate::store::{Outcome, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::sync::Job;
 
 /// Documented exit codes.
@@ -139,8 +139,7 @@ pub async fn run_once(
 
 /// The last successful end time of each job, for catch-up.
 async fn last_success(store: &Store, job: Job) -> Option<chrono::DateTime<chrono::Utc>> {
-    let runs = store.job_runs(job.as_str()).await.ok()?;
-    let ok = runs.into_iter().find(|r| r.outcome == Outcome::Ok)?;
+    let ok = store.last_ok_run(job.as_str()).await.ok()??;
     chrono::DateTime::parse_from_rfc3339(ok.ended_at.as_deref()?)
         .ok()
         .map(|t| t.to_utc())

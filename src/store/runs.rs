@@ -104,6 +104,15 @@ pub struct JobRun {
     pub window_to: Option<String>,
 }
 
+/// Which runs `select_runs` reads.
+#[derive(Debug, Clone, Copy)]
+enum RunSelect {
+    All,
+    Newest,
+    NewestOk,
+    Running,
+}
+
 /// A checkpoint to commit together with the data it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -274,16 +283,47 @@ impl Store {
         .await
     }
 
-    /// The runs of `job`, newest first.
+    /// The runs of `job`, newest first (every one: for tests and tools; the daemon asks for
+    /// what it needs with the methods below, which do not grow with the history).
     pub async fn job_runs(&self, job: &str) -> Result<Vec<JobRun>, StoreError> {
+        self.select_runs(job, RunSelect::All).await
+    }
+
+    /// The newest run of `job`, if any.
+    pub async fn last_run(&self, job: &str) -> Result<Option<JobRun>, StoreError> {
+        Ok(self.select_runs(job, RunSelect::Newest).await?.pop())
+    }
+
+    /// The newest run of `job` that ended `ok`, if any.
+    pub async fn last_ok_run(&self, job: &str) -> Result<Option<JobRun>, StoreError> {
+        Ok(self.select_runs(job, RunSelect::NewestOk).await?.pop())
+    }
+
+    /// The runs of `job` still marked `running` (left so by a crash or a shutdown).
+    pub async fn runs_left_running(&self, job: &str) -> Result<Vec<JobRun>, StoreError> {
+        self.select_runs(job, RunSelect::Running).await
+    }
+
+    /// Reads the runs `which` selects. The daemon calls this on every run, so apart from
+    /// `All` each selection reads a bounded number of rows through the `job_runs_job` index
+    /// (reading the whole history each time cost memory and time that grew with it: the soak
+    /// of issue 16 saw it).
+    async fn select_runs(&self, job: &str, which: RunSelect) -> Result<Vec<JobRun>, StoreError> {
         let job = job.to_owned();
+        let tail = match which {
+            RunSelect::All => " ORDER BY id DESC",
+            RunSelect::Newest => " ORDER BY id DESC LIMIT 1",
+            RunSelect::NewestOk => " AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+            RunSelect::Running => " AND outcome = 'running' ORDER BY id DESC",
+        };
+        let sql = format!(
+            "SELECT id, job, mode, started_at, ended_at, outcome, fetched, inserted, updated,
+                removed, unchanged, errors, error, window_from, window_to, numbers
+             FROM job_runs WHERE job = ?1{tail}"
+        );
         self.read(move |conn| {
             let mut st = conn
-                .prepare(
-                    "SELECT id, job, mode, started_at, ended_at, outcome, fetched, inserted, updated,
-                        removed, unchanged, errors, error, window_from, window_to, numbers
-                     FROM job_runs WHERE job = ?1 ORDER BY id DESC",
-                )
+                .prepare(&sql)
                 .map_err(StoreError::sql("reading job runs"))?;
             let rows = st
                 .query_map([job], |r| {
@@ -336,3 +376,7 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+#[path = "runs_tests.rs"]
+mod tests;
