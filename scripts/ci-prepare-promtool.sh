@@ -11,6 +11,6 @@ if command -v promtool >/dev/null 2>&1; then
     log "promtool present: $(promtool --version 2>&1 | head -1)"; exit 0
 fi
 log "installing the Debian package prometheus (for promtool)"
-apt-get update -qq >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends prometheus >/dev/null
 log "promtool installed: $(promtool --version 2>&1 | head -1)"

@@ -76,8 +76,8 @@ fi
 if ! command -v debootstrap >/dev/null 2>&1; then
     need apt-get "install debootstrap by hand (no apt-get here)"
     log "installing debootstrap (apt-get)"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends debootstrap >/dev/null
 fi
 need debootstrap "apt-get install debootstrap"
 WORK=$(mktemp -d /var/tmp/tariscope-bases.XXXXXX)

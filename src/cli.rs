@@ -147,6 +147,11 @@ pub enum Command {
         /// The run id `status` and the log name.
         run: i64,
     },
+    /// The mirror itself: `mirror copy --to postgres://...` copies it into PostgreSQL.
+    Mirror {
+        #[command(subcommand)]
+        action: MirrorAction,
+    },
     /// Start the emulator in-process, sync it into a SQLite file, push a few subscribers, and
     /// show the result.
     Demo {
@@ -159,6 +164,26 @@ pub enum Command {
     },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+}
+
+/// What `mirror` does.
+#[derive(Debug, Subcommand)]
+pub enum MirrorAction {
+    /// Copy the SQLite mirror (`mirror.path`) into a PostgreSQL database, every table
+    /// (outbox, merge base and checkpoints included), in native types, in one transaction;
+    /// verifies every table's row count. Takes every job's lock, so no job runs meanwhile.
+    Copy {
+        /// The target: postgres://user[:password]@host[:port]/database.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Read the password from this file instead of the URL (keeps it out of `ps`).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Replace what the target's mirror tables hold (otherwise a non-empty target is
+        /// refused).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn encoding(label: &str) -> Result<&'static encoding_rs::Encoding, String> {

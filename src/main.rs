@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use tariscope_sync::cli::{Cli, Command, LogFormat};
+use tariscope_sync::cli::{Cli, Command, LogFormat, MirrorAction};
 use tariscope_sync::clock::Clock;
 use tariscope_sync::cmd::out::Out;
 use tariscope_sync::daemon::{self, Exit};
@@ -98,6 +98,14 @@ async fn run(cli: Cli, out: &mut Out) -> Exit {
             not_landed: _,
         }) => cmd::resolve::run(&config, &reference, landed, out).await,
         Some(Command::Doctor) => cmd::doctor::run(&config, out).await,
+        Some(Command::Mirror {
+            action:
+                MirrorAction::Copy {
+                    to,
+                    password_file,
+                    force,
+                },
+        }) => cmd::mirror_copy::run(&config, &to, password_file.as_deref(), force, out).await,
         Some(Command::ConfirmRemovals { run }) => {
             cmd::confirm_removals::run(&config, run, out).await
         }

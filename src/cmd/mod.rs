@@ -8,6 +8,7 @@ pub mod demo;
 pub mod doctor;
 pub mod import;
 pub mod import_payments;
+pub mod mirror_copy;
 pub mod out;
 pub mod plan;
 pub mod resolve;

@@ -27,6 +27,7 @@ mod merge_base;
 mod migrate;
 mod outbox;
 mod payments;
+pub mod pg;
 mod reference;
 mod rejected;
 mod removals;
@@ -308,6 +309,12 @@ fn configure(conn: &Connection, wal: bool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A connection brought to this build's schema (tests of other store modules).
+#[cfg(test)]
+pub(crate) fn migrate_for_tests(conn: &mut Connection) {
+    migrate::migrate(conn).unwrap();
+}
+
 #[cfg(test)]
 mod layering_tests {
     /// The store speaks `crate::model` types only: no file of it (tests included) imports the
@@ -317,11 +324,20 @@ mod layering_tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
         let needle = ["crate", "::sync"].concat();
         let mut offenders = Vec::new();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
+        let mut folders = vec![dir];
+        let mut files = Vec::new();
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
             }
+        }
+        assert!(files.iter().any(|f| f.ends_with("pg/mod.rs")), "{files:?}");
+        for path in files {
             let text = std::fs::read_to_string(&path).unwrap();
             for (n, line) in text.lines().enumerate() {
                 let code = line.trim_start();

@@ -1,0 +1,262 @@
+//! A real, throwaway PostgreSQL server for the tests (issue 13: never a mock).
+//!
+//! Owns: finding the server's binaries (`/usr/lib/postgresql/<version>/bin`, Debian's
+//! `postgresql` package) and installing that package once per machine when they are missing
+//! (`scripts/install-postgres.sh`, root and apt-get needed), starting a cluster in a temp
+//! folder on a free loopback port with `fsync=off` (as the `postgres` user when the tests run
+//! as root: `initdb` and `pg_ctl` refuse root), handing out empty databases, and stopping the
+//! cluster when the handle drops. Where no server can be had the tests skip with the reason,
+//! except under `TARISCOPE_CI=1`, where they fail.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A running cluster; stopped (immediately, it is throwaway) on drop.
+pub struct PgCluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+/// One line on the real stderr, visible without `--nocapture`.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The newest `/usr/lib/postgresql/<v>/bin` holding `initdb` and `pg_ctl`.
+fn find_bin() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            (bin.join("initdb").exists() && bin.join("pg_ctl").exists()).then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
+}
+
+/// The binaries, installing Debian's `postgresql` package once when they are missing.
+fn binaries() -> Result<PathBuf, String> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = find_bin() {
+            return Ok(bin);
+        }
+        if !is_root() {
+            return Err("PostgreSQL's binaries are missing (/usr/lib/postgresql/*/bin) and \
+                 installing them needs root: run scripts/install-postgres.sh as root once"
+                .into());
+        }
+        say("PostgreSQL tests: installing Debian's postgresql package (scripts/install-postgres.sh)");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(root.join("scripts/install-postgres.sh"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .map_err(|e| format!("cannot run scripts/install-postgres.sh: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "scripts/install-postgres.sh failed ({status}; its log is above)"
+            ));
+        }
+        find_bin().ok_or_else(|| {
+            "scripts/install-postgres.sh ran but /usr/lib/postgresql/*/bin is still missing".into()
+        })
+    })
+    .clone()
+}
+
+/// A cluster for this test, or the reason there cannot be one. Under `TARISCOPE_CI=1` a
+/// missing server panics instead (CI must run these tests); otherwise the caller skips.
+pub fn cluster() -> Option<PgCluster> {
+    match PgCluster::start() {
+        Ok(c) => Some(c),
+        Err(reason) => {
+            assert!(
+                std::env::var("TARISCOPE_CI").as_deref() != Ok("1"),
+                "TARISCOPE_CI=1 and {reason} (CI must run this test, not skip it)"
+            );
+            say(&format!("SKIPPED: {reason}"));
+            None
+        }
+    }
+}
+
+impl PgCluster {
+    /// initdb + pg_ctl start in a temp folder on a free loopback port.
+    pub fn start() -> Result<PgCluster, String> {
+        let bin = binaries()?;
+        let dir = tempfile::Builder::new()
+            .prefix("tariscope-pg-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let as_postgres = is_root();
+        if as_postgres {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err("cannot hand the cluster's folder to the postgres user".into());
+            }
+        }
+        let port = free_port();
+        let cluster = PgCluster {
+            bin,
+            dir,
+            port,
+            as_postgres,
+        };
+        let data = cluster.data();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ],
+        )?;
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off",
+            cluster.dir.path().display()
+        );
+        let log = cluster.dir.path().join("server.log");
+        cluster
+            .run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    data.to_str().unwrap(),
+                    "-o",
+                    &options,
+                    "-l",
+                    log.to_str().unwrap(),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            )
+            .map_err(|e| {
+                format!(
+                    "{e}; server log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })?;
+        Ok(cluster)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+        let exe = self.bin.join(tool);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = command
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{tool} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A new, empty database owned by the superuser `postgres`; its URL.
+    pub fn database(&self) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "mirror_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.client("postgres")
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        self.url(&name)
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// A client of `db` (blocking: use from a blocking thread or outside a runtime).
+    pub fn client(&self, db: &str) -> postgres::Client {
+        postgres::Client::connect(&self.url(db), postgres::NoTls).unwrap()
+    }
+
+    /// Stops the server (fast shutdown); `start_again` brings it back on the same port.
+    pub fn stop(&self) {
+        let data = self.data();
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
