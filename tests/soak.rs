@@ -93,6 +93,9 @@ async fn daemon_stays_flat_under_load() {
         .arg(&config)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
+        // A failed check panics before the orderly stop below: the daemon must not outlive it
+        // (one did, and kept loading the machine).
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = daemon.id().unwrap();
