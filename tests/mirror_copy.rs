@@ -5,6 +5,7 @@
 //! Must not: mock the server.
 
 mod cli_support;
+mod deploy_support;
 mod pg_support;
 
 use std::path::{Path, PathBuf};

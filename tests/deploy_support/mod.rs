@@ -48,7 +48,8 @@ pub fn on_path(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn is_root() -> bool {
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

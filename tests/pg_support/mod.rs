@@ -9,11 +9,16 @@
 //! except under `TARISCOPE_CI=1`, where they fail.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+
+// The project's rule for a missing tool (skip with the reason, fail under TARISCOPE_CI=1)
+// and its stderr progress line; a test binary using this module declares `mod deploy_support`
+// and `mod cli_support`.
+use crate::cli_support::free_port;
+use crate::deploy_support::{is_root, say, skip};
 
 /// A running cluster; stopped (immediately, it is throwaway) on drop.
 pub struct PgCluster {
@@ -21,18 +26,6 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     port: u16,
     as_postgres: bool,
-}
-
-/// One line on the real stderr, visible without `--nocapture`.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// The newest `/usr/lib/postgresql/<v>/bin` holding `initdb` and `pg_ctl`.
@@ -82,20 +75,10 @@ fn binaries() -> Result<PathBuf, String> {
     .clone()
 }
 
-/// A cluster for this test, or the reason there cannot be one. Under `TARISCOPE_CI=1` a
-/// missing server panics instead (CI must run these tests); otherwise the caller skips.
+/// A cluster for this test, or `None` after `deploy_support::skip` said why there cannot be
+/// one (under `TARISCOPE_CI=1` that panics instead: CI must run these tests).
 pub fn cluster() -> Option<PgCluster> {
-    match PgCluster::start() {
-        Ok(c) => Some(c),
-        Err(reason) => {
-            assert!(
-                std::env::var("TARISCOPE_CI").as_deref() != Ok("1"),
-                "TARISCOPE_CI=1 and {reason} (CI must run this test, not skip it)"
-            );
-            say(&format!("SKIPPED: {reason}"));
-            None
-        }
-    }
+    PgCluster::start().map_err(|reason| skip(&reason)).ok()
 }
 
 impl PgCluster {
@@ -199,10 +182,6 @@ impl PgCluster {
         }
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// A new, empty database owned by the superuser `postgres`; its URL.
     pub fn database(&self) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -225,15 +204,6 @@ impl PgCluster {
     pub fn client(&self, db: &str) -> postgres::Client {
         postgres::Client::connect(&self.url(db), postgres::NoTls).unwrap()
     }
-
-    /// Stops the server (fast shutdown); `start_again` brings it back on the same port.
-    pub fn stop(&self) {
-        let data = self.data();
-        let _ = self.run(
-            "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
-        );
-    }
 }
 
 impl Drop for PgCluster {
@@ -251,12 +221,4 @@ impl Drop for PgCluster {
             ],
         );
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
