@@ -61,6 +61,8 @@ pub fn spawn(config: &std::path::Path, args: &[&str]) -> tokio::process::Child {
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        // A test that fails before waiting for its child must not leave a daemon running.
+        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }

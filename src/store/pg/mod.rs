@@ -11,11 +11,14 @@
 //! blocking API fits how the store already works: statements run on the store's own
 //! threads (the writer thread, blocking read tasks), never on the async runtime.
 //!
+//! `leader` is the leader/standby election and its fencing, ready for the daemon to use.
+//!
 //! Not yet here (issue 13's next steps): the daemon and commands running on PostgreSQL
-//! (`mirror.url`), the leader/standby election. Today PostgreSQL holds a copy made by
+//! (`mirror.url`), and so the daemon electing a leader. Today PostgreSQL holds a copy made by
 //! `tariscope-sync mirror copy`.
 
 mod copy;
+pub mod leader;
 mod migrate;
 
 use std::str::FromStr;
@@ -78,6 +81,20 @@ pub enum PgError {
         target: String,
         found: u32,
         known: u32,
+    },
+    /// The server cannot fence a paused leader (no `idle_session_timeout`).
+    #[error(
+        "PostgreSQL at {target} is version {version} (server_version_num); a standby daemon needs PostgreSQL 14 or later to fence a paused leader: upgrade the server or run one daemon"
+    )]
+    TooOldForStandby { target: String, version: i32 },
+    /// This daemon led but its session (and with it the leader lock) is gone or in doubt.
+    #[error(
+        "this daemon is no longer the leader for {scope} (PostgreSQL at {target}: {detail}); it writes nothing more and stands by"
+    )]
+    Deposed {
+        target: String,
+        scope: String,
+        detail: String,
     },
     /// `mirror copy` into a database whose mirror tables hold rows.
     #[error(

@@ -1,0 +1,173 @@
+//! The leader election and its fencing (`store::pg::leader`) against a real PostgreSQL
+//! server (a throwaway cluster from tests/pg_support): one leader per Tariscope server; a
+//! standby names it; a killed leader's lock passes at once; a silent (paused) leader's
+//! session is ended by the server within the takeover time, so a standby leads and the old
+//! leader can neither confirm nor commit, even a transaction it had open. Must not: mock
+//! the server.
+
+mod cli_support;
+mod deploy_support;
+mod pg_support;
+
+use std::time::{Duration, Instant};
+
+use tariscope_sync::store::pg::leader::{Election, Role};
+use tariscope_sync::store::pg::{PgError, Target};
+
+const SCOPE: &str = "http://127.0.0.1:8080/";
+
+/// A prepared session of `holder` on the database at `url`.
+fn session(url: &str, election: &Election, holder: &str) -> (postgres::Client, Target) {
+    let target = Target::parse(url, None).unwrap();
+    let mut client = target.connect().unwrap();
+    election.prepare(&mut client, holder, &target).unwrap();
+    (client, target)
+}
+
+/// Tries every `election.retry_every()` until `client` leads; how long that took.
+fn lead_within(
+    election: &Election,
+    client: &mut postgres::Client,
+    target: &Target,
+    limit: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        match election.try_lead(client, target).unwrap() {
+            Role::Leader => return start.elapsed(),
+            Role::Standby { .. } => {}
+        }
+        assert!(
+            start.elapsed() < limit,
+            "the standby did not lead within {limit:?}"
+        );
+        std::thread::sleep(election.retry_every());
+    }
+}
+
+#[test]
+fn one_leader_a_standby_that_names_it_and_a_killed_leader_replaced_at_once() {
+    let Some(pg) = pg_support::cluster() else {
+        return;
+    };
+    let url = pg.database();
+    let election = Election::new(SCOPE, Duration::from_secs(15));
+    let (mut a, target) = session(&url, &election, "host-a:101");
+    let (mut b, _) = session(&url, &election, "host-b:202");
+
+    assert_eq!(election.try_lead(&mut a, &target).unwrap(), Role::Leader);
+    assert_eq!(
+        election.try_lead(&mut b, &target).unwrap(),
+        Role::Standby {
+            leader: Some("tariscope-sync host-a:101".into())
+        }
+    );
+    election.confirm(&mut a, &target).unwrap();
+    let not_held = election.confirm(&mut b, &target).unwrap_err();
+    assert!(matches!(not_held, PgError::Deposed { .. }), "{not_held:?}");
+
+    // Another Tariscope server is another election: B leads that one meanwhile.
+    let other = Election::new("http://127.0.0.1:9090", Duration::from_secs(15));
+    assert_eq!(other.try_lead(&mut b, &target).unwrap(), Role::Leader);
+
+    // The leader's process dies: its connection closes and the lock goes with it.
+    drop(a);
+    let took = lead_within(&election, &mut b, &target, Duration::from_secs(5));
+    election.confirm(&mut b, &target).unwrap();
+    eprintln!("a killed leader was replaced after {took:?}");
+}
+
+#[test]
+fn a_silent_leader_loses_its_session_and_cannot_commit() {
+    let Some(pg) = pg_support::cluster() else {
+        return;
+    };
+    let url = pg.database();
+    pg.client(url.rsplit('/').next().unwrap())
+        .batch_execute("CREATE TABLE outbox_probe (id int)")
+        .unwrap();
+    let takeover = Duration::from_secs(3);
+    let election = Election::new(SCOPE, takeover);
+    let (mut a, target) = session(&url, &election, "host-a:101");
+    let (mut b, _) = session(&url, &election, "host-b:202");
+    assert_eq!(election.try_lead(&mut a, &target).unwrap(), Role::Leader);
+
+    // A is "paused" in the middle of a fenced transaction: it confirmed, wrote, then went
+    // silent (what SIGSTOP looks like from the server: a connection that says nothing).
+    let mut tx = a.transaction().unwrap();
+    election.confirm(&mut tx, &target).unwrap();
+    tx.execute("INSERT INTO outbox_probe VALUES (1)", &[])
+        .unwrap();
+    let silent = Instant::now();
+
+    // The standby keeps trying, as the daemon does, and leads within the takeover time.
+    let took = lead_within(&election, &mut b, &target, takeover * 2);
+    assert!(
+        silent.elapsed() <= takeover + election.retry_every(),
+        "took over {:?} after the leader went silent (takeover {takeover:?})",
+        silent.elapsed()
+    );
+    eprintln!("a silent leader was replaced after {took:?}");
+
+    // A wakes up: its commit fails and nothing it wrote is there.
+    let commit = tx.commit();
+    assert!(commit.is_err(), "a deposed leader committed");
+    let rows: i64 = b
+        .query_one("SELECT count(*) FROM outbox_probe", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0, "the deposed leader's write is in the mirror");
+    let deposed = election.confirm(&mut a, &target).unwrap_err();
+    assert!(
+        matches!(deposed, PgError::Deposed { .. })
+            && deposed.to_string().contains("no longer the leader"),
+        "{deposed}"
+    );
+    election.confirm(&mut b, &target).unwrap();
+}
+
+#[test]
+fn a_leader_that_heartbeats_keeps_its_lock() {
+    let Some(pg) = pg_support::cluster() else {
+        return;
+    };
+    let url = pg.database();
+    let election = Election::new(SCOPE, Duration::from_secs(2));
+    let (mut a, target) = session(&url, &election, "host-a:101");
+    let (mut b, _) = session(&url, &election, "host-b:202");
+    assert_eq!(election.try_lead(&mut a, &target).unwrap(), Role::Leader);
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        std::thread::sleep(election.heartbeat_every());
+        election.confirm(&mut a, &target).unwrap();
+        assert!(matches!(
+            election.try_lead(&mut b, &target).unwrap(),
+            Role::Standby { .. }
+        ));
+    }
+}
+
+#[test]
+fn a_leader_paused_between_transactions_is_replaced_within_the_takeover_time() {
+    let Some(pg) = pg_support::cluster() else {
+        return;
+    };
+    let url = pg.database();
+    let takeover = Duration::from_secs(3);
+    let election = Election::new(SCOPE, takeover);
+    let (mut a, target) = session(&url, &election, "host-a:101");
+    let (mut b, _) = session(&url, &election, "host-b:202");
+    assert_eq!(election.try_lead(&mut a, &target).unwrap(), Role::Leader);
+    election.confirm(&mut a, &target).unwrap();
+    let silent = Instant::now();
+    lead_within(&election, &mut b, &target, takeover * 2);
+    assert!(
+        silent.elapsed() <= takeover + election.retry_every(),
+        "took over {:?} after the leader went silent (takeover {takeover:?})",
+        silent.elapsed()
+    );
+    assert!(matches!(
+        election.confirm(&mut a, &target),
+        Err(PgError::Deposed { .. })
+    ));
+}
