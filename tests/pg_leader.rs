@@ -24,6 +24,26 @@ fn session(url: &str, election: &Election, holder: &str) -> (postgres::Client, T
     (client, target)
 }
 
+/// A database on a throwaway cluster (kept running while the first element lives) and two
+/// prepared sessions of one election: A (`host-a:101`) and B (`host-b:202`), with the
+/// target they share. `None` where no cluster can be had (skipped).
+fn pair(
+    takeover: Duration,
+) -> Option<(
+    pg_support::PgCluster,
+    Election,
+    postgres::Client,
+    postgres::Client,
+    Target,
+)> {
+    let pg = pg_support::cluster()?;
+    let url = pg.database();
+    let election = Election::new(SCOPE, takeover);
+    let (a, target) = session(&url, &election, "host-a:101");
+    let (b, _) = session(&url, &election, "host-b:202");
+    Some((pg, election, a, b, target))
+}
+
 /// Tries every `election.retry_every()` until `client` leads; how long that took.
 fn lead_within(
     election: &Election,
@@ -47,13 +67,9 @@ fn lead_within(
 
 #[test]
 fn one_leader_a_standby_that_names_it_and_a_killed_leader_replaced_at_once() {
-    let Some(pg) = pg_support::cluster() else {
+    let Some((_pg, election, mut a, mut b, target)) = pair(Duration::from_secs(15)) else {
         return;
     };
-    let url = pg.database();
-    let election = Election::new(SCOPE, Duration::from_secs(15));
-    let (mut a, target) = session(&url, &election, "host-a:101");
-    let (mut b, _) = session(&url, &election, "host-b:202");
 
     assert_eq!(election.try_lead(&mut a, &target).unwrap(), Role::Leader);
     assert_eq!(
@@ -79,17 +95,12 @@ fn one_leader_a_standby_that_names_it_and_a_killed_leader_replaced_at_once() {
 
 #[test]
 fn a_silent_leader_loses_its_session_and_cannot_commit() {
-    let Some(pg) = pg_support::cluster() else {
+    let takeover = Duration::from_secs(3);
+    let Some((_pg, election, mut a, mut b, target)) = pair(takeover) else {
         return;
     };
-    let url = pg.database();
-    pg.client(url.rsplit('/').next().unwrap())
-        .batch_execute("CREATE TABLE outbox_probe (id int)")
+    b.batch_execute("CREATE TABLE outbox_probe (id int)")
         .unwrap();
-    let takeover = Duration::from_secs(3);
-    let election = Election::new(SCOPE, takeover);
-    let (mut a, target) = session(&url, &election, "host-a:101");
-    let (mut b, _) = session(&url, &election, "host-b:202");
     assert_eq!(election.try_lead(&mut a, &target).unwrap(), Role::Leader);
 
     // A is "paused" in the middle of a fenced transaction: it confirmed, wrote, then went
@@ -128,13 +139,9 @@ fn a_silent_leader_loses_its_session_and_cannot_commit() {
 
 #[test]
 fn a_leader_that_heartbeats_keeps_its_lock() {
-    let Some(pg) = pg_support::cluster() else {
+    let Some((_pg, election, mut a, mut b, target)) = pair(Duration::from_secs(2)) else {
         return;
     };
-    let url = pg.database();
-    let election = Election::new(SCOPE, Duration::from_secs(2));
-    let (mut a, target) = session(&url, &election, "host-a:101");
-    let (mut b, _) = session(&url, &election, "host-b:202");
     assert_eq!(election.try_lead(&mut a, &target).unwrap(), Role::Leader);
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
@@ -149,14 +156,10 @@ fn a_leader_that_heartbeats_keeps_its_lock() {
 
 #[test]
 fn a_leader_paused_between_transactions_is_replaced_within_the_takeover_time() {
-    let Some(pg) = pg_support::cluster() else {
+    let takeover = Duration::from_secs(3);
+    let Some((_pg, election, mut a, mut b, target)) = pair(takeover) else {
         return;
     };
-    let url = pg.database();
-    let takeover = Duration::from_secs(3);
-    let election = Election::new(SCOPE, takeover);
-    let (mut a, target) = session(&url, &election, "host-a:101");
-    let (mut b, _) = session(&url, &election, "host-b:202");
     assert_eq!(election.try_lead(&mut a, &target).unwrap(), Role::Leader);
     election.confirm(&mut a, &target).unwrap();
     let silent = Instant::now();
