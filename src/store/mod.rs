@@ -8,8 +8,8 @@
 //! push side's `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`, and
 //! `payments`: desired payments and their confirmation), with `bulk` (multi-row inserts),
 //! `upsert` and `values` shared by them; `release_memory` frees the idle connections' page
-//! caches between job runs; `pg` holds the PostgreSQL schema and `mirror copy` (the daemon
-//! does not run on PostgreSQL yet). Must not: speak HTTP, read the
+//! caches between job runs; `pg` holds the PostgreSQL schema, `mirror copy` and the leader
+//! election (the daemon does not run on PostgreSQL yet). Must not: speak HTTP, read the
 //! clock (callers pass timestamps), decide sync policy (that is `crate::sync`), or import
 //! the sync engine: what both need (desired rows, fields, payments in canonical form) lives
 //! below both in `crate::model` (checked by a test here).
