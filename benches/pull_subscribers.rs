@@ -6,9 +6,18 @@
 //! `BENCH_FAKE=1` pulls from the in-memory `FakeRemote` instead, to measure the jobs and the
 //! store without HTTP and decoding). Last, it times SQLite alone inserting the same rows
 //! into the same schema (`INSERT ... SELECT`): the floor under any first pull.
+//!
+//! `BENCH_MIRROR=postgres` (issue 13) then pulls the same into a PostgreSQL mirror in a
+//! throwaway local cluster (tests/pg_support: `fsync=off`), in the same run, and prints its
+//! rate beside SQLite's and the rows the no-op re-pull wrote there.
 
 #[path = "pull_support.rs"]
 mod support;
+
+#[path = "../tests/deploy_support/mod.rs"]
+mod deploy_support;
+#[path = "../tests/pg_support/mod.rs"]
+mod pg_support;
 
 use std::time::Instant;
 
@@ -52,10 +61,36 @@ fn main() {
 }
 
 async fn bench<R: Remote>(remote: &R, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirror.db");
+    let sqlite = pull_into(remote, n, Store::open(&path).unwrap(), "SQLite").await;
+    println!(
+        "SQLite alone: copying the rows of the first pull table to table into the same schema (same indexes, one transaction) takes {:.2} s",
+        sqlite_floor(&path).as_secs_f64()
+    );
+    if std::env::var("BENCH_MIRROR").as_deref() == Ok("postgres") {
+        // Blocking: the cluster's tools and the client's own runtime.
+        let (cluster, url) = tokio::task::block_in_place(|| {
+            let cluster = pg_support::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+            let url = cluster.database();
+            (cluster, url)
+        });
+        let target = tariscope_sync::store::pg::Target::parse(&url, None).unwrap();
+        let store = Store::open_postgres(&target).unwrap();
+        let postgres = pull_into(remote, n, store, "PostgreSQL").await;
+        println!(
+            "PostgreSQL first pull: {postgres:.0} records/s = {:.0} % of SQLite's {sqlite:.0} in this run",
+            100.0 * postgres / sqlite
+        );
+        tokio::task::block_in_place(|| drop(cluster));
+    }
+}
+
+/// A first pull and a no-op re-pull of the `n` subscribers into `store`; the first pull's
+/// records per second.
+async fn pull_into<R: Remote>(remote: &R, n: usize, store: Store, label: &str) -> f64 {
+    println!("mirror: {label}");
     {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mirror.db");
-        let store = Store::open(&path).unwrap();
         let mut opts = PullOptions::new(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
         // Node ids of the generated dataset: 1..=nodes.
         opts.scope = Scope {
@@ -87,6 +122,8 @@ async fn bench<R: Remote>(remote: &R, n: usize) {
             writer.as_secs_f64(),
             n as f64 / wall.as_secs_f64()
         );
+        let rate = n as f64 / wall.as_secs_f64();
+        let changes = store.total_changes().await.unwrap();
 
         let (cpu, t) = (support::cpu_time(), Instant::now());
         let r = run_job(
@@ -100,8 +137,9 @@ async fn bench<R: Remote>(remote: &R, n: usize) {
         .unwrap();
         let (wall, cpu) = (t.elapsed(), support::cpu_time() - cpu);
         assert_eq!(r.counts.unchanged as usize, n, "{r:?}");
+        let wrote = store.total_changes().await.unwrap() - changes;
         println!(
-            "no-op re-pull: {:.2} s wall, {:.2} s CPU ({} unchanged)",
+            "no-op re-pull: {:.2} s wall, {:.2} s CPU ({} unchanged; {wrote} rows written, the run's own bookkeeping)",
             wall.as_secs_f64(),
             cpu.as_secs_f64(),
             r.counts.unchanged
@@ -111,10 +149,7 @@ async fn bench<R: Remote>(remote: &R, n: usize) {
             support::peak_rss_mib()
         );
         drop(store);
-        println!(
-            "SQLite alone: copying the rows of the first pull table to table into the same schema (same indexes, one transaction) takes {:.2} s",
-            sqlite_floor(&path).as_secs_f64()
-        );
+        rate
     }
 }
 

@@ -240,7 +240,7 @@ pub fn holder(mirror: &Path, job: &str) -> Result<Option<Holder>, LockError> {
 }
 
 /// The host name (the kernel's), or `unknown`.
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())

@@ -80,7 +80,7 @@ async fn run(cli: Cli, out: &mut Out) -> Exit {
             outln!(
                 out,
                 "configuration OK ({from}); mirror: {}",
-                config.mirror.path.display()
+                config.mirror.shown()
             );
             Exit::Ok
         }
@@ -157,6 +157,17 @@ async fn run_daemon(config: config::Config) -> Exit {
             }
         },
     };
+    if config.mirror.postgres.is_some() {
+        // Leader or standby: the store is opened when this daemon leads.
+        return daemon::run_ha(
+            &config,
+            Clock::system(),
+            listener,
+            Notifier::from_env(),
+            signals(),
+        )
+        .await;
+    }
     let jobs = match daemon::open(&config, Clock::system()) {
         Ok(j) => j,
         Err(e) => {

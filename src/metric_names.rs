@@ -17,6 +17,16 @@ pub enum Kind {
 /// `(name, type, help)` of every metric.
 pub const CATALOGUE: &[(&str, Kind, &str)] = &[
     (
+        "tariscope_sync_leader",
+        Kind::Gauge,
+        "1 while this daemon leads (runs the jobs) on a PostgreSQL mirror, 0 while it stands by.",
+    ),
+    (
+        "tariscope_sync_takeovers_total",
+        Kind::Counter,
+        "Times this daemon became the leader on a PostgreSQL mirror.",
+    ),
+    (
         "tariscope_sync_held_removals",
         Kind::Gauge,
         "Removals the job's last run held back as over jobs.<job>.max_removals, by job (confirm with confirm-removals RUN).",

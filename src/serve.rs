@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -31,6 +31,15 @@ pub struct Health {
     login_ok: AtomicBool,
     /// A tick older than this many seconds makes `/healthz` fail.
     stale_after_secs: i64,
+    /// On a PostgreSQL mirror: 1 leader, 2 standby (0: SQLite, no election).
+    role: AtomicU8,
+}
+
+/// A daemon's part in the election on a PostgreSQL mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader = 1,
+    Standby = 2,
 }
 
 impl Health {
@@ -41,6 +50,7 @@ impl Health {
             mirror_open: AtomicBool::new(false),
             login_ok: AtomicBool::new(false),
             stale_after_secs,
+            role: AtomicU8::new(0),
         })
     }
 
@@ -57,6 +67,10 @@ impl Health {
         self.login_ok.store(ok, Ordering::Relaxed);
     }
 
+    pub fn set_role(&self, role: Role) {
+        self.role.store(role as u8, Ordering::Relaxed);
+    }
+
     fn alive(&self) -> bool {
         self.clock.now().timestamp() - self.last_tick.load(Ordering::Relaxed)
             <= self.stale_after_secs
@@ -65,10 +79,19 @@ impl Health {
     fn ready(&self) -> (bool, String) {
         let mirror = self.mirror_open.load(Ordering::Relaxed);
         let login = self.login_ok.load(Ordering::Relaxed);
-        (
-            mirror && login,
-            format!("mirror_open={mirror} login_ok={login}\n"),
-        )
+        match self.role.load(Ordering::Relaxed) {
+            0 => (
+                mirror && login,
+                format!("mirror_open={mirror} login_ok={login}\n"),
+            ),
+            // A standby is ready when it can reach the mirror: it runs no job, logs in
+            // to nothing, and takes over when the leader is gone.
+            2 => (mirror, format!("role=standby mirror_open={mirror}\n")),
+            _ => (
+                mirror && login,
+                format!("role=leader mirror_open={mirror} login_ok={login}\n"),
+            ),
+        }
     }
 }
 

@@ -25,7 +25,7 @@ fn opts(today: &str) -> PullOptions {
     o
 }
 
-fn sql(source: rusqlite::Error) -> StoreError {
+fn sql(source: tariscope_sync::store::DbError) -> StoreError {
     StoreError::Sql {
         context: "test",
         source,
@@ -37,7 +37,7 @@ async fn dump(store: &Store, query: &'static str) -> Vec<String> {
     let mut rows: Vec<String> = store
         .read(move |c| {
             let mut st = c.prepare(query).map_err(sql)?;
-            let n = st.column_count();
+            let n = st.column_names().map_err(sql)?.len();
             st.query_map([], |r| {
                 let cols: Vec<String> = (0..n)
                     .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))

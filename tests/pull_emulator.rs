@@ -63,7 +63,7 @@ fn opts(snapshot: &SimSnapshot) -> PullOptions {
     o
 }
 
-fn sql(source: rusqlite::Error) -> StoreError {
+fn sql(source: tariscope_sync::store::DbError) -> StoreError {
     StoreError::Sql {
         context: "test",
         source,

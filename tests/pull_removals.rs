@@ -33,7 +33,7 @@ async fn pull(job: JobKind, remote: &FakeRemote, store: &Store) -> JobReport {
         .unwrap()
 }
 
-fn sql(source: rusqlite::Error) -> StoreError {
+fn sql(source: tariscope_sync::store::DbError) -> StoreError {
     StoreError::Sql {
         context: "test",
         source,

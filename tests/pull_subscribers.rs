@@ -40,7 +40,7 @@ fn fake(n: usize) -> FakeRemote {
     FakeRemote::new(FakeData::seeded(n, day("2026-01-01")))
 }
 
-fn sql(source: rusqlite::Error) -> StoreError {
+fn sql(source: tariscope_sync::store::DbError) -> StoreError {
     StoreError::Sql {
         context: "test",
         source,

@@ -65,7 +65,7 @@ fn backfill(mut o: PullOptions, from: NaiveDate, to: NaiveDate) -> PullOptions {
     o
 }
 
-fn sql(source: rusqlite::Error) -> StoreError {
+fn sql(source: tariscope_sync::store::DbError) -> StoreError {
     StoreError::Sql {
         context: "test",
         source,

@@ -70,7 +70,7 @@ async fn write_payments(store: &Store, rows: Vec<(String, i64, String, NaiveDate
                 conn.execute(
                     "INSERT INTO desired_payments (reference, subscriberid, amount, paymentday, paymenttype, bank) \
                      VALUES (?1, ?2, ?3, ?4, 3, 'PrivatBank')",
-                    rusqlite::params![r, id, amount, d.to_string()],
+                    tariscope_sync::store::params![r, id, amount, d.to_string()],
                 )
                 .unwrap();
             }

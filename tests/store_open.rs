@@ -1,6 +1,7 @@
 //! Store tests: opening, migrations, file creation and mode, the writer's transactions.
 
 use rusqlite::Connection;
+use tariscope_sync::store::Conn;
 use tariscope_sync::store::{SCHEMA_VERSION, Store, StoreError};
 
 const TABLES: &[&str] = &[
@@ -19,7 +20,7 @@ const TABLES: &[&str] = &[
     "item_errors",
 ];
 
-fn sql(source: rusqlite::Error) -> StoreError {
+fn sql(source: tariscope_sync::store::DbError) -> StoreError {
     StoreError::Sql {
         context: "test",
         source,
@@ -151,7 +152,7 @@ async fn a_failed_write_rolls_back_only_itself() {
     let writer = store.clone();
     let blocker = tokio::spawn(async move {
         writer
-            .write(move |_: &Connection| {
+            .write(move |_: &Conn| {
                 running.send(()).unwrap();
                 held.recv().unwrap();
                 Ok(())
@@ -160,7 +161,7 @@ async fn a_failed_write_rolls_back_only_itself() {
     });
     writer_busy.await.unwrap();
     let insert = |key: &'static str| {
-        move |c: &Connection| {
+        move |c: &Conn| {
             c.execute("INSERT INTO checkpoints VALUES ('j', ?1, 'c', 't')", [key])
                 .map_err(sql)
         }
@@ -168,7 +169,7 @@ async fn a_failed_write_rolls_back_only_itself() {
     // The middle one inserts a row and then fails on a duplicate key: only its own row is
     // rolled back.
     let a = store.write(insert("a"));
-    let b = store.write(|c: &Connection| {
+    let b = store.write(|c: &Conn| {
         c.execute("INSERT INTO checkpoints VALUES ('j', 'b', 'c', 't')", [])
             .and_then(|_| c.execute("INSERT INTO checkpoints VALUES ('j', 'b', 'c', 't')", []))
             .map_err(sql)
@@ -197,7 +198,7 @@ async fn a_failed_write_alone_in_its_transaction_leaves_nothing() {
     // Awaited one by one, each write is alone in its transaction (no savepoint): a failure
     // rolls the whole transaction back, and the writer goes on.
     let failed = store
-        .write(|c: &Connection| {
+        .write(|c: &Conn| {
             c.execute("INSERT INTO checkpoints VALUES ('j', 'b', 'c', 't')", [])
                 .and_then(|_| c.execute("INSERT INTO checkpoints VALUES ('j', 'b', 'c', 't')", []))
                 .map_err(sql)
@@ -205,7 +206,7 @@ async fn a_failed_write_alone_in_its_transaction_leaves_nothing() {
         .await;
     assert!(matches!(failed, Err(StoreError::Sql { .. })), "{failed:?}");
     let panicked = store
-        .write(|c: &Connection| -> Result<(), StoreError> {
+        .write(|c: &Conn| -> Result<(), StoreError> {
             c.execute("INSERT INTO checkpoints VALUES ('j', 'p', 'c', 't')", [])
                 .map_err(sql)?;
             panic!("a bug in a write command")
@@ -213,7 +214,7 @@ async fn a_failed_write_alone_in_its_transaction_leaves_nothing() {
         .await;
     assert!(matches!(panicked, Err(StoreError::Bug(_))), "{panicked:?}");
     store
-        .write(|c: &Connection| {
+        .write(|c: &Conn| {
             c.execute("INSERT INTO checkpoints VALUES ('j', 'ok', 'c', 't')", [])
                 .map_err(sql)
         })
@@ -256,7 +257,7 @@ async fn commits_are_checkpointed_into_the_mirror_file_off_the_writer() {
             for i in 0..2000 {
                 c.execute(
                     "INSERT INTO checkpoints VALUES ('j', ?1, ?2, 't')",
-                    rusqlite::params![format!("k{i}"), value],
+                    tariscope_sync::store::params![format!("k{i}"), value],
                 )
                 .map_err(sql)?;
             }
@@ -296,7 +297,7 @@ async fn the_wal_shrinks_back_after_a_long_reader_lets_go() {
             .write(move |c| {
                 c.execute(
                     "INSERT INTO checkpoints (job, key, cursor, updated_at) VALUES ('t', ?1, ?2, 'now')",
-                    rusqlite::params![i.to_string(), "x".repeat(2_000)],
+                    tariscope_sync::store::params![i.to_string(), "x".repeat(2_000)],
                 )
                 .map_err(sql)
             })

@@ -15,7 +15,7 @@ use crate::{errln, outln};
 /// Applies `run`'s held removals that still hold; exit 0, or 1 when the mirror fails or
 /// does not know the run.
 pub async fn run(config: &Config, run: i64, out: &mut Out) -> Exit {
-    let store = match Store::open(&config.mirror.path) {
+    let store = match Store::open_configured(&config.mirror.path, config.mirror.postgres.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             errln!("tariscope-sync confirm-removals: {e}");

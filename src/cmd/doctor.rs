@@ -93,8 +93,8 @@ async fn dn_listing(r: &mut Report<'_>, store: &Store) {
 
 pub async fn run(config: &Config, out: &mut Out) -> Exit {
     let mut r = Report { out, problems: 0 };
-    outln!(r.out, "mirror {}", config.mirror.path.display());
-    match Store::open(&config.mirror.path) {
+    outln!(r.out, "mirror {}", config.mirror.shown());
+    match Store::open_configured(&config.mirror.path, config.mirror.postgres.as_ref()) {
         Ok(store) => {
             let version = store.schema_version().await.unwrap_or(0);
             r.check(
@@ -109,7 +109,11 @@ pub async fn run(config: &Config, out: &mut Out) -> Exit {
                     "writable{}",
                     w.err().map(|e| format!(": {e}")).unwrap_or_default()
                 ),
-                "check the file's owner and mode and free disk space",
+                if config.mirror.postgres.is_some() {
+                    "grant the mirror's PostgreSQL user INSERT, UPDATE and DELETE on the mirror's tables"
+                } else {
+                    "check the file's owner and mode and free disk space"
+                },
             );
             if let Some(wal) = store.wal() {
                 let limit = config.mirror.wal_warn_mib << 20;
@@ -124,7 +128,11 @@ pub async fn run(config: &Config, out: &mut Out) -> Exit {
         Err(e) => r.check(
             false,
             format!("cannot open: {e}"),
-            "check mirror.path and the folder's permissions",
+            if config.mirror.postgres.is_some() {
+                "check mirror.url, that the PostgreSQL server runs, the user's password and pg_hba.conf"
+            } else {
+                "check mirror.path and the folder's permissions"
+            },
         ),
     }
     outln!(

@@ -37,7 +37,7 @@ pub async fn run(
             return Exit::Runtime;
         }
     };
-    let store = match Store::open(&config.mirror.path) {
+    let store = match Store::open_configured(&config.mirror.path, config.mirror.postgres.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             errln!("tariscope-sync import: {e}");

@@ -30,7 +30,8 @@ async fn import(
 ) -> Result<(ImportCounts, Vec<Rejection>), String> {
     let text = |e: &dyn std::fmt::Display| e.to_string();
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
-    let store = Store::open(&config.mirror.path).map_err(|e| text(&e))?;
+    let store = Store::open_configured(&config.mirror.path, config.mirror.postgres.as_ref())
+        .map_err(|e| text(&e))?;
     let clock = Clock::system();
     let today = config.today(clock);
     let ctx = PaymentContext::load(&store, today, config.payments.earliest_day)

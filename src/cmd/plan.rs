@@ -91,7 +91,7 @@ fn show_payments(p: &PaymentPlan, limit: usize, out: &mut Out) {
 }
 
 pub async fn run(config: &Config, limit: usize, out: &mut Out) -> Exit {
-    let store = match Store::open(&config.mirror.path) {
+    let store = match Store::open_configured(&config.mirror.path, config.mirror.postgres.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             errln!("tariscope-sync plan: {e}");

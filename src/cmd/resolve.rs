@@ -12,7 +12,7 @@ use crate::{errln, outln};
 /// Records the person's verdict: `landed` is Tariscope's payment id of this payment, `None`
 /// when it did not land (the next push sends it). Exit 0, or 1 with the reason.
 pub async fn run(config: &Config, reference: &str, landed: Option<i64>, out: &mut Out) -> Exit {
-    let store = match Store::open(&config.mirror.path) {
+    let store = match Store::open_configured(&config.mirror.path, config.mirror.postgres.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             errln!("tariscope-sync resolve: {e}");

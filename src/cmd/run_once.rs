@@ -82,6 +82,10 @@ pub async fn run(
     };
     let mut jobs = match daemon::open(config, clock) {
         Ok(j) => j,
+        Err(e @ daemon::StartError::NotLeader { .. }) => {
+            errln!("tariscope-sync: {e}");
+            return Exit::TempFail;
+        }
         Err(e) => {
             errln!("tariscope-sync: {e}");
             return Exit::Runtime;

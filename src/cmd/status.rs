@@ -35,7 +35,7 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| (now - t.to_utc()).num_seconds());
         // Which process runs the job now, from its lock beside the mirror.
-        let running = crate::lock::holder(&config.mirror.path, job.as_str())
+        let running = crate::lock::holder(&config.mirror.lock_base(), job.as_str())
             .ok()
             .flatten();
         jobs.push(json!({
@@ -98,7 +98,7 @@ pub async fn collect(config: &Config, store: &Store, clock: Clock) -> Result<Val
         .collect();
     let payments = payments_json(store, &waiting).await?;
     Ok(json!({
-        "mirror": config.mirror.path.display().to_string(),
+        "mirror": config.mirror.shown(),
         "wal_bytes": store.wal().map(|w| w.bytes),
         "jobs": jobs,
         "payments": payments,
@@ -151,7 +151,7 @@ fn age(secs: &Value) -> String {
 
 /// Prints the status; exit 0 unless the mirror cannot be read.
 pub async fn run(config: &Config, json_out: bool, out: &mut Out) -> Exit {
-    let store = match Store::open(&config.mirror.path) {
+    let store = match Store::open_configured(&config.mirror.path, config.mirror.postgres.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             errln!("tariscope-sync status: {e}");

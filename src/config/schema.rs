@@ -21,6 +21,8 @@ use crate::sync::{Job, Scope, SummariesMode};
 
 /// File name of the API password under `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
 pub const CREDENTIAL_NAME: &str = "tariscope-api-password";
+/// File name of the PostgreSQL mirror's password under `$CREDENTIALS_DIRECTORY`.
+pub const MIRROR_CREDENTIAL_NAME: &str = "tariscope-mirror-password";
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -62,13 +64,44 @@ pub struct ApiSettings {
     pub profile: ApiProfile,
 }
 
-/// `[mirror]`: the SQLite file.
+/// `[mirror]`: the SQLite file, or the PostgreSQL database (`mirror.url`).
 #[derive(Debug, Clone)]
 pub struct MirrorSettings {
+    /// The SQLite file (unused when `postgres` is set).
     pub path: PathBuf,
+    /// `mirror.url` (with `mirror.password_file` or the systemd credential
+    /// `tariscope-mirror-password`): the mirror lives in PostgreSQL.
+    pub postgres: Option<crate::store::pg::Target>,
+    /// `ha.takeover_secs`: how soon a standby daemon leads after the leader is gone
+    /// (PostgreSQL only).
+    pub takeover: Duration,
     /// Warn when the WAL passes this many MiB because checkpoints cannot complete (a reader
     /// holds an old snapshot); 0 never warns.
     pub wal_warn_mib: u64,
+}
+
+impl MirrorSettings {
+    /// Where the per-job lock files go (`<base>.<job>.lock`): beside the SQLite file. On
+    /// PostgreSQL no job takes one (the leader lock, which every process that runs jobs
+    /// there holds, keeps the others out on every host); the name is a host-local one in
+    /// the temp folder, one per database, where `status` finds none.
+    pub fn lock_base(&self) -> PathBuf {
+        match &self.postgres {
+            None => self.path.clone(),
+            Some(target) => std::env::temp_dir().join(format!(
+                "tariscope-sync-{:016x}",
+                crate::store::pg::leader::lock_key(target.shown())
+            )),
+        }
+    }
+
+    /// The mirror for messages: the file, or `postgres://user@host:port/db` (no password).
+    pub fn shown(&self) -> String {
+        match &self.postgres {
+            None => self.path.display().to_string(),
+            Some(target) => format!("postgres://{}", target.shown()),
+        }
+    }
 }
 
 /// `[jobs.<name>]`.
@@ -192,6 +225,8 @@ fn read_all(r: &mut Reader<'_>, env: &HashMap<String, String>) -> Config {
         );
     }
     let mirror = MirrorSettings {
+        postgres: read_mirror_url(r, env),
+        takeover: Duration::from_secs(r.u64_in("ha.takeover_secs", 15, 3, 3600)),
         path: PathBuf::from(r.string("mirror.path", "./tariscope-mirror.db")),
         wal_warn_mib: r.u64_in(
             "mirror.wal_warn_mib",
@@ -378,6 +413,57 @@ fn read_api(r: &mut Reader<'_>, env: &HashMap<String, String>) -> ApiSettings {
         ca_file,
         local_address,
         profile,
+    }
+}
+
+/// `mirror.url`: a PostgreSQL mirror instead of the SQLite file; its password from the URL,
+/// `mirror.password_file`, or `$CREDENTIALS_DIRECTORY/tariscope-mirror-password`.
+fn read_mirror_url(
+    r: &mut Reader<'_>,
+    env: &HashMap<String, String>,
+) -> Option<crate::store::pg::Target> {
+    // Empty stands for unset (as the example file writes them).
+    let url = r.opt_string("mirror.url").filter(|u| !u.trim().is_empty());
+    let file = r
+        .opt_string("mirror.password_file")
+        .filter(|f| !f.trim().is_empty())
+        .map(PathBuf::from);
+    let url = match url {
+        Some(url) => url,
+        None => {
+            if file.is_some() {
+                r.problem(
+                    "mirror.password_file",
+                    "is the password of mirror.url, which is not set: set mirror.url too, or remove it",
+                );
+            }
+            return None;
+        }
+    };
+    if r.opt_string("mirror.path").is_some() {
+        r.problem(
+            "mirror.path",
+            "set either mirror.path (a SQLite file) or mirror.url (PostgreSQL), not both",
+        );
+    }
+    // A password in the URL itself wins over the credential.
+    let in_url = postgres::Config::from_str(&url).is_ok_and(|c| c.get_password().is_some());
+    let credential = env
+        .get("CREDENTIALS_DIRECTORY")
+        .map(|dir| Path::new(dir).join(MIRROR_CREDENTIAL_NAME))
+        .filter(|p| p.is_file() && !in_url);
+    match crate::store::pg::Target::parse(&url, file.as_deref().or(credential.as_deref())) {
+        Ok(target) => Some(target),
+        Err(e) => {
+            let key = match e {
+                crate::store::pg::PgError::PasswordFile { .. } if file.is_some() => {
+                    "mirror.password_file"
+                }
+                _ => "mirror.url",
+            };
+            r.problem(key, e.to_string());
+            None
+        }
     }
 }
 

@@ -346,3 +346,56 @@ fn serve_listen_defaults_to_the_documented_address_and_empty_turns_it_off() {
     let c = from_toml_str(&format!("{base}[serve]\nlisten = \"\"\n"), &HashMap::new()).unwrap();
     assert_eq!(c.serve.listen, None);
 }
+
+#[test]
+fn a_postgres_mirror_is_exclusive_with_the_file_and_says_what_is_wrong() {
+    let base = "[scope]\nnodes=[1]\n[api]\nusername = \"u\"\npassword = \"p\"\n";
+    let c = from_toml_str(
+        &format!(
+            "{base}[mirror]\nurl = \"postgres://sync@db:5433/mirror\"\n[ha]\ntakeover_secs = 9\n"
+        ),
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert_eq!(c.mirror.shown(), "postgres://sync@db:5433/mirror");
+    assert_eq!(c.mirror.takeover, std::time::Duration::from_secs(9));
+    let c = from_toml_str(base, &HashMap::new()).unwrap();
+    assert!(c.mirror.postgres.is_none());
+    assert_eq!(c.mirror.takeover, std::time::Duration::from_secs(15));
+
+    let p = problems(
+        &format!("{base}[mirror]\npath = \"m.db\"\nurl = \"postgres://sync@db/mirror\"\n"),
+        &HashMap::new(),
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("mirror.path: set either mirror.path")),
+        "{p:?}"
+    );
+    let p = problems(
+        &format!("{base}[mirror]\nurl = \"mysql://x@h/db\"\n"),
+        &HashMap::new(),
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("mirror.url:") && p.contains("postgres://")),
+        "{p:?}"
+    );
+    let p = problems(
+        &format!("{base}[mirror]\npassword_file = \"/pw\"\n"),
+        &HashMap::new(),
+    );
+    assert!(p.iter().any(|p| p.contains("set mirror.url too")), "{p:?}");
+    let p = problems(
+        &format!(
+            "{base}[mirror]\nurl = \"postgres://sync@db/mirror\"\npassword_file = \"/nonexistent/pw\"\n"
+        ),
+        &HashMap::new(),
+    );
+    assert!(
+        p.iter().any(|p| p.starts_with("mirror.password_file:")),
+        "{p:?}"
+    );
+    let p = problems(&format!("{base}[ha]\ntakeover_secs = 1\n"), &HashMap::new());
+    assert!(p.iter().any(|p| p.starts_with("ha.takeover_secs")), "{p:?}");
+}

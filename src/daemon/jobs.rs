@@ -121,7 +121,8 @@ impl Jobs {
     }
 
     /// Runs `job` once unless another process runs it: takes the job's lock beside the
-    /// mirror (waiting as `wait` says, calling `on_wait` with the holder once if it waits),
+    /// SQLite mirror (waiting as `wait` says, calling `on_wait` with the holder once if it
+    /// waits; on PostgreSQL the leader lock this process holds stands for it),
     /// closes runs of the job left `running` by a crashed process, runs it, and releases
     /// the lock. A job another process runs is `Busy`. `mode` says who holds the lock
     /// (`daemon`, `run-once`).
@@ -134,18 +135,25 @@ impl Jobs {
         on_wait: impl FnOnce(Option<&Holder>),
     ) -> JobSummary {
         let me = Holder::this_process(mode, self.clock.now());
-        let path = &self.config.mirror.path;
-        let held = match lock::acquire(path, job.as_str(), &me, wait, stop, on_wait).await {
-            Ok(held) => held,
-            Err(e @ LockError::Busy { .. }) => {
-                return JobSummary {
-                    job,
-                    outcome: RunOutcome::Busy,
-                    items: 0,
-                    detail: e.to_string(),
-                };
+        let path = &self.config.mirror.lock_base();
+        // On PostgreSQL only the leader runs jobs (`daemon::ha`): its leader lock keeps
+        // every other process, on any host, from running them. A file lock would outlive a
+        // paused leader and keep the new one from working.
+        let held = if self.store.is_postgres() {
+            None
+        } else {
+            match lock::acquire(path, job.as_str(), &me, wait, stop, on_wait).await {
+                Ok(held) => Some(held),
+                Err(e @ LockError::Busy { .. }) => {
+                    return JobSummary {
+                        job,
+                        outcome: RunOutcome::Busy,
+                        items: 0,
+                        detail: e.to_string(),
+                    };
+                }
+                Err(e) => return failed(job, e.to_string()),
             }
-            Err(e) => return failed(job, e.to_string()),
         };
         if let Err(e) = self.close_running(job).await {
             tracing::warn!(job = job.as_str(), error = %e, "cannot close interrupted runs");

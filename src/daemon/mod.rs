@@ -6,6 +6,7 @@
 //! `cmd` do), or read the clock or wait for signals itself: the [`Clock`] and the shutdown
 //! future are injected so tests drive them.
 
+mod ha;
 pub mod jobs;
 pub mod progress;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use ha::run_ha;
 pub use jobs::{JobSummary, Jobs};
 
 use crate::api::TariscopeClient;
@@ -24,7 +26,7 @@ use crate::lock::{self, Holder, Wait};
 use crate::notify::Notifier;
 use crate::scheduler::{self, RunOutcome, ScheduledJob, SchedulerOptions};
 use crate::serve::{self, Health};
-use crate::store::{Store, StoreError};
+use crate::store::{Leadership, Store, StoreError};
 use crate::sync::Job;
 
 /// Documented exit codes.
@@ -82,11 +84,37 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// On a PostgreSQL mirror, another process leads for this Tariscope.
+    #[error(
+        "another tariscope-sync leads on the PostgreSQL mirror for {base_url} ({}) and runs the jobs; run this again when it has stopped, or leave the work to it",
+        leader.as_deref().unwrap_or("its name is not known")
+    )]
+    NotLeader {
+        base_url: String,
+        leader: Option<String>,
+    },
 }
 
-/// Opens the mirror and builds the client.
+/// Opens the mirror and builds the client. On PostgreSQL this process must lead (jobs run
+/// in one process per Tariscope at a time): `StartError::NotLeader` when another does.
 pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
-    let store = Store::open(&config.mirror.path)?;
+    let store = match &config.mirror.postgres {
+        None => Store::open(&config.mirror.path)?,
+        Some(target) => match Store::lead_postgres(target, &ha::election(config), &ha::holder())? {
+            Leadership::Leader(store) => store,
+            Leadership::Standby { leader } => {
+                return Err(StartError::NotLeader {
+                    base_url: config.api.base_url.clone(),
+                    leader,
+                });
+            }
+        },
+    };
+    with_store(config, clock, store)
+}
+
+/// The jobs over an open mirror.
+fn with_store(config: &Config, clock: Clock, store: Store) -> Result<Jobs, StartError> {
     store.warn_wal_above(config.mirror.wal_warn_mib << 20);
     let client = TariscopeClient::new(config.client_config())?;
     Ok(Jobs {
@@ -107,7 +135,12 @@ pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
 async fn close_interrupted_runs(jobs: &Jobs) -> Result<(), StoreError> {
     let me = Holder::this_process("daemon", jobs.clock.now());
     for job in Job::ALL {
-        if let Ok(_held) = lock::try_acquire(&jobs.config.mirror.path, job.as_str(), &me) {
+        // On PostgreSQL this process leads: no other runs jobs (see `Jobs::run_locked`).
+        if jobs.store.is_postgres() {
+            jobs.close_running(job).await?;
+        } else if let Ok(_held) =
+            lock::try_acquire(&jobs.config.mirror.lock_base(), job.as_str(), &me)
+        {
             jobs.close_running(job).await?;
         }
     }
@@ -156,6 +189,45 @@ pub async fn run(
     let jobs = Arc::new(jobs);
     let health = Health::new(jobs.clock, 120);
     health.set_mirror_open(true);
+    let server = serve_health(listener, &health);
+    notifier.ready();
+    let stopping = notifier.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.stopping();
+    };
+    let exit = lead(jobs, &health, &notifier, shutdown).await;
+    server.stop().await;
+    if exit == Exit::Ok {
+        tracing::info!("daemon stopped");
+    }
+    exit
+}
+
+/// The metrics and health endpoints on `listener`, until stopped.
+fn serve_health(listener: Option<tokio::net::TcpListener>, health: &Arc<Health>) -> Background {
+    let health = health.clone();
+    Background::spawn(|stop| {
+        let server = listener.map(|l| {
+            serve::serve(l, health, serve::install_metrics(), async move {
+                stop.cancelled().await
+            })
+        });
+        async move {
+            if let Some(server) = server {
+                server.await;
+            }
+        }
+    })
+}
+
+/// Runs the jobs on their schedules until `shutdown` (the leader's part of the daemon).
+async fn lead(
+    jobs: Arc<Jobs>,
+    health: &Arc<Health>,
+    notifier: &Notifier,
+    shutdown: impl Future<Output = ()>,
+) -> Exit {
     if let Err(e) = close_interrupted_runs(&jobs).await {
         tracing::error!(error = %e, "the mirror is not usable");
         return Exit::Runtime;
@@ -166,42 +238,30 @@ pub async fn run(
             tracing::warn!(error = %e, "cannot log in to Tariscope yet; jobs will retry on schedule")
         }
     }
-    let server = Background::spawn(|stop| {
-        let server = listener.map(|l| {
-            serve::serve(l, health.clone(), serve::install_metrics(), async move {
-                stop.cancelled().await
-            })
-        });
-        async move {
-            if let Some(server) = server {
-                server.await;
-            }
-        }
-    });
     let scheduled = scheduled_jobs(&jobs).await;
     tracing::info!(jobs = scheduled.len(), "daemon started");
-    notifier.ready();
-    notifier.status(&format!("running {} jobs", scheduled.len()));
+    notifier.status(&format!(
+        "{}running {} jobs",
+        if jobs.store.is_postgres() {
+            "leader: "
+        } else {
+            ""
+        },
+        scheduled.len()
+    ));
     let ticker =
         Background::spawn(|stop| tick(jobs.clone(), health.clone(), notifier.clone(), stop));
-
     let options = SchedulerOptions {
         timezone: jobs.config.timezone,
         grace: jobs.config.shutdown_grace,
     };
-    let shutdown = async move {
-        shutdown.await;
-        notifier.stopping();
-    };
     let finished = scheduler::run(scheduled, jobs.clone(), jobs.clock, options, shutdown).await;
     ticker.stop().await;
-    server.stop().await;
     if !finished {
         tracing::warn!(
             "some jobs did not finish within shutdown_grace_secs; they resume from their checkpoints"
         );
     }
-    tracing::info!("daemon stopped");
     Exit::Ok
 }
 

@@ -1,13 +1,13 @@
 //! Multi-row `INSERT` statements for bulk loads.
 //!
 //! Owns: turning a flat list of column values into `INSERT ... VALUES (...), (...)`
-//! statements of up to `ROWS` rows each. Must not: know tables or decide what to write.
+//! statements of up to `ROWS` rows each (on PostgreSQL one `COPY` instead). Must not: know tables or decide what to write.
 //!
 //! Written by hand because rusqlite has no bulk insert: one statement per row costs a
 //! reset, a bind pass and (for `AUTOINCREMENT` tables) a `sqlite_sequence` write per row,
 //! which on a first pull of 100,000 subscribers was a third of the store's time.
 
-use rusqlite::{Connection, params_from_iter};
+use super::db::{Conn, params_from_iter};
 
 use super::StoreError;
 use super::values::Col;
@@ -45,11 +45,17 @@ impl<'a> Bulk<'a> {
     }
 
     /// Writes every row added so far and empties the list.
-    pub(crate) fn flush(
-        &mut self,
-        conn: &Connection,
-        what: &'static str,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn flush(&mut self, conn: &Conn, what: &'static str) -> Result<(), StoreError> {
+        if self.values.is_empty() {
+            return Ok(());
+        }
+        let target = self.head.trim_start_matches("INSERT INTO ");
+        let values = self.values.iter().map(Col::as_ref);
+        if let Some(copied) = conn.copy_in(target, self.width, values) {
+            copied.map_err(StoreError::sql(what))?;
+            self.values.clear();
+            return Ok(());
+        }
         for chunk in self.values.chunks(self.width * ROWS) {
             let rows = chunk.len() / self.width;
             conn.prepare_cached(&self.sql(rows))
@@ -87,7 +93,8 @@ mod tests {
 
     #[test]
     fn writes_every_row_across_chunk_boundaries() {
-        let conn = Connection::open_in_memory().unwrap();
+        let raw = rusqlite::Connection::open_in_memory().unwrap();
+        let conn = Conn::Lite(&raw);
         conn.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)")
             .unwrap();
         let texts: Vec<String> = (0..150).map(|i| format!("v{i}")).collect();

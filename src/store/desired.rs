@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use super::db::{Conn, params};
 use rusqlite::types::Value;
-use rusqlite::{Connection, params};
 
 use super::rejected::insert_rejection;
 use super::{Store, StoreError};
@@ -41,7 +41,7 @@ pub(super) fn cell(v: Value) -> Cell {
 /// Desired subscribers with their numbers exactly as written, ordered by key. Numbers whose
 /// key names no desired subscriber (SQLite checks the foreign key only on connections that
 /// enable it) are left out.
-fn read_raw(conn: &Connection) -> Result<Vec<RawDesired>, StoreError> {
+fn read_raw(conn: &Conn) -> Result<Vec<RawDesired>, StoreError> {
     let sql = format!(
         "SELECT key, tariscope_id, {} FROM desired_subscribers ORDER BY key",
         field_columns()
@@ -49,7 +49,9 @@ fn read_raw(conn: &Connection) -> Result<Vec<RawDesired>, StoreError> {
     let mut stmt = conn
         .prepare(&sql)
         .map_err(StoreError::sql("preparing the desired read"))?;
-    let names: Vec<String> = stmt.column_names().iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = stmt
+        .column_names()
+        .map_err(StoreError::sql("preparing the desired read"))?;
     let mut rows: Vec<RawDesired> = stmt
         .query_map([], |r| {
             let mut columns = Vec::with_capacity(names.len() - 1);
@@ -128,7 +130,7 @@ fn field_columns() -> String {
         .join(", ")
 }
 
-fn read_desired(conn: &Connection) -> Result<Vec<DesiredSubscriber>, StoreError> {
+fn read_desired(conn: &Conn) -> Result<Vec<DesiredSubscriber>, StoreError> {
     let sql = format!(
         "SELECT key, tariscope_id, {} FROM desired_subscribers ORDER BY key",
         field_columns()
@@ -181,7 +183,7 @@ fn read_desired(conn: &Connection) -> Result<Vec<DesiredSubscriber>, StoreError>
     Ok(rows)
 }
 
-fn read_remote(conn: &Connection) -> Result<BTreeMap<i64, RemoteSubscriber>, StoreError> {
+fn read_remote(conn: &Conn) -> Result<BTreeMap<i64, RemoteSubscriber>, StoreError> {
     let sql = format!(
         "SELECT id, removed_at IS NOT NULL, {} FROM subscribers",
         field_columns()
@@ -236,7 +238,7 @@ fn read_remote(conn: &Connection) -> Result<BTreeMap<i64, RemoteSubscriber>, Sto
 /// Upserts one desired row (all managed fields replaced) and its numbers; returns whether it
 /// was inserted, updated or unchanged.
 fn put_desired(
-    conn: &Connection,
+    conn: &Conn,
     row: &DesiredSubscriber,
     existing: Option<&DesiredSubscriber>,
 ) -> Result<Change, StoreError> {
@@ -277,7 +279,7 @@ fn put_desired(
             .get(f)
             .map_or(Value::Null, |v| column_value(*f, v))
     }));
-    conn.execute(&sql, rusqlite::params_from_iter(values))
+    conn.execute(&sql, super::db::params_from_iter(values))
         .map_err(StoreError::sql("writing a desired subscriber"))?;
     conn.execute("DELETE FROM desired_dns WHERE key = ?1", [&target.key])
         .map_err(StoreError::sql("replacing desired DNs"))?;
@@ -408,6 +410,13 @@ impl Store {
     /// Proves the mirror is writable: a real write in a transaction, then rolled away.
     pub async fn probe_write(&self) -> Result<(), StoreError> {
         self.write(|conn| {
+            if conn.is_postgres() {
+                // Taking every table's write lock needs the right to write it.
+                let tables = super::pg::SCHEMA_TABLES.join(", ");
+                return conn
+                    .execute_batch(&format!("LOCK TABLE {tables} IN ROW EXCLUSIVE MODE"))
+                    .map_err(StoreError::sql("checking the right to write every table"));
+            }
             conn.execute_batch("CREATE TABLE doctor_probe (x); DROP TABLE doctor_probe;")
                 .map_err(StoreError::sql("writing a probe table"))
         })

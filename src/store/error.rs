@@ -1,12 +1,14 @@
 //! The store's error type.
 //!
 //! Owns: `StoreError`, one variant per way the mirror can fail, each keeping its source and
-//! telling the operator what to do. Must not: hide the underlying SQLite or I/O error.
+//! telling the operator what to do. Must not: hide the underlying SQLite, PostgreSQL or I/O error.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Everything that can go wrong in the SQLite mirror.
+use super::db::DbError;
+
+/// Everything that can go wrong in the mirror (SQLite or PostgreSQL).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -44,11 +46,11 @@ pub enum StoreError {
     )]
     TooNew { found: u32, known: u32 },
     /// A statement failed.
-    #[error("SQLite error while {context}: {source}")]
+    #[error("mirror database error while {context}: {source}")]
     Sql {
         context: &'static str,
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
     /// The batch transaction this write was part of failed to commit (disk full, I/O error).
     #[error(
@@ -56,7 +58,7 @@ pub enum StoreError {
     )]
     Commit {
         #[source]
-        source: Arc<rusqlite::Error>,
+        source: Arc<DbError>,
     },
     /// A stored value could not be turned back into a domain value (the file was edited by hand?).
     #[error(
@@ -84,14 +86,20 @@ pub enum StoreError {
         "no run {0} in the mirror; `tariscope-sync status` shows the runs that held removals back"
     )]
     NoSuchRun(i64),
+    /// The PostgreSQL mirror could not be reached, migrated or led.
+    #[error(transparent)]
+    Postgres(#[from] Box<super::pg::PgError>),
     /// A blocking read task failed to run.
     #[error("a mirror read task failed: {0}")]
     ReadTask(String),
 }
 
 impl StoreError {
-    /// Wraps a SQLite error with what we were doing.
-    pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-        move |source| StoreError::Sql { context, source }
+    /// Wraps a database error (of either engine) with what we were doing.
+    pub(crate) fn sql<E: Into<DbError>>(context: &'static str) -> impl FnOnce(E) -> StoreError {
+        move |source| StoreError::Sql {
+            context,
+            source: source.into(),
+        }
     }
 }

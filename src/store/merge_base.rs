@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{Connection, params};
+use super::db::{Conn, params};
 
 use super::{Store, StoreError};
 use crate::model::desired::DnKey;
@@ -33,7 +33,7 @@ pub struct MergeBase {
     pub dns: BTreeMap<String, BTreeSet<DnKey>>,
 }
 
-fn read_base(conn: &Connection) -> Result<MergeBase, StoreError> {
+fn read_base(conn: &Conn) -> Result<MergeBase, StoreError> {
     let mut stmt = conn
         .prepare("SELECT key, field, value FROM merge_base")
         .map_err(StoreError::sql("preparing the merge base read"))?;
@@ -58,7 +58,7 @@ fn read_base(conn: &Connection) -> Result<MergeBase, StoreError> {
     Ok(out)
 }
 
-fn insert_dn(conn: &Connection, key: &str, dn: &DnKey, now: &str) -> Result<(), StoreError> {
+fn insert_dn(conn: &Conn, key: &str, dn: &DnKey, now: &str) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO merge_base (key, field, value, updated_at) VALUES (?1, ?2, '', ?3) \
          ON CONFLICT (key, field) DO UPDATE SET updated_at = excluded.updated_at",
@@ -129,30 +129,36 @@ mod tests {
 
     #[tokio::test]
     async fn numbers_and_fields_share_the_base_without_mixing() {
-        let store = Store::open_in_memory().unwrap();
-        let dn = |n: &str| DnKey {
-            pbx_id: 291,
-            dn: n.into(),
-        };
-        let fields = Fields::from([(Field::Street, "Khreshchatyk".to_string())]);
-        store
-            .set_base("a".into(), fields.clone(), "t".into())
-            .await
-            .unwrap();
-        store
-            .set_dn_base("a".into(), [dn("1"), dn("2")].into(), "t".into())
-            .await
-            .unwrap();
-        store
-            .set_dn_base("a".into(), [dn("2")].into(), "t".into())
-            .await
-            .unwrap();
-        store
-            .add_dn_base("a".into(), dn("+3"), "t".into())
-            .await
-            .unwrap();
-        let base = store.merge_base().await.unwrap();
-        assert_eq!(base.fields["a"], fields);
-        assert_eq!(base.dns["a"], [dn("2"), dn("+3")].into());
+        for backend in crate::store::test_backends::backends().await {
+            let store = crate::store::test_backends::on(&backend);
+            let dn = |n: &str| DnKey {
+                pbx_id: 291,
+                dn: n.into(),
+            };
+            let fields = Fields::from([(Field::Street, "Khreshchatyk".to_string())]);
+            store
+                .set_base("a".into(), fields.clone(), "2026-01-01T00:00:00Z".into())
+                .await
+                .unwrap();
+            store
+                .set_dn_base(
+                    "a".into(),
+                    [dn("1"), dn("2")].into(),
+                    "2026-01-01T00:00:00Z".into(),
+                )
+                .await
+                .unwrap();
+            store
+                .set_dn_base("a".into(), [dn("2")].into(), "2026-01-01T00:00:00Z".into())
+                .await
+                .unwrap();
+            store
+                .add_dn_base("a".into(), dn("+3"), "2026-01-01T00:00:00Z".into())
+                .await
+                .unwrap();
+            let base = store.merge_base().await.unwrap();
+            assert_eq!(base.fields["a"], fields);
+            assert_eq!(base.dns["a"], [dn("2"), dn("+3")].into());
+        }
     }
 }

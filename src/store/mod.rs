@@ -1,26 +1,33 @@
-//! The SQLite mirror: the product's public interface for every other system.
+//! The mirror: the product's public interface for every other system, in a SQLite file (the
+//! embedded default) or a PostgreSQL database (`mirror.url`).
 //!
 //! Owns: the database file (created 0600, folder created if missing), the embedded
 //! migrations, the one writer connection on its own thread, WAL checkpoints and the WAL's
 //! size on another (`checkpoint`), grouped writes of the per-item jobs (`group`), read
-//! connections, and one file per table family (`subscribers` with `subscriber_columns` and
+//! connections (`readers`), and one file per table family (`subscribers` with `subscriber_columns` and
 //! `subscriber_dns`, `accounts` with `summary_days`, `reference`, `runs`, `removals`, and the
 //! push side's `desired`, `merge_base`, `rejected`, `outbox`, `server_traits`, and
 //! `payments`: desired payments and their confirmation), with `bulk` (multi-row inserts),
 //! `upsert` and `values` shared by them; `release_memory` frees the idle connections' page
-//! caches between job runs; `pg` holds the PostgreSQL schema, `mirror copy` and the leader
-//! election (the daemon does not run on PostgreSQL yet). Must not: speak HTTP, read the
-//! clock (callers pass timestamps), decide sync policy (that is `crate::sync`), or import
-//! the sync engine: what both need (desired rows, fields, payments in canonical form) lives
-//! below both in `crate::model` (checked by a test here).
+//! caches between job runs. The table files speak `db::Conn`, one statement API over both
+//! engines, so their SQL and row mapping are written once; `pg` holds what is PostgreSQL's
+//! own: its schema and version, `mirror copy`, and the leader election, whose lock the
+//! writer's session holds in a leader's store (`lead_postgres`; the writer confirms it and
+//! refuses every write once it is lost). Must not: speak HTTP, read the clock (callers pass
+//! timestamps), decide sync policy (that is `crate::sync`), or import the sync engine: what
+//! both need (desired rows, fields, payments in canonical form) lives below both in
+//! `crate::model` (checked by a test here). Its tests run on both engines
+//! (`test_backends`: `tests/backends/mod.rs`).
 //!
-//! Storage conventions (documented for integrators in `docs/schema.md`): money and other
-//! decimals are TEXT in `rust_decimal` string form, never REAL; dates are `yyyy-mm-dd`;
-//! timestamps are RFC 3339 UTC text.
+//! Storage conventions (documented for integrators in `docs/schema.md`): on SQLite money and
+//! other decimals are TEXT in `rust_decimal` string form, never REAL; dates are `yyyy-mm-dd`;
+//! timestamps are RFC 3339 UTC text. PostgreSQL has its native types for them, read back in
+//! these forms.
 
 mod accounts;
 mod bulk;
 mod checkpoint;
+mod db;
 mod desired;
 mod error;
 mod group;
@@ -29,6 +36,7 @@ mod migrate;
 mod outbox;
 mod payments;
 pub mod pg;
+mod readers;
 mod reference;
 mod rejected;
 mod removals;
@@ -38,6 +46,9 @@ mod subscriber_columns;
 mod subscriber_dns;
 mod subscribers;
 mod summary_days;
+#[cfg(test)]
+#[path = "../../tests/backends/mod.rs"]
+mod test_backends;
 mod upsert;
 mod values;
 mod writer;
@@ -46,10 +57,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use std::cell::RefCell;
+
+use rusqlite::Connection;
+use tokio_util::sync::CancellationToken;
 
 pub use accounts::{SummaryOrigin, charge_keys};
 pub use checkpoint::DEFAULT_WARN_MIB;
+pub use db::{Conn, DbError, OptionalExtension, Params, Row, Stmt, params, params_from_iter};
+use db::{PgSession, Session};
 pub use desired::ImportCounts;
 pub use error::StoreError;
 pub use group::WriteGroup;
@@ -66,7 +82,8 @@ pub use subscribers::{ApplyCounts, Removals, content_hash};
 pub use summary_days::{LedgerRun, SummaryDays};
 pub use upsert::UpsertCounts;
 
-use writer::Writer;
+use readers::{ReadSource, Readers};
+use writer::{Guard, Writer};
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,6 +97,16 @@ pub struct Store {
     readers: Option<Arc<Readers>>,
     /// The WAL of a file store, as the checkpointer sees it.
     wal: Option<Arc<checkpoint::Wal>>,
+    /// A leader's store: cancelled when its session lost the leader lock.
+    deposed: Option<CancellationToken>,
+}
+
+/// What `Store::lead_postgres` found.
+pub enum Leadership {
+    /// This process leads: its store's writes are fenced by the leader lock.
+    Leader(Store),
+    /// Another session leads (its name, `tariscope-sync <holder>`, when known).
+    Standby { leader: Option<String> },
 }
 
 /// The WAL of a file mirror: what `status`, `doctor` and `/metrics` show.
@@ -90,40 +117,6 @@ pub struct WalState {
     /// Frames not yet copied into the database file at the last checkpoint (a reader holding
     /// an old snapshot keeps them there).
     pub lag_frames: u64,
-}
-
-/// A small pool of read-only connections to the mirror file.
-struct Readers {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl Readers {
-    fn take(&self) -> Result<Connection, StoreError> {
-        if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-            return Ok(conn);
-        }
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open {
-            path: self.path.clone(),
-            source,
-        })?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(StoreError::sql("setting the busy timeout"))?;
-        Ok(conn)
-    }
-
-    fn give_back(&self, conn: Connection) {
-        let Ok(mut idle) = self.idle.lock() else {
-            return;
-        };
-        if idle.len() < 4 {
-            idle.push(conn);
-        }
-    }
 }
 
 impl Store {
@@ -141,13 +134,98 @@ impl Store {
         migrate::migrate(&mut conn)?;
         let (checkpoints, wal) = checkpoint::start(&conn, &path)?;
         Ok(Store {
-            writer: Writer::spawn(conn, Some(checkpoints))?,
+            writer: Writer::spawn(Session::Lite(conn), Some(checkpoints), None)?,
             readers: Some(Arc::new(Readers {
-                path,
+                source: ReadSource::Sqlite(path),
                 idle: Mutex::new(Vec::new()),
             })),
             wal: Some(wal),
+            deposed: None,
         })
+    }
+
+    /// Opens the configured mirror: the PostgreSQL database `postgres` when set, else the
+    /// SQLite file at `path`.
+    pub fn open_configured(
+        path: &Path,
+        postgres: Option<&pg::Target>,
+    ) -> Result<Store, StoreError> {
+        match postgres {
+            Some(target) => Store::open_postgres(target),
+            None => Store::open(path),
+        }
+    }
+
+    /// Opens the mirror in the PostgreSQL database `target`: connects and applies pending
+    /// migrations. For commands that do not run jobs (`status`, `import`, ...).
+    pub fn open_postgres(target: &pg::Target) -> Result<Store, StoreError> {
+        let client = connect(target, |_| Ok(true))?.0;
+        Store::postgres(target, client, None)
+    }
+
+    /// Opens the mirror in `target` as the leader of `election` (the daemons syncing one
+    /// Tariscope), or finds who leads. A leader's writes go through the session that holds
+    /// the leader lock, so once it is lost nothing more is written (`deposed`).
+    pub fn lead_postgres(
+        target: &pg::Target,
+        election: &pg::leader::Election,
+        holder: &str,
+    ) -> Result<Leadership, StoreError> {
+        let mut standby = None;
+        let (client, leads) = connect(target, |client| {
+            election.prepare(client, holder, target)?;
+            Ok(match election.try_lead(client, target)? {
+                pg::leader::Role::Leader => true,
+                pg::leader::Role::Standby { leader } => {
+                    standby = Some(leader);
+                    false
+                }
+            })
+        })?;
+        if !leads {
+            // Closed on a thread of its own (see `Readers`' drop).
+            let _ = std::thread::Builder::new()
+                .name("mirror-close".into())
+                .spawn(move || drop(client));
+            return Ok(Leadership::Standby {
+                leader: standby.flatten(),
+            });
+        }
+        let deposed = CancellationToken::new();
+        let guard = Guard {
+            election: election.clone(),
+            target: target.clone(),
+            deposed: deposed.clone(),
+        };
+        let mut store = Store::postgres(target, client, Some(guard))?;
+        store.deposed = Some(deposed);
+        Ok(Leadership::Leader(store))
+    }
+
+    fn postgres(
+        target: &pg::Target,
+        client: postgres::Client,
+        guard: Option<Guard>,
+    ) -> Result<Store, StoreError> {
+        Ok(Store {
+            writer: Writer::spawn(
+                Session::Pg(Box::new(RefCell::new(PgSession::new(client)))),
+                None,
+                guard,
+            )?,
+            readers: Some(Arc::new(Readers {
+                source: ReadSource::Postgres(Box::new(target.clone())),
+                idle: Mutex::new(Vec::new()),
+            })),
+            wal: None,
+            deposed: None,
+        })
+    }
+
+    /// Cancelled when this leader's session lost the leader lock (it writes nothing more);
+    /// `None` for a store that does not lead.
+    pub fn deposed(&self) -> Option<CancellationToken> {
+        self.deposed.clone()
     }
 
     /// Opens a private in-memory mirror (tests). One connection serves reads and writes.
@@ -159,9 +237,10 @@ impl Store {
         configure(&conn, false)?;
         migrate::migrate(&mut conn)?;
         Ok(Store {
-            writer: Writer::spawn(conn, None)?,
+            writer: Writer::spawn(Session::Lite(conn), None, None)?,
             readers: None,
             wal: None,
+            deposed: None,
         })
     }
 
@@ -171,7 +250,7 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, StoreError> + Send + 'static,
     {
         self.writer.call(f).await
     }
@@ -180,16 +259,19 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, StoreError> + Send + 'static,
     {
         let Some(readers) = &self.readers else {
             return self.writer.call(f).await;
         };
         let readers = readers.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = readers.take()?;
-            let out = f(&conn);
-            readers.give_back(conn);
+            let session = readers.take()?;
+            let out = f(&session.conn());
+            // A PostgreSQL session whose read failed may be broken: not kept.
+            if out.is_ok() || !session.conn().is_postgres() {
+                readers.give_back(session);
+            }
             out
         })
         .await
@@ -205,7 +287,7 @@ impl Store {
             let readers = readers.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 if let Ok(idle) = readers.idle.lock() {
-                    for conn in idle.iter() {
+                    for conn in idle.iter().filter_map(|s| s.conn().sqlite()) {
                         let _ = conn.execute_batch("PRAGMA shrink_memory");
                     }
                 }
@@ -214,9 +296,11 @@ impl Store {
         }
         let _ = self
             .writer
-            .call(|conn| {
-                conn.execute_batch("PRAGMA shrink_memory")
-                    .map_err(StoreError::sql("releasing the page cache"))
+            .call(|conn| match conn.sqlite() {
+                Some(conn) => conn
+                    .execute_batch("PRAGMA shrink_memory")
+                    .map_err(StoreError::sql("releasing the page cache")),
+                None => Ok(()),
             })
             .await;
     }
@@ -238,19 +322,58 @@ impl Store {
     }
 
     /// Rows inserted, updated or deleted through the writer connection since it opened
-    /// (SQLite `total_changes()`): lets tests prove a no-op pull writes nothing.
+    /// (SQLite `total_changes()`, counted likewise on PostgreSQL): lets tests prove a no-op
+    /// pull writes nothing.
     pub async fn total_changes(&self) -> Result<u64, StoreError> {
         self.writer.call(|conn| Ok(conn.total_changes())).await
     }
 
-    /// The schema version of the open mirror (`PRAGMA user_version`).
+    /// Whether the mirror is in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(
+            self.readers.as_deref(),
+            Some(Readers {
+                source: ReadSource::Postgres(_),
+                ..
+            })
+        )
+    }
+
+    /// The schema version of the open mirror (`PRAGMA user_version`; on PostgreSQL the
+    /// `schema_version` table).
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
         self.read(|conn| {
-            conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            let sql = if conn.is_postgres() {
+                "SELECT CAST(max(version) AS bigint) FROM schema_version"
+            } else {
+                "PRAGMA user_version"
+            };
+            conn.query_row(sql, [], |r| r.get(0))
                 .map_err(StoreError::sql("reading the schema version"))
         })
         .await
     }
+}
+
+/// Connects to `target`, applies pending migrations and runs `then` on the session, on a
+/// thread of its own: the client blocks on a runtime of its own, which must not be started
+/// inside the caller's.
+fn connect(
+    target: &pg::Target,
+    then: impl FnOnce(&mut postgres::Client) -> Result<bool, pg::PgError> + Send,
+) -> Result<(postgres::Client, bool), StoreError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut client = target.connect()?;
+                pg::migrate(&mut client, target)?;
+                let out = then(&mut client)?;
+                Ok::<_, pg::PgError>((client, out))
+            })
+            .join()
+            .map_err(|_| StoreError::Bug("connecting to PostgreSQL panicked".into()))
+    })?
+    .map_err(|e| StoreError::Postgres(Box::new(e)))
 }
 
 /// Creates the folder and an empty file with mode 0600 if the file does not exist yet.

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::model::desired::{Conflict, DnKey, Resolution};
@@ -76,7 +76,7 @@ pub struct OutboxEntry {
     pub result: Option<String>,
 }
 
-fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OutboxEntry, String)> {
+fn entry(r: &super::db::Row<'_, '_>) -> rusqlite::Result<(OutboxEntry, String)> {
     let state: String = r.get(5)?;
     Ok((
         OutboxEntry {
@@ -130,13 +130,13 @@ impl Store {
         now: String,
     ) -> Result<i64, StoreError> {
         self.write(move |conn| {
-            conn.execute(
+            conn.query_row(
                 "INSERT INTO outbox (key, op, subscriber_id, payload, state, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5) RETURNING id",
                 params![key, op, subscriber_id, payload, now],
+                |r| r.get(0),
             )
-            .map_err(StoreError::sql("recording an outbox entry"))?;
-            Ok(conn.last_insert_rowid())
+            .map_err(StoreError::sql("recording an outbox entry"))
         })
         .await
     }
@@ -238,10 +238,9 @@ impl Store {
     /// a person; not those closed because the plan no longer needed them (`settled`).
     pub async fn confirmed_dns(&self) -> Result<BTreeMap<i64, BTreeSet<DnKey>>, StoreError> {
         let rows = self
-            .dnadd_numbers(
-                "state = 'done' AND (result IS NULL OR json_valid(result) = 0 \
-                 OR json_extract(result, '$.settled') IS NULL)",
-            )
+            .dnadd_numbers("state = 'done'", |result| {
+                json(result).is_none_or(|r| r.get("settled").is_none_or(|v| v.is_null()))
+            })
             .await?;
         let mut out: BTreeMap<i64, BTreeSet<DnKey>> = BTreeMap::new();
         for (id, dn) in rows {
@@ -253,15 +252,23 @@ impl Store {
     /// Numbers whose `dnadd` may have landed on a subscriber without us knowing: entries
     /// `sent` (a run died or lost the answer) or `ambiguous`; number → that subscriber.
     pub async fn unsettled_dns(&self) -> Result<BTreeMap<DnKey, i64>, StoreError> {
-        let rows = self.dnadd_numbers("state IN ('sent', 'ambiguous')").await?;
+        let rows = self
+            .dnadd_numbers("state IN ('sent', 'ambiguous')", |_| true)
+            .await?;
         Ok(rows.into_iter().map(|(id, dn)| (dn, id)).collect())
     }
 
-    /// (subscriber, number) of the `dnadd` entries that match `filter` (an SQL condition).
-    async fn dnadd_numbers(&self, filter: &'static str) -> Result<Vec<(i64, DnKey)>, StoreError> {
+    /// (subscriber, number) of the `dnadd` entries that match `filter` (an SQL condition)
+    /// and whose result `keep` accepts. JSON is read here rather than in SQL: the two
+    /// engines' JSON functions differ.
+    async fn dnadd_numbers(
+        &self,
+        filter: &'static str,
+        keep: fn(Option<&str>) -> bool,
+    ) -> Result<Vec<(i64, DnKey)>, StoreError> {
         self.read(move |conn| {
             let sql = format!(
-                "SELECT subscriber_id, json_extract(payload, '$.pbx_id'), json_extract(payload, '$.dn') \
+                "SELECT subscriber_id, payload, result \
                  FROM outbox WHERE op = 'dnadd' AND subscriber_id IS NOT NULL AND {filter}"
             );
             let mut stmt = conn
@@ -271,7 +278,7 @@ impl Store {
                 .query_map([], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
-                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, String>(1)?,
                         r.get::<_, Option<String>>(2)?,
                     ))
                 })
@@ -279,7 +286,13 @@ impl Store {
                 .map_err(StoreError::sql("reading the outbox numbers"))?;
             Ok(rows
                 .into_iter()
-                .filter_map(|(id, pbx_id, dn)| Some((id, DnKey { pbx_id: pbx_id?, dn: dn? })))
+                .filter(|(_, _, result)| keep(result.as_deref()))
+                .filter_map(|(id, payload, _)| {
+                    let p = json(Some(&payload))?;
+                    let pbx_id = p.get("pbx_id")?.as_i64()?;
+                    let dn = p.get("dn")?.as_str()?.to_owned();
+                    Some((id, DnKey { pbx_id, dn }))
+                })
                 .collect())
         })
         .await
@@ -312,7 +325,7 @@ impl Store {
                 .prepare_cached(&sql)
                 .map_err(StoreError::sql("preparing an outbox read"))?;
             let rows = stmt
-                .query_map(rusqlite::params_from_iter(args), entry)
+                .query_map(super::db::params_from_iter(args), entry)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .map_err(StoreError::sql("reading the outbox"))?;
             rows.into_iter()
@@ -392,3 +405,8 @@ impl Store {
 #[cfg(test)]
 #[path = "outbox_tests.rs"]
 mod tests;
+
+/// A stored JSON text, if it is valid JSON.
+pub(crate) fn json(text: Option<&str>) -> Option<serde_json::Value> {
+    serde_json::from_str(text?).ok()
+}

@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::db::{Conn, OptionalExtension, params};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 
 use super::desired::{ImportCounts, cell};
@@ -27,7 +27,7 @@ pub type Payers = (
     BTreeMap<String, Vec<String>>,
 );
 
-fn read_rows(conn: &Connection) -> Result<Vec<RawDesired>, StoreError> {
+fn read_rows(conn: &Conn) -> Result<Vec<RawDesired>, StoreError> {
     let sql = format!(
         "SELECT reference, {} FROM desired_payments ORDER BY reference",
         COLUMNS.join(", ")
@@ -50,7 +50,7 @@ fn read_rows(conn: &Connection) -> Result<Vec<RawDesired>, StoreError> {
     .map_err(StoreError::sql("reading desired payments"))
 }
 
-fn read_payers(conn: &Connection) -> Result<Payers, StoreError> {
+fn read_payers(conn: &Conn) -> Result<Payers, StoreError> {
     let fail = StoreError::sql("reading the payers of desired payments");
     let mut stmt = conn
         .prepare("SELECT id, accountid FROM subscribers WHERE removed_at IS NULL")
@@ -103,7 +103,7 @@ fn read_payers(conn: &Connection) -> Result<Payers, StoreError> {
     Ok((ids, accounts, keys, desired_accounts))
 }
 
-fn insert_row(conn: &Connection, p: &ValidPayment) -> Result<bool, StoreError> {
+fn insert_row(conn: &Conn, p: &ValidPayment) -> Result<bool, StoreError> {
     let r = &p.row;
     let (id, account, key) = match &r.payer {
         Payer::Id(id) => (Some(*id), None, None),
@@ -187,7 +187,7 @@ pub struct PaymentStates {
     pub rejected_in_files: u64,
 }
 
-fn write_posted(conn: &Connection, p: &PostedPayment, now: &str) -> Result<(), StoreError> {
+fn write_posted(conn: &Conn, p: &PostedPayment, now: &str) -> Result<(), StoreError> {
     let fail = StoreError::sql("recording a posted payment");
     let pay = &p.payment;
     conn.execute(
@@ -269,13 +269,21 @@ impl Store {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT json_extract(result, '$.paymentid') FROM outbox WHERE op = 'payment' \
-                     AND state = 'done' AND subscriber_id = ?1 AND id != ?2 AND json_valid(result)",
+                    "SELECT result FROM outbox WHERE op = 'payment' \
+                     AND state = 'done' AND subscriber_id = ?1 AND id != ?2",
                 )
                 .map_err(StoreError::sql("preparing the claimed payments read"))?;
-            stmt.query_map(params![subscriber, except], |r| r.get::<_, Option<i64>>(0))
-                .and_then(|it| it.filter_map(Result::transpose).collect())
-                .map_err(StoreError::sql("reading claimed payments"))
+            stmt.query_map(params![subscriber, except], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map(|results| {
+                results
+                    .iter()
+                    .filter_map(|r| paymentid(r.as_deref()))
+                    .collect()
+            })
+            .map_err(StoreError::sql("reading claimed payments"))
         })
         .await
     }
@@ -364,14 +372,20 @@ impl Store {
                 return Ok(Ok(format!("payment {reference}: recorded as not landed; the next push sends it")));
             };
             let claimed: Option<String> = conn
-                .query_row(
-                    "SELECT key FROM outbox WHERE op = 'payment' AND state = 'done' AND subscriber_id = ?1 \
-                     AND json_valid(result) AND json_extract(result, '$.paymentid') = ?2",
-                    params![subscriber, pid],
-                    |r| r.get(0),
+                .prepare_cached(
+                    "SELECT key, result FROM outbox WHERE op = 'payment' AND state = 'done' \
+                     AND subscriber_id = ?1 ORDER BY id",
                 )
-                .optional()
-                .map_err(StoreError::sql("reading the outbox"))?;
+                .and_then(|mut st| {
+                    st.query_map(params![subscriber], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(StoreError::sql("reading the outbox"))?
+                .into_iter()
+                .find(|(_, result)| paymentid(result.as_deref()) == Some(pid))
+                .map(|(key, _)| key);
             if let Some(other) = claimed {
                 return Ok(Err(format!(
                     "Tariscope payment {pid} is already recorded as payment {other}: each payment is one reference's"
@@ -402,3 +416,8 @@ impl Store {
 #[cfg(test)]
 #[path = "payments_tests.rs"]
 mod tests;
+
+/// The Tariscope payment id a `payment` entry's result names.
+fn paymentid(result: Option<&str>) -> Option<i64> {
+    super::outbox::json(result)?.get("paymentid")?.as_i64()
+}

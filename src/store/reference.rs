@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
+use super::db::{Conn, params};
 use rusqlite::types::Value;
-use rusqlite::{Connection, params};
 
 use super::removals::{self, HeldBack, RemovalLimit};
 use super::upsert::{Table, UpsertCounts, upsert};
@@ -90,7 +90,7 @@ fn raw_json(raw: &[(String, String)]) -> Value {
 /// `guard`'s limit holds the deletions back (an empty answer always does when the table has
 /// rows): then they are recorded in `held_removals` for `confirm-removals`.
 fn replace(
-    conn: &Connection,
+    conn: &Conn,
     t: &Table,
     rows: Vec<(i64, Vec<Value>)>,
     guard: Guard,
@@ -183,7 +183,7 @@ fn tariff_row(t: &Tariff) -> (i64, Vec<Value>) {
 }
 
 /// Deletes a held reference row (`<table>:<id>`) if it is still there.
-pub(super) fn delete_held(conn: &Connection, subject: &str) -> Result<bool, StoreError> {
+pub(super) fn delete_held(conn: &Conn, subject: &str) -> Result<bool, StoreError> {
     let Some((table, id)) = subject.split_once(':') else {
         return Ok(false);
     };

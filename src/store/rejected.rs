@@ -4,7 +4,7 @@
 //! standing with their first `at` until the row changes) and reading them for `status`.
 //! Must not: decide whether a row is valid (that is `sync::validate`).
 
-use rusqlite::{Connection, params};
+use super::db::{Conn, params};
 
 use super::{Store, StoreError};
 use crate::model::Rejection;
@@ -22,7 +22,7 @@ pub struct StoredRejection {
 const REJECTION_COLUMNS: &str = "source, row, key, field, value, expected, reason, fingerprint, at";
 
 pub(super) fn insert_rejection(
-    conn: &Connection,
+    conn: &Conn,
     source: &str,
     r: &Rejection,
     fingerprint: Option<&str>,

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::db::{Conn, OptionalExtension, params};
 
 use super::{Store, StoreError};
 
@@ -135,14 +135,14 @@ pub(super) fn decide(
 
 /// Records held removals of `run_id`.
 pub(super) fn record(
-    conn: &Connection,
+    conn: &Conn,
     run_id: i64,
     job: &str,
     held: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), StoreError> {
     let mut st = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO held_removals (run_id, job, subject, scope) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO held_removals (run_id, job, subject, scope) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )
         .map_err(StoreError::sql("recording held removals"))?;
     for (subject, scope) in held {
@@ -166,7 +166,7 @@ pub struct Confirmed {
 
 /// The held removals of `run_id` that still hold: all of them when it is its job's latest
 /// finished run; otherwise those the latest run held back again.
-fn still_holding(conn: &Connection, run_id: i64) -> Result<(String, Vec<String>, u64), StoreError> {
+fn still_holding(conn: &Conn, run_id: i64) -> Result<(String, Vec<String>, u64), StoreError> {
     let fail = StoreError::sql("reading held removals");
     let job: Option<String> = conn
         .query_row("SELECT job FROM job_runs WHERE id = ?1", [run_id], |r| {
@@ -177,7 +177,7 @@ fn still_holding(conn: &Connection, run_id: i64) -> Result<(String, Vec<String>,
     let Some(job) = job else {
         return Err(StoreError::NoSuchRun(run_id));
     };
-    let subjects = |run: i64| -> Result<Vec<String>, rusqlite::Error> {
+    let subjects = |run: i64| -> Result<Vec<String>, super::db::DbError> {
         conn.prepare_cached("SELECT subject FROM held_removals WHERE run_id = ?1 ORDER BY subject")?
             .query_map([run], |r| r.get(0))?
             .collect()

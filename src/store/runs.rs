@@ -5,8 +5,8 @@
 //! of the other table files in the same transaction as the data they cover (see
 //! `put_checkpoint`). Must not: decide outcomes or windows (the jobs do).
 
+use super::db::{Conn, OptionalExtension, params};
 use chrono::NaiveDate;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError};
 
@@ -122,11 +122,7 @@ pub struct Checkpoint {
 }
 
 /// Upserts a checkpoint inside the caller's transaction.
-pub(crate) fn put_checkpoint(
-    conn: &Connection,
-    cp: &Checkpoint,
-    now: &str,
-) -> Result<(), StoreError> {
+pub(crate) fn put_checkpoint(conn: &Conn, cp: &Checkpoint, now: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO checkpoints (job, key, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (job, key) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
@@ -156,9 +152,9 @@ impl Store {
                 params![start.job, start.started_at],
             )
             .map_err(StoreError::sql("closing interrupted runs"))?;
-            conn.execute(
+            conn.query_row(
                 "INSERT INTO job_runs (job, mode, started_at, outcome, window_from, window_to)
-                 VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+                 VALUES (?1, ?2, ?3, 'running', ?4, ?5) RETURNING id",
                 params![
                     start.job,
                     start.mode.as_str(),
@@ -166,9 +162,9 @@ impl Store {
                     start.window.map(|w| w.0.to_string()),
                     start.window.map(|w| w.1.to_string())
                 ],
+                |r| r.get(0),
             )
-            .map_err(StoreError::sql("recording a run start"))?;
-            Ok(conn.last_insert_rowid())
+            .map_err(StoreError::sql("recording a run start"))
         })
         .await
     }
@@ -208,7 +204,7 @@ impl Store {
             .map_err(StoreError::sql("recording a run end"))?;
             if let Some((job, prefix)) = clear_checkpoints {
                 conn.execute(
-                    "DELETE FROM checkpoints WHERE job = ?1 AND substr(key, 1, length(?2)) = ?2",
+                    "DELETE FROM checkpoints WHERE job = ?1 AND substr(key, 1, length(CAST(?2 AS TEXT))) = CAST(?2 AS TEXT)",
                     params![job, prefix],
                 )
                 .map_err(StoreError::sql("clearing checkpoints"))?;
@@ -275,7 +271,7 @@ impl Store {
         let (job, prefix) = (job.to_owned(), prefix.to_owned());
         self.read(move |conn| {
             conn.prepare(
-                "SELECT key, cursor FROM checkpoints WHERE job = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
+                "SELECT key, cursor FROM checkpoints WHERE job = ?1 AND substr(key, 1, length(CAST(?2 AS TEXT))) = CAST(?2 AS TEXT) ORDER BY key",
             )
             .and_then(|mut st| st.query_map(params![job, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
             .map_err(StoreError::sql("reading checkpoints"))

@@ -4,7 +4,7 @@
 //! their numbers, [`DnListing`]). Must not: decide what a trait means for a push (that is
 //! `sync::plan`) or guess a trait no run has observed.
 
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::model::DnListing;
@@ -73,22 +73,28 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_observation_wins() {
-        let store = Store::open_in_memory().unwrap();
-        assert_eq!(store.dn_listing().await.unwrap(), None);
-        for (listing, run) in [
-            (DnListing::NotShown, 1),
-            (DnListing::Shown, 2),
-            (DnListing::Shown, 3),
-        ] {
-            store
-                .record_dn_listing(listing, format!("pull run {run}"), "t".into())
-                .await
-                .unwrap();
+        for backend in crate::store::test_backends::backends().await {
+            let store = crate::store::test_backends::on(&backend);
+            assert_eq!(store.dn_listing().await.unwrap(), None);
+            for (listing, run) in [
+                (DnListing::NotShown, 1),
+                (DnListing::Shown, 2),
+                (DnListing::Shown, 3),
+            ] {
+                store
+                    .record_dn_listing(
+                        listing,
+                        format!("pull run {run}"),
+                        "2026-01-01T00:00:00Z".into(),
+                    )
+                    .await
+                    .unwrap();
+            }
+            let seen = store.dn_listing().await.unwrap().unwrap();
+            assert_eq!(
+                (seen.value, seen.source.as_str()),
+                (DnListing::Shown, "pull run 2")
+            );
         }
-        let seen = store.dn_listing().await.unwrap().unwrap();
-        assert_eq!(
-            (seen.value, seen.source.as_str()),
-            (DnListing::Shown, "pull run 2")
-        );
     }
 }

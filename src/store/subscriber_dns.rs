@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use rusqlite::Connection;
+use super::db::Conn;
 
 use super::StoreError;
 use super::bulk::Bulk;
@@ -45,10 +45,7 @@ pub(super) fn dns_json(rows: &[DnRow]) -> serde_json::Value {
         .collect()
 }
 
-pub(super) fn load_dns(
-    conn: &Connection,
-    id: SubscriberId,
-) -> Result<Vec<DnRow<'static>>, StoreError> {
+pub(super) fn load_dns(conn: &Conn, id: SubscriberId) -> Result<Vec<DnRow<'static>>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT pbx_id, dn, dn_id, from_date, description FROM dns WHERE subscriber_id = ?1",
@@ -89,7 +86,7 @@ pub(super) fn dn_cols(id: SubscriberId, d: DnRow<'_>) -> [Col<'_>; 6] {
 
 /// Replaces a subscriber's DNs.
 pub(super) fn replace_dns(
-    conn: &Connection,
+    conn: &Conn,
     id: SubscriberId,
     dns: Vec<DnRow>,
 ) -> Result<(), StoreError> {

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
+use super::db::{Conn, OptionalExtension, params, params_from_iter};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use sha2::{Digest, Sha256};
 
 use super::bulk::Bulk;
@@ -90,7 +90,7 @@ static SELECT_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-fn load_fields(conn: &Connection, id: SubscriberId) -> Result<Option<Vec<Value>>, StoreError> {
+fn load_fields(conn: &Conn, id: SubscriberId) -> Result<Option<Vec<Value>>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&SELECT_SQL)
         .map_err(StoreError::sql("preparing the subscriber read"))?;
@@ -102,7 +102,7 @@ fn load_fields(conn: &Connection, id: SubscriberId) -> Result<Option<Vec<Value>>
 }
 
 fn log_change(
-    conn: &Connection,
+    conn: &Conn,
     run_id: i64,
     id: SubscriberId,
     kind: &str,
@@ -120,7 +120,7 @@ fn log_change(
 /// Applies pulled records: inserts new ones, updates changed ones (logging `{"field": [old,
 /// new]}`), restores tombstoned ones that reappeared. Unchanged records are not written.
 fn apply(
-    conn: &Connection,
+    conn: &Conn,
     run_id: i64,
     records: &[Subscriber],
     hashes: &[String],
@@ -139,22 +139,27 @@ fn apply(
         5,
     );
     let mut pending = HashSet::new();
+    // Every record's stored state in a few queries, not one per record (each query is a
+    // round trip on PostgreSQL); an id listed again after a flush is looked up alone.
+    let mut known = stored_states(conn, records)?;
     let flush = |rows: &mut Bulk, dns: &mut Bulk, log: &mut Bulk| -> Result<(), StoreError> {
         rows.flush(conn, "inserting subscribers")?;
         dns.flush(conn, "inserting DNs")?;
         log.flush(conn, "writing the change log")
     };
     for (s, new_hash) in records.iter().zip(hashes) {
-        if !pending.insert(s.id) {
+        let existing: Option<(String, Option<String>)> = if pending.insert(s.id) {
+            known.remove(&s.id)
+        } else {
             flush(&mut new_rows, &mut new_dns, &mut new_log)?;
             pending.clear();
             pending.insert(s.id);
-        }
+            lookup
+                .query_row([s.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(StoreError::sql("looking up a subscriber"))?
+        };
         let fields = field_cols(s);
-        let existing: Option<(String, Option<String>)> = lookup
-            .query_row([s.id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(StoreError::sql("looking up a subscriber"))?;
         match existing {
             None => {
                 new_rows.push(std::iter::once(Col::Int(s.id)).chain(fields).chain([
@@ -231,10 +236,34 @@ fn apply(
     Ok(counts)
 }
 
+/// `(content_hash, removed_at)` of the stored subscribers among `records`, by id.
+fn stored_states(
+    conn: &Conn,
+    records: &[Subscriber],
+) -> Result<HashMap<SubscriberId, (String, Option<String>)>, StoreError> {
+    const CHUNK: usize = 500;
+    let mut out = HashMap::with_capacity(records.len());
+    for chunk in records.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql =
+            format!("SELECT id, content_hash, removed_at FROM subscribers WHERE id IN ({marks})");
+        // Not cached: planned for these ids (see `Conn::prepare`).
+        conn.prepare(&sql)
+            .and_then(|mut st| {
+                st.query_map(params_from_iter(chunk.iter().map(|s| s.id)), |r| {
+                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+                })?
+                .try_for_each(|row| row.map(|(id, state)| drop(out.insert(id, state))))
+            })
+            .map_err(StoreError::sql("looking up subscribers"))?;
+    }
+    Ok(out)
+}
+
 /// Tombstones (`removed_at = now`) every live subscriber not in `seen`, except those
 /// `guard` holds back (recorded in `held_removals`); returns what it removed and held.
 fn tombstone(
-    conn: &Connection,
+    conn: &Conn,
     run_id: i64,
     seen: &HashSet<SubscriberId>,
     guard: Option<&(RemovalLimit, Vec<ListScope>)>,
@@ -280,7 +309,7 @@ fn tombstone(
 
 /// Tombstones one subscriber if it is live, logging `removed` for `run_id`.
 pub(super) fn tombstone_one(
-    conn: &Connection,
+    conn: &Conn,
     run_id: i64,
     id: SubscriberId,
     now: &str,
@@ -400,7 +429,7 @@ impl Store {
     }
 }
 
-fn load_subscriber(conn: &Connection, id: SubscriberId) -> Result<Option<Subscriber>, StoreError> {
+fn load_subscriber(conn: &Conn, id: SubscriberId) -> Result<Option<Subscriber>, StoreError> {
     let Some(fields) = load_fields(conn, id)? else {
         return Ok(None);
     };

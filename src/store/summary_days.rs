@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use super::db::{OptionalExtension, params};
 use chrono::NaiveDate;
-use rusqlite::{OptionalExtension, params};
 
 use super::runs::{to_i64, to_u64};
 use super::{Store, StoreError};

@@ -3,8 +3,8 @@
 //! Owns: the compare-then-write of one row of a keyed table (used by the account and the
 //! reference tables). Must not: know the domain types.
 
+use super::db::{Conn, OptionalExtension, params_from_iter};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::StoreError;
 
@@ -101,7 +101,7 @@ impl Table {
 }
 
 pub(crate) fn upsert(
-    conn: &Connection,
+    conn: &Conn,
     t: &Table,
     sql: &Sql,
     key: Vec<Value>,

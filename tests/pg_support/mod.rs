@@ -15,10 +15,17 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 // The project's rule for a missing tool (skip with the reason, fail under TARISCOPE_CI=1)
-// and its stderr progress line; a test binary using this module declares `mod deploy_support`
-// and `mod cli_support`.
-use crate::cli_support::free_port;
-use crate::deploy_support::{is_root, say, skip};
+// and its stderr progress line: whoever uses this module declares `mod deploy_support` beside
+// it (the test binaries at their root; the library's store tests in `store::test_backends`).
+use super::deploy_support::{is_root, say, skip};
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
 
 /// A running cluster; stopped (immediately, it is throwaway) on drop.
 pub struct PgCluster {
@@ -150,6 +157,28 @@ impl PgCluster {
                 )
             })?;
         Ok(cluster)
+    }
+
+    /// Restarts the server (`pg_ctl restart -m fast`): every session ends; the same port.
+    pub fn restart(&self) {
+        let data = self.data();
+        let log = self.dir.path().join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
+        )
+        .unwrap();
     }
 
     fn data(&self) -> PathBuf {

@@ -266,7 +266,7 @@ fn quote(identifier: &str) -> String {
 
 /// One value in COPY's text format: `\N` for NULL, backslash, tab, newline and carriage
 /// return escaped; a BLOB (only ever in a text column, written there by hand) as `x'..'`.
-fn encode(value: ValueRef<'_>, out: &mut Vec<u8>) {
+pub(crate) fn encode(value: ValueRef<'_>, out: &mut Vec<u8>) {
     match value {
         ValueRef::Null => out.extend_from_slice(b"\\N"),
         ValueRef::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),

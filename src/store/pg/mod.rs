@@ -11,13 +11,11 @@
 //! blocking API fits how the store already works: statements run on the store's own
 //! threads (the writer thread, blocking read tasks), never on the async runtime.
 //!
-//! `leader` is the leader/standby election and its fencing, ready for the daemon to use.
-//!
-//! Not yet here (issue 13's next steps): the daemon and commands running on PostgreSQL
-//! (`mirror.url`), and so the daemon electing a leader. Today PostgreSQL holds a copy made by
-//! `tariscope-sync mirror copy`.
+//! `leader` is the leader/standby election and its fencing (the daemon's side of it is
+//! `crate::daemon::ha`). Statements of the table files reach PostgreSQL through
+//! `store::db`.
 
-mod copy;
+pub(crate) mod copy;
 pub mod leader;
 mod migrate;
 
@@ -124,26 +122,7 @@ pub enum PgError {
     Source(#[from] super::StoreError),
 }
 
-/// The server's message with its detail and hint, which `postgres::Error`'s own Display
-/// leaves out (a COPY error's row and column are in them).
-fn detail(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut text = db.message().to_owned();
-            if let Some(d) = db.detail() {
-                text.push_str(&format!(" ({d})"));
-            }
-            if let Some(w) = db.where_() {
-                text.push_str(&format!(" [{w}]"));
-            }
-            if let Some(h) = db.hint() {
-                text.push_str(&format!("; hint: {h}"));
-            }
-            text
-        }
-        None => e.to_string(),
-    }
-}
+use crate::store::db::pg::detail;
 
 /// A PostgreSQL database to keep the mirror in.
 #[derive(Clone)]
