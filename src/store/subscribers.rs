@@ -142,18 +142,23 @@ fn apply(
     // Every record's stored state in a few queries, not one per record (each query is a
     // round trip on PostgreSQL); an id listed again after a flush is looked up alone.
     let mut known = stored_states(conn, records)?;
+    let mut seen = HashSet::new();
     let flush = |rows: &mut Bulk, dns: &mut Bulk, log: &mut Bulk| -> Result<(), StoreError> {
         rows.flush(conn, "inserting subscribers")?;
         dns.flush(conn, "inserting DNs")?;
         log.flush(conn, "writing the change log")
     };
     for (s, new_hash) in records.iter().zip(hashes) {
-        let existing: Option<(String, Option<String>)> = if pending.insert(s.id) {
-            known.remove(&s.id)
-        } else {
+        if !pending.insert(s.id) {
             flush(&mut new_rows, &mut new_dns, &mut new_log)?;
             pending.clear();
             pending.insert(s.id);
+        }
+        // The state before the batch holds for an id's first record in it; a later one
+        // sees what the earlier wrote (flushed above if it was still buffered).
+        let existing: Option<(String, Option<String>)> = if seen.insert(s.id) {
+            known.remove(&s.id)
+        } else {
             lookup
                 .query_row([s.id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
