@@ -135,3 +135,67 @@ async fn concurrency_cap_holds_across_clones() {
     );
     sim.shutdown().await;
 }
+
+/// The fence (`api::Fence`) a leader installs: asked for writes only, after the limiter's
+/// slot; a write goes out only before the deadline it answers, and is refused unsent when
+/// it refuses or its deadline has passed by the time the request could go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fence_is_asked_for_writes_and_its_deadline_holds() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tariscope_sync::api::{ApiError, Fence};
+    use tariscope_sync::model::NewSubscriber;
+
+    let sim = start(sim_config(WireVariant::default())).await;
+    let snap = sim.state();
+    let new = |name: &str| NewSubscriber {
+        fullname: name.into(),
+        department_id: Some(snap.departments[0].id),
+        ..NewSubscriber::default()
+    };
+    // Answers: 0 = a deadline ahead, 1 = refused, 2 = a deadline already passed.
+    let mode = Arc::new(AtomicU32::new(0));
+    let asked = Arc::new(AtomicU32::new(0));
+    let fence = {
+        let (mode, asked) = (mode.clone(), asked.clone());
+        Fence::new(move || {
+            asked.fetch_add(1, Ordering::SeqCst);
+            let m = mode.load(Ordering::SeqCst);
+            Box::pin(async move {
+                match m {
+                    0 => Ok(Instant::now() + Duration::from_secs(5)),
+                    1 => Err("this daemon no longer leads".to_owned()),
+                    _ => Ok(Instant::now() - Duration::from_millis(1)),
+                }
+            })
+        })
+    };
+    let c = TariscopeClient::new(client_config(&sim, Format::Json))
+        .unwrap()
+        .with_fence(fence);
+    c.subscriber_get(snap.subscribers[0].id).await.unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "a read asked the fence");
+    c.subscriber_create(&new("Ahead")).await.unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    assert_eq!(sim.request_count("subscriber.create"), 1);
+    for m in [1, 2] {
+        mode.store(m, Ordering::SeqCst);
+        let e = c.subscriber_create(&new("Fenced")).await.unwrap_err();
+        assert!(
+            matches!(e, ApiError::Fenced { .. }) && e.to_string().contains("not sent"),
+            "{e}"
+        );
+        assert!(!e.is_retryable() && !e.is_outcome_unknown(), "{e}");
+    }
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        3,
+        "a refused write was retried"
+    );
+    assert_eq!(
+        sim.request_count("subscriber.create"),
+        1,
+        "a fenced write went out"
+    );
+    sim.shutdown().await;
+}

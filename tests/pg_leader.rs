@@ -5,6 +5,7 @@
 //! leader can neither confirm nor commit, even a transaction it had open. Must not: mock
 //! the server.
 
+mod api_support;
 mod cli_support;
 mod deploy_support;
 mod pg_support;
@@ -173,4 +174,85 @@ fn a_leader_paused_between_transactions_is_replaced_within_the_takeover_time() {
         election.confirm(&mut a, &target),
         Err(PgError::Deposed { .. })
     ));
+}
+
+/// The fence of Tariscope writes (`daemon::leader_fence`, installed on a leader's client):
+/// a write goes out while the store's writer session holds the leader lock and is refused,
+/// unsent, once that session is gone; reads are not held up by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaders_client_sends_no_write_once_its_session_is_gone() {
+    use tariscope_sync::api::{ApiError, Format, TariscopeClient};
+    use tariscope_sync::model::NewSubscriber;
+    use tariscope_sync::store::{Leadership, Store};
+
+    let Some(pg) = tokio::task::spawn_blocking(pg_support::cluster)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let sim = api_support::start(api_support::sim_config(Default::default())).await;
+    let election = Election::new(&sim.base_url(), Duration::from_secs(3));
+    let (url, store) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let url = pg.database();
+            let target = Target::parse(&url, None).unwrap();
+            match Store::lead_postgres(&target, &election, "host-a:101").unwrap() {
+                Leadership::Leader(store) => (url, store),
+                Leadership::Standby { .. } => panic!("the only daemon does not lead"),
+            }
+        })
+        .join()
+        .unwrap()
+    });
+    let client = TariscopeClient::new(api_support::client_config(&sim, Format::Json))
+        .unwrap()
+        .with_fence(tariscope_sync::daemon::leader_fence(&store));
+    let snap = sim.state();
+    let new = |name: &str| NewSubscriber {
+        fullname: name.into(),
+        department_id: Some(snap.departments[0].id),
+        ..NewSubscriber::default()
+    };
+    client
+        .subscriber_create(&new("While leading"))
+        .await
+        .unwrap();
+    assert_eq!(sim.request_count("subscriber.create"), 1);
+
+    // The server ends the leader's session (what it does to a paused leader's).
+    let ended: bool = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            admin
+                .query_one(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = 'tariscope-sync host-a:101'",
+                    &[],
+                )
+                .unwrap()
+                .get(0)
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(ended);
+    let refused = client.subscriber_create(&new("After")).await.unwrap_err();
+    assert!(
+        matches!(refused, ApiError::Fenced { .. }) && refused.to_string().contains("not sent"),
+        "{refused}"
+    );
+    assert_eq!(
+        sim.request_count("subscriber.create"),
+        1,
+        "a write went out after the leader's session ended"
+    );
+    // Reads are not fenced, and the store knows it was deposed.
+    client.subscriber_get(snap.subscribers[0].id).await.unwrap();
+    let deposed = store.deposed().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), deposed.cancelled())
+        .await
+        .expect("the store was not told it no longer leads");
+    drop(store);
+    sim.shutdown().await;
 }

@@ -17,6 +17,7 @@ use super::auth::TokenManager;
 use super::config::{ClientConfig, Format, Secret};
 use super::encode::Param;
 use super::error::ApiError;
+use super::fence::Fence;
 use super::limit::Limiter;
 use super::profile::{ApiProfile, MethodProfile};
 use super::retry::{RetryPolicy, Verdict, classify, outcome_unknown};
@@ -101,6 +102,8 @@ pub(crate) struct Inner {
     /// fresh login: later calls refused the same way with that same token fail at the
     /// first refusal (no login storm).
     pub(crate) refused: Mutex<HashMap<String, (u64, u16)>>,
+    /// Asked right before each write request goes out (`fence.rs`).
+    pub(crate) fence: Option<Fence>,
 }
 
 pub(crate) const USER_AGENT: &str = concat!("tariscope-sync/", env!("CARGO_PKG_VERSION"));
@@ -175,10 +178,21 @@ impl TariscopeClient {
                 parsed.port_or_known_default().unwrap_or_default()
             ),
             refused: Mutex::new(HashMap::new()),
+            fence: None,
         };
         Ok(Self {
             inner: Arc::new(inner),
         })
+    }
+
+    /// The client with `fence` asked before each write request (see `fence.rs`). Call it
+    /// on a new client, before it is cloned.
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.fence = Some(fence),
+            None => panic!("with_fence on a client already shared"),
+        }
+        self
     }
 
     /// Counters since the client was built.

@@ -115,6 +115,13 @@ pub enum ApiError {
         source: Box<ApiError>,
     },
 
+    /// The write was not sent: the fence installed by the caller refused it (a daemon that
+    /// no longer leads its standby pair). The new leader sends it after a look-up.
+    #[error(
+        "{method}: not sent, because {reason}; the daemon that leads now looks the record up and sends it if needed"
+    )]
+    Fenced { method: String, reason: String },
+
     /// Retries were exhausted (attempts or elapsed time). The message leads with the last
     /// attempt's cause, and is the same for every call that fails the same way (no elapsed
     /// time in it), so a run can say "all items failed with" it once.

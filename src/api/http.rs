@@ -167,6 +167,13 @@ impl Inner {
         );
         async {
             let _slot = self.limiter.acquire().await;
+            // After the slot, which may have taken long: the check must be the last wait.
+            let fenced_until = match &self.fence {
+                Some(fence) if super::fence::is_write(method) => {
+                    Some(fence.check().await.map_err(|reason| fenced(method, reason))?)
+                }
+                _ => None,
+            };
             let started = Instant::now();
             let mut url = self.url(mp);
             let mut req;
@@ -210,6 +217,18 @@ impl Inner {
                     })?;
                 value.set_sensitive(true);
                 req = req.header(AUTHORIZATION, value);
+            }
+            if let Some(until) = fenced_until {
+                let now = Instant::now();
+                if now > until {
+                    return Err(fenced(
+                        method,
+                        format!(
+                            "its fence's confirmation ran out {:?} before the request could go out (was this process paused?)",
+                            now - until
+                        ),
+                    ));
+                }
             }
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let result = self.exchange(method, req).await;
@@ -335,4 +354,12 @@ fn error_fields(body: &[u8], format: Format) -> (Option<String>, Option<String>)
             "description",
         ]),
     )
+}
+
+/// A write the fence refused: not sent.
+fn fenced(method: &str, reason: String) -> AttemptError {
+    not_sent(ApiError::Fenced {
+        method: method.to_owned(),
+        reason,
+    })
 }

@@ -12,6 +12,7 @@
 //! | `auth.rs` | [`TokenManager`]: JWT cache, renewal, single flight |
 //! | `retry.rs` | [`RetryPolicy`]; [`retry::classify`], [`retry::outcome_unknown`], [`retry::kind`]: every decision about a failure |
 //! | `cause.rs` | [`cause::ConnectCause`]: refused, DNS, TLS certificate, connect timeout |
+//! | `fence.rs` | [`Fence`]: the check a write passes right before it is sent (a leader still leads) |
 //! | `limit.rs` | [`Limiter`]: rate (governor) and concurrency cap |
 //! | `profile.rs` | [`ApiProfile`]: verb, path, encoding, field names per method |
 //! | `encode.rs` | request parameters to JSON / form / query |
@@ -27,6 +28,7 @@ pub mod config;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod fence;
 mod http;
 pub mod limit;
 pub mod listing;
@@ -42,6 +44,7 @@ pub use auth::TokenManager;
 pub use client::{ClientStats, TariscopeClient};
 pub use config::{ClientConfig, Format, RetrySettings, Secret};
 pub use error::{ApiError, ConnectCause};
+pub use fence::Fence;
 pub use limit::Limiter;
 pub use profile::{ApiProfile, Encoding, MethodProfile, Verb};
 pub use retry::RetryPolicy;

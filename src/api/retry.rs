@@ -50,6 +50,7 @@ pub fn classify(err: &ApiError) -> Verdict {
         | ApiError::Config { .. }
         | ApiError::LoginRejected { .. }
         | ApiError::Unauthorized { .. }
+        | ApiError::Fenced { .. }
         | ApiError::Decode { .. } => Verdict::Fatal,
     }
 }
@@ -95,7 +96,7 @@ pub enum Kind {
     BadData,
     /// Transient trouble ([`classify`] would retry it) that outlasted the retries.
     Transient,
-    /// The client's own configuration.
+    /// The client's own configuration, or its fence refused a write (not sent).
     Config,
 }
 
@@ -105,7 +106,7 @@ pub fn kind(err: &ApiError) -> Kind {
         ApiError::OutcomeUnknown { .. } => Kind::OutcomeUnknown,
         ApiError::LoginRejected { .. } | ApiError::Unauthorized { .. } => Kind::Auth,
         ApiError::Decode { .. } => Kind::BadData,
-        ApiError::Config { .. } => Kind::Config,
+        ApiError::Config { .. } | ApiError::Fenced { .. } => Kind::Config,
         ApiError::Exhausted { source, .. } => kind(source),
         ApiError::Connect { .. } | ApiError::Timeout { .. } | ApiError::Transport { .. } => {
             Kind::Transient

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use ha::run_ha;
 pub use jobs::{JobSummary, Jobs};
 
-use crate::api::TariscopeClient;
+use crate::api::{Fence, TariscopeClient};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::lock::{self, Holder, Wait};
@@ -116,7 +116,10 @@ pub fn open(config: &Config, clock: Clock) -> Result<Jobs, StartError> {
 /// The jobs over an open mirror.
 fn with_store(config: &Config, clock: Clock, store: Store) -> Result<Jobs, StartError> {
     store.warn_wal_above(config.mirror.wal_warn_mib << 20);
-    let client = TariscopeClient::new(config.client_config())?;
+    let mut client = TariscopeClient::new(config.client_config())?;
+    if store.deposed().is_some() {
+        client = client.with_fence(leader_fence(&store));
+    }
     Ok(Jobs {
         config: config.clone(),
         client,
@@ -127,6 +130,24 @@ fn with_store(config: &Config, clock: Clock, store: Store) -> Result<Jobs, Start
         last: Mutex::new(None),
         busy: Mutex::new(Vec::new()),
         ledger: Default::default(),
+    })
+}
+
+/// The fence of a leader's Tariscope writes: each goes out only after its writer session
+/// confirmed the leader lock, and only while that confirmation holds (a request that
+/// waited in the client while this process was paused and a standby took over is refused,
+/// not sent).
+pub fn leader_fence(store: &Store) -> Fence {
+    let store = store.clone();
+    Fence::new(move || {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.confirm_leadership().await {
+                Ok(Some(until)) => Ok(until),
+                Ok(None) => Err("the mirror takes part in no leader election".to_owned()),
+                Err(e) => Err(format!("this daemon may no longer lead: {e}")),
+            }
+        })
     })
 }
 

@@ -97,8 +97,9 @@ pub struct Store {
     readers: Option<Arc<Readers>>,
     /// The WAL of a file store, as the checkpointer sees it.
     wal: Option<Arc<checkpoint::Wal>>,
-    /// A leader's store: cancelled when its session lost the leader lock.
-    deposed: Option<CancellationToken>,
+    /// A leader's store: its election, and the token cancelled when its session lost the
+    /// leader lock.
+    guard: Option<Arc<Guard>>,
 }
 
 /// What `Store::lead_postgres` found.
@@ -140,7 +141,7 @@ impl Store {
                 idle: Mutex::new(Vec::new()),
             })),
             wal: Some(wal),
-            deposed: None,
+            guard: None,
         })
     }
 
@@ -183,22 +184,18 @@ impl Store {
             })
         })?;
         if !leads {
-            // Closed on a thread of its own (see `Readers`' drop).
-            let _ = std::thread::Builder::new()
-                .name("mirror-close".into())
-                .spawn(move || drop(client));
+            readers::close_off_runtime(client);
             return Ok(Leadership::Standby {
                 leader: standby.flatten(),
             });
         }
-        let deposed = CancellationToken::new();
         let guard = Guard {
             election: election.clone(),
             target: target.clone(),
-            deposed: deposed.clone(),
+            deposed: CancellationToken::new(),
         };
-        let mut store = Store::postgres(target, client, Some(guard))?;
-        store.deposed = Some(deposed);
+        let mut store = Store::postgres(target, client, Some(guard.clone()))?;
+        store.guard = Some(Arc::new(guard));
         Ok(Leadership::Leader(store))
     }
 
@@ -218,14 +215,30 @@ impl Store {
                 idle: Mutex::new(Vec::new()),
             })),
             wal: None,
-            deposed: None,
+            guard: None,
         })
     }
 
     /// Cancelled when this leader's session lost the leader lock (it writes nothing more);
     /// `None` for a store that does not lead.
     pub fn deposed(&self) -> Option<CancellationToken> {
-        self.deposed.clone()
+        self.guard.as_ref().map(|g| g.deposed.clone())
+    }
+
+    /// For a leader's store: confirms, through its writer session, that it still holds the
+    /// leader lock, and returns the instant until which a write may rely on that: no
+    /// standby can lead before then, because the server ends a silent session only after
+    /// two thirds of the takeover time (`pg::leader`) and this answer counts from before
+    /// the question was asked. `None` for a store that takes part in no election. The
+    /// fence of every Tariscope write (`api::Fence`).
+    pub async fn confirm_leadership(&self) -> Result<Option<std::time::Instant>, StoreError> {
+        let Some(guard) = self.guard.clone() else {
+            return Ok(None);
+        };
+        let until = std::time::Instant::now() + guard.election.heartbeat_every();
+        // A deposed writer refuses it like any write (`PgError::Deposed`).
+        self.writer.call(move |conn| guard.confirm(conn)).await?;
+        Ok(Some(until))
     }
 
     /// Opens a private in-memory mirror (tests). One connection serves reads and writes.
@@ -240,7 +253,7 @@ impl Store {
             writer: Writer::spawn(Session::Lite(conn), None, None)?,
             readers: None,
             wal: None,
-            deposed: None,
+            guard: None,
         })
     }
 

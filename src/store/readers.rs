@@ -61,14 +61,19 @@ impl Readers {
 }
 
 impl Drop for Readers {
-    /// A PostgreSQL client closes its connection by blocking on its own runtime, which
-    /// panics inside an async task: idle sessions are closed on a thread of their own.
+    /// Idle PostgreSQL sessions are closed off the runtime (`close_off_runtime`).
     fn drop(&mut self) {
         let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
         if idle.iter().any(|s| s.conn().is_postgres()) {
-            let _ = std::thread::Builder::new()
-                .name("mirror-close".into())
-                .spawn(move || drop(idle));
+            close_off_runtime(idle);
         }
     }
+}
+
+/// Drops `sessions` on a thread of their own: a PostgreSQL client closes its connection by
+/// blocking on its own runtime, which panics inside an async task.
+pub(super) fn close_off_runtime<T: Send + 'static>(sessions: T) {
+    let _ = std::thread::Builder::new()
+        .name("mirror-close".into())
+        .spawn(move || drop(sessions));
 }

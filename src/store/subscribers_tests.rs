@@ -107,3 +107,53 @@ fn every_field_round_trips_through_the_columns() {
     let back = from_values(7, &values, vec![]).unwrap();
     assert_eq!(back, s);
 }
+
+/// An id listed again in one batch, after another id's repeat flushed the buffered rows
+/// (X, Y, Y, X): the second X sees the first one's row (an update, not a second insert,
+/// which would fail on the primary key), and the mirror holds the last record of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_repeated_across_a_flush_in_one_batch_are_updates() {
+    use crate::store::runs::{Mode, RunStart};
+    for backend in crate::store::test_backends::backends().await {
+        let store = crate::store::test_backends::on(&backend);
+        let run_id = store
+            .start_run(RunStart {
+                job: "subscribers".into(),
+                mode: Mode::Incremental,
+                window: None,
+                started_at: "2026-01-01T00:00:00Z".into(),
+            })
+            .await
+            .unwrap();
+        let record = |id: i64, name: &str| Subscriber {
+            id,
+            fullname: Some(name.into()),
+            ..Subscriber::default()
+        };
+        let batch = vec![
+            record(1, "X first"),
+            record(2, "Y first"),
+            record(2, "Y again"),
+            record(1, "X again"),
+        ];
+        let counts = store
+            .apply_subscribers(run_id, batch, "2026-01-01T00:00:01Z".into())
+            .await
+            .unwrap();
+        assert_eq!((counts.inserted, counts.updated), (2, 2), "{counts:?}");
+        for (id, name) in [(1, "X again"), (2, "Y again")] {
+            let stored = store.subscriber(id).await.unwrap().unwrap();
+            assert_eq!(stored.fullname.as_deref(), Some(name));
+        }
+        // Applied again, the same batch changes nothing but the repeats within it.
+        let again = store
+            .apply_subscribers(
+                run_id,
+                vec![record(1, "X again"), record(2, "Y again")],
+                "2026-01-01T00:00:02Z".into(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.unchanged, 2, "{again:?}");
+    }
+}

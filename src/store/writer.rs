@@ -38,10 +38,25 @@ pub(crate) trait Command: Send {
 
 /// What keeps a leader's writer fenced: its election, and the token cancelled when the
 /// session no longer holds the leader lock.
+#[derive(Clone)]
 pub(crate) struct Guard {
     pub(crate) election: Election,
     pub(crate) target: Target,
     pub(crate) deposed: CancellationToken,
+}
+
+impl Guard {
+    /// Whether the session behind `conn` (the writer's) still holds the leader lock. Run
+    /// on the writer thread, so it answers for the session every write commits through.
+    pub(crate) fn confirm(&self, conn: &Conn) -> Result<(), StoreError> {
+        match conn {
+            Conn::Pg(s) => self
+                .election
+                .confirm(s.borrow_mut().client(), &self.target)
+                .map_err(|e| StoreError::Postgres(Box::new(e))),
+            Conn::Lite(_) => Ok(()),
+        }
+    }
 }
 
 /// A closure and the place to send its result.
