@@ -3,12 +3,14 @@
 //! evaluates from scratch, `confirm_removals` applies what still holds; an empty reference
 //! table answer deletes nothing; the limits are validated by the config.
 
+mod backends;
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use tariscope_sync::config::{ConfigError, from_toml_str};
 use tariscope_sync::model::Subscriber;
-use tariscope_sync::store::{Outcome, RemovalLimit, Store, StoreError};
+use tariscope_sync::store::{Outcome, RemovalLimit, Store, StoreError, pg};
 use tariscope_sync::sync::fake::{FakeData, FakeRemote};
 use tariscope_sync::sync::{Clock, JobKind, JobReport, Progress, PullOptions, Scope, run_job};
 
@@ -59,10 +61,10 @@ async fn live(store: &Store) -> i64 {
     .await
 }
 
-/// 300 subscribers mirrored: 200 in node 1 (departments 11, 12), 100 in node 2 (21).
-async fn mirrored() -> (FakeRemote, Store) {
+/// 300 subscribers mirrored into `store`: 200 in node 1 (departments 11, 12), 100 in node 2
+/// (21).
+async fn mirrored(store: Store) -> (FakeRemote, Store) {
     let remote = FakeRemote::new(FakeData::seeded(300, day("2026-01-01")));
-    let store = Store::open_in_memory().unwrap();
     let r = pull(JobKind::Subscribers, &remote, &store).await;
     assert_eq!((r.outcome, r.counts.inserted), (Outcome::Ok, 300));
     (remote, store)
@@ -84,142 +86,152 @@ fn take(remote: &FakeRemote, node: i64, n: usize) -> BTreeMap<i64, Subscriber> {
     })
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_node_list_tombstones_nothing_and_the_next_run_logs_nothing() {
-    let (remote, store) = mirrored().await;
-    let changes = change_rows(&store).await;
-    let gone = take(&remote, 2, usize::MAX);
-    assert_eq!(gone.len(), 100);
+    for backend in backends::backends().await {
+        let (remote, store) = mirrored(backends::on(&backend)).await;
+        let changes = change_rows(&store).await;
+        let gone = take(&remote, 2, usize::MAX);
+        assert_eq!(gone.len(), 100);
 
-    let r = pull(JobKind::Subscribers, &remote, &store).await;
-    assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
-    assert_eq!(r.counts.removed, 0);
-    let why = r.error.unwrap();
-    assert!(
-        why.contains(&format!(
-            "held back 100 removals of 100 (100.0 %) in node 2: confirm with `tariscope-sync confirm-removals {}` or raise jobs.subscribers.max_removals",
-            r.run_id
-        )),
-        "{why}"
-    );
-    assert_eq!(live(&store).await, 300);
-    assert_eq!(change_rows(&store).await, changes, "no `removed` row");
-    assert_eq!(store.held_removals(r.run_id).await.unwrap(), 100);
+        let r = pull(JobKind::Subscribers, &remote, &store).await;
+        assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
+        assert_eq!(r.counts.removed, 0);
+        let why = r.error.unwrap();
+        assert!(
+            why.contains(&format!(
+                "held back 100 removals of 100 (100.0 %) in node 2: confirm with `tariscope-sync confirm-removals {}` or raise jobs.subscribers.max_removals",
+                r.run_id
+            )),
+            "{why}"
+        );
+        assert_eq!(live(&store).await, 300);
+        assert_eq!(change_rows(&store).await, changes, "no `removed` row");
+        assert_eq!(store.held_removals(r.run_id).await.unwrap(), 100);
 
-    // The list is back: nothing was removed, so nothing is restored either.
-    remote.edit(|d| d.subscribers.extend(gone));
-    let next = pull(JobKind::Subscribers, &remote, &store).await;
-    assert_eq!(next.outcome, Outcome::Ok, "{next:?}");
-    assert_eq!((next.counts.removed, next.counts.updated), (0, 0));
-    assert_eq!(change_rows(&store).await, changes);
-    // The glitch's held removals no longer hold.
-    let c = store
-        .confirm_removals(r.run_id, "2026-03-01T07:00:00Z".into())
-        .await
-        .unwrap();
-    assert_eq!((c.held, c.applied, c.stale), (100, 0, 100));
-    assert_eq!(live(&store).await, 300);
+        // The list is back: nothing was removed, so nothing is restored either.
+        remote.edit(|d| d.subscribers.extend(gone));
+        let next = pull(JobKind::Subscribers, &remote, &store).await;
+        assert_eq!(next.outcome, Outcome::Ok, "{next:?}");
+        assert_eq!((next.counts.removed, next.counts.updated), (0, 0));
+        assert_eq!(change_rows(&store).await, changes);
+        // The glitch's held removals no longer hold.
+        let c = store
+            .confirm_removals(r.run_id, "2026-03-01T07:00:00Z".into())
+            .await
+            .unwrap();
+        assert_eq!((c.held, c.applied, c.stale), (100, 0, 100));
+        assert_eq!(live(&store).await, 300);
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_removal_of_five_percent_passes() {
-    let (remote, store) = mirrored().await;
-    take(&remote, 1, 10);
-    let r = pull(JobKind::Subscribers, &remote, &store).await;
-    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
-    assert_eq!(r.counts.removed, 10);
-    assert_eq!(live(&store).await, 290);
-    assert_eq!(store.held_removals(r.run_id).await.unwrap(), 0);
+    for backend in backends::backends().await {
+        let (remote, store) = mirrored(backends::on(&backend)).await;
+        take(&remote, 1, 10);
+        let r = pull(JobKind::Subscribers, &remote, &store).await;
+        assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+        assert_eq!(r.counts.removed, 10);
+        assert_eq!(live(&store).await, 290);
+        assert_eq!(store.held_removals(r.run_id).await.unwrap(), 0);
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removal_of_half_a_node_is_held_then_confirmed_and_applied() {
-    let (remote, store) = mirrored().await;
-    let changes = change_rows(&store).await;
-    take(&remote, 1, 100);
-    let r = pull(JobKind::Subscribers, &remote, &store).await;
-    assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
-    assert!(
-        r.error
-            .as_deref()
-            .unwrap()
-            .starts_with("held back 100 removals of 200 (50.0 %) in node 1"),
-        "{r:?}"
-    );
-    assert_eq!(live(&store).await, 300);
-
-    let c = store
-        .confirm_removals(r.run_id, "2026-03-01T07:00:00Z".into())
-        .await
-        .unwrap();
-    assert_eq!(
-        (c.job.as_str(), c.held, c.applied, c.stale),
-        ("subscribers", 100, 100, 0)
-    );
-    assert_eq!(live(&store).await, 200);
-    let logged = count(
-        &store,
-        "SELECT count(*) FROM subscriber_changes WHERE kind = 'removed'",
-    )
-    .await;
-    assert_eq!(logged, 100);
-    assert_eq!(change_rows(&store).await, changes + 100);
-    let runs = store.job_runs("subscribers").await.unwrap();
-    assert_eq!(
-        runs[0].counts.removed, 100,
-        "the run counts what it removed"
-    );
-    assert_eq!(store.held_removals(r.run_id).await.unwrap(), 0);
-
-    // The next run finds the mirror as the server is: nothing to do.
-    let next = pull(JobKind::Subscribers, &remote, &store).await;
-    assert_eq!((next.outcome, next.counts.removed), (Outcome::Ok, 0));
-    assert_eq!(change_rows(&store).await, changes + 100);
-}
-
-#[tokio::test]
-async fn without_a_limit_a_mass_removal_goes_through() {
-    let (remote, store) = mirrored().await;
-    take(&remote, 2, usize::MAX);
-    let mut o = opts();
-    o.max_removals = None;
-    let r = run_job(JobKind::Subscribers, &remote, &store, &o, &Progress::new())
-        .await
-        .unwrap();
-    assert_eq!((r.outcome, r.counts.removed), (Outcome::Ok, 100));
-}
-
-#[tokio::test]
-async fn an_empty_tariff_plans_answer_deletes_nothing() {
-    let remote = FakeRemote::new(FakeData::seeded(3, day("2026-01-01")));
-    let store = Store::open_in_memory().unwrap();
-    let r = pull(JobKind::Reference, &remote, &store).await;
-    assert_eq!(r.outcome, Outcome::Ok);
-    let plans = count(&store, "SELECT count(*) FROM tariff_plans").await;
-    assert!(plans > 0);
-    remote.edit(|d| d.plans.clear());
-    let r = pull(JobKind::Reference, &remote, &store).await;
-    assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
-    assert_eq!(r.counts.removed, 0);
-    assert!(
-        r.error.as_deref().unwrap().contains("in tariff_plans")
-            && r.error
+    for backend in backends::backends().await {
+        let (remote, store) = mirrored(backends::on(&backend)).await;
+        let changes = change_rows(&store).await;
+        take(&remote, 1, 100);
+        let r = pull(JobKind::Subscribers, &remote, &store).await;
+        assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
+        assert!(
+            r.error
                 .as_deref()
                 .unwrap()
-                .contains("jobs.reference.max_removals"),
-        "{r:?}"
-    );
-    assert_eq!(
-        count(&store, "SELECT count(*) FROM tariff_plans").await,
-        plans
-    );
-    // Confirmed, the plans go.
-    let c = store
-        .confirm_removals(r.run_id, "2026-03-01T07:00:00Z".into())
-        .await
-        .unwrap();
-    assert_eq!(c.applied as i64, plans);
-    assert_eq!(count(&store, "SELECT count(*) FROM tariff_plans").await, 0);
+                .starts_with("held back 100 removals of 200 (50.0 %) in node 1"),
+            "{r:?}"
+        );
+        assert_eq!(live(&store).await, 300);
+
+        let c = store
+            .confirm_removals(r.run_id, "2026-03-01T07:00:00Z".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.job.as_str(), c.held, c.applied, c.stale),
+            ("subscribers", 100, 100, 0)
+        );
+        assert_eq!(live(&store).await, 200);
+        let logged = count(
+            &store,
+            "SELECT count(*) FROM subscriber_changes WHERE kind = 'removed'",
+        )
+        .await;
+        assert_eq!(logged, 100);
+        assert_eq!(change_rows(&store).await, changes + 100);
+        let runs = store.job_runs("subscribers").await.unwrap();
+        assert_eq!(
+            runs[0].counts.removed, 100,
+            "the run counts what it removed"
+        );
+        assert_eq!(store.held_removals(r.run_id).await.unwrap(), 0);
+
+        // The next run finds the mirror as the server is: nothing to do.
+        let next = pull(JobKind::Subscribers, &remote, &store).await;
+        assert_eq!((next.outcome, next.counts.removed), (Outcome::Ok, 0));
+        assert_eq!(change_rows(&store).await, changes + 100);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_limit_a_mass_removal_goes_through() {
+    for backend in backends::backends().await {
+        let (remote, store) = mirrored(backends::on(&backend)).await;
+        take(&remote, 2, usize::MAX);
+        let mut o = opts();
+        o.max_removals = None;
+        let r = run_job(JobKind::Subscribers, &remote, &store, &o, &Progress::new())
+            .await
+            .unwrap();
+        assert_eq!((r.outcome, r.counts.removed), (Outcome::Ok, 100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_tariff_plans_answer_deletes_nothing() {
+    for backend in backends::backends().await {
+        let remote = FakeRemote::new(FakeData::seeded(3, day("2026-01-01")));
+        let store = backends::on(&backend);
+        let r = pull(JobKind::Reference, &remote, &store).await;
+        assert_eq!(r.outcome, Outcome::Ok);
+        let plans = count(&store, "SELECT count(*) FROM tariff_plans").await;
+        assert!(plans > 0);
+        remote.edit(|d| d.plans.clear());
+        let r = pull(JobKind::Reference, &remote, &store).await;
+        assert_eq!(r.outcome, Outcome::Partial, "{r:?}");
+        assert_eq!(r.counts.removed, 0);
+        assert!(
+            r.error.as_deref().unwrap().contains("in tariff_plans")
+                && r.error
+                    .as_deref()
+                    .unwrap()
+                    .contains("jobs.reference.max_removals"),
+            "{r:?}"
+        );
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM tariff_plans").await,
+            plans
+        );
+        // Confirmed, the plans go.
+        let c = store
+            .confirm_removals(r.run_id, "2026-03-01T07:00:00Z".into())
+            .await
+            .unwrap();
+        assert_eq!(c.applied as i64, plans);
+        assert_eq!(count(&store, "SELECT count(*) FROM tariff_plans").await, 0);
+    }
 }
 
 fn config(limits: &str) -> Result<tariscope_sync::config::Config, ConfigError> {
@@ -269,16 +281,18 @@ fn check_config_validates_the_limits() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn narrowing_the_scope_removes_the_rows_outside_it_without_holding() {
-    let (remote, store) = mirrored().await;
-    let mut o = opts();
-    o.scope.nodes = vec![1];
-    let r = run_job(JobKind::Subscribers, &remote, &store, &o, &Progress::new())
-        .await
-        .unwrap();
-    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
-    assert_eq!(r.counts.removed, 100, "node 2 is outside the scope now");
-    assert_eq!(store.held_removals(r.run_id).await.unwrap(), 0);
-    assert_eq!(live(&store).await, 200);
+    for backend in backends::backends().await {
+        let (remote, store) = mirrored(backends::on(&backend)).await;
+        let mut o = opts();
+        o.scope.nodes = vec![1];
+        let r = run_job(JobKind::Subscribers, &remote, &store, &o, &Progress::new())
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+        assert_eq!(r.counts.removed, 100, "node 2 is outside the scope now");
+        assert_eq!(store.held_removals(r.run_id).await.unwrap(), 0);
+        assert_eq!(live(&store).await, 200);
+    }
 }

@@ -2,11 +2,12 @@
 //! once in the run's report and in `job_runs`, whatever path finished it (an answer, a
 //! look-up after a lost answer, a follow-up update of a create).
 
+mod backends;
 mod push_support;
 
 use push_support::*;
 use tariscope_sync::sim::{Fault, FaultPlan};
-use tariscope_sync::store::{OutboxEntry, OutboxState, Store};
+use tariscope_sync::store::{OutboxEntry, OutboxState, Store, pg};
 use tariscope_sync::sync::plan::ConflictPolicy;
 use tariscope_sync::sync::push::PushReport;
 
@@ -70,53 +71,55 @@ async fn assert_counts_match(store: &Store, report: &PushReport, after: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_counts_equal_the_outbox() {
-    let sim = sim().await;
-    let client = client(&sim);
-    let store = Store::open_in_memory().unwrap();
-    pull(&client, &store).await;
-    let (dep, pbx) = department_and_pbx(&sim);
-    const N: usize = 30;
-    import(&store, &desired_csv(N, dep, pbx)).await;
-    // Deterministic lost answers: every third create and every fourth dnadd and update is
-    // committed, then its connection dropped (settled by look-ups in the same run).
-    let lost = |n| Fault {
-        drop_after_commit_rate: 1.0,
-        every_nth: n,
-        ..Fault::default()
-    };
-    let mut plan = FaultPlan::default();
-    plan.methods.insert("subscriber.create".into(), lost(3));
-    plan.methods.insert("subscriber.dnadd".into(), lost(4));
-    plan.methods.insert("subscriber.update".into(), lost(4));
-    sim.set_faults(plan);
-    let opts = options(ConflictPolicy::RemoteWins);
-    let first = push(&client, &store, &opts).await;
-    assert_eq!(first.failed, 0, "{first:?}");
-    assert_eq!(
-        first.created, N as u64,
-        "creates, adopted ones included: {first:?}"
-    );
-    assert_eq!(
-        first.adopted,
-        N as u64 / 3,
-        "every third create was adopted: {first:?}"
-    );
-    assert_eq!(
-        first.updated, N as u64,
-        "each create's follow-up update: {first:?}"
-    );
-    assert_eq!(
-        first.dns_added,
-        (0..N).map(|i| (i % 3 + 1) as u64).sum::<u64>()
-    );
-    assert_counts_match(&store, &first, 0).await;
+    for backend in backends::backends().await {
+        let sim = sim().await;
+        let client = client(&sim);
+        let store = backends::on(&backend);
+        pull(&client, &store).await;
+        let (dep, pbx) = department_and_pbx(&sim);
+        const N: usize = 30;
+        import(&store, &desired_csv(N, dep, pbx)).await;
+        // Deterministic lost answers: every third create and every fourth dnadd and update is
+        // committed, then its connection dropped (settled by look-ups in the same run).
+        let lost = |n| Fault {
+            drop_after_commit_rate: 1.0,
+            every_nth: n,
+            ..Fault::default()
+        };
+        let mut plan = FaultPlan::default();
+        plan.methods.insert("subscriber.create".into(), lost(3));
+        plan.methods.insert("subscriber.dnadd".into(), lost(4));
+        plan.methods.insert("subscriber.update".into(), lost(4));
+        sim.set_faults(plan);
+        let opts = options(ConflictPolicy::RemoteWins);
+        let first = push(&client, &store, &opts).await;
+        assert_eq!(first.failed, 0, "{first:?}");
+        assert_eq!(
+            first.created, N as u64,
+            "creates, adopted ones included: {first:?}"
+        );
+        assert_eq!(
+            first.adopted,
+            N as u64 / 3,
+            "every third create was adopted: {first:?}"
+        );
+        assert_eq!(
+            first.updated, N as u64,
+            "each create's follow-up update: {first:?}"
+        );
+        assert_eq!(
+            first.dns_added,
+            (0..N).map(|i| (i % 3 + 1) as u64).sum::<u64>()
+        );
+        assert_counts_match(&store, &first, 0).await;
 
-    // Plain updates of linked rows in a second run.
-    let after = last_id(&store).await;
-    let edited = desired_csv(N, dep, pbx).replace("Vulytsia 1,", "Vulytsia 1a,");
-    import(&store, &edited).await;
-    let second = push(&client, &store, &opts).await;
-    assert_eq!((second.created, second.updated), (0, 1), "{second:?}");
-    assert_counts_match(&store, &second, after).await;
-    assert_exactly_once(&sim, N, pbx);
+        // Plain updates of linked rows in a second run.
+        let after = last_id(&store).await;
+        let edited = desired_csv(N, dep, pbx).replace("Vulytsia 1,", "Vulytsia 1a,");
+        import(&store, &edited).await;
+        let second = push(&client, &store, &opts).await;
+        assert_eq!((second.created, second.updated), (0, 1), "{second:?}");
+        assert_counts_match(&store, &second, after).await;
+        assert_exactly_once(&sim, N, pbx);
+    }
 }

@@ -1,15 +1,18 @@
 //! Outcomes that say what happened: a `--run-once` in which nothing could be done because
 //! logging in failed (nothing listening, a web page instead of the API, a refused password)
 //! ends `failed` with exit 1, for pull jobs and push alike, and each run's error states the
-//! one reason once, not once per item.
+//! one reason once, not once per item. With the mirror in SQLite and, where a cluster can be
+//! started, in PostgreSQL (`mirror.url`).
 
 use std::io::{Read, Write};
 use std::path::Path;
 
 use tokio::process::Command;
 
+mod backends;
 mod cli_support;
 use cli_support::{BIN, small_sim, text};
+use tariscope_sync::store::{Store, pg};
 
 /// Answers every request with a 200 HTML page (a wrong api.base_url that hits a web server).
 fn html_server() -> u16 {
@@ -39,17 +42,30 @@ fn closed_port() -> u16 {
 }
 
 /// Runs reference, subscribers and push once (with two desired rows to push) against
-/// `base_url`; returns the run-once output and `status --json`.
-async fn run_once(dir: &Path, base_url: &str, password: &str) -> (std::process::Output, String) {
+/// `base_url`, the mirror in PostgreSQL `url` or else in `dir`; returns the run-once output and
+/// `status --json`.
+async fn run_once(
+    dir: &Path,
+    url: Option<&str>,
+    base_url: &str,
+    password: &str,
+) -> (std::process::Output, String) {
+    eprintln!(
+        "--- on {}",
+        if url.is_some() { "postgres" } else { "sqlite" }
+    );
     let config = dir.join("config.toml");
+    let mirror = match url {
+        Some(url) => format!("url = \"{url}\""),
+        None => format!("path = \"{}\"", dir.join("mirror.db").display()),
+    };
     std::fs::write(
         &config,
         format!(
             "[api]\nbase_url = \"{base_url}\"\nusername = \"demo\"\npassword = \"{password}\"\n\
              [retry]\nmax_attempts = 3\ninitial_delay_ms = 1\nmax_delay_ms = 5\n\
-             [mirror]\npath = \"{}\"\n[scope]\nnodes = [1]\n[serve]\nlisten = \"\"\n\
+             [mirror]\n{mirror}\n[scope]\nnodes = [1]\n[serve]\nlisten = \"\"\n\
              [log]\nlevel = \"error\"\n",
-            dir.join("mirror.db").display()
         ),
     )
     .unwrap();
@@ -115,28 +131,39 @@ fn assert_failed_once(out: &std::process::Output, status: &str, reason: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_listening_fails_the_run_with_one_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = closed_port();
-    let (out, status) = run_once(dir.path(), &format!("http://127.0.0.1:{port}"), "demo").await;
-    assert_failed_once(
-        &out,
-        &status,
-        &format!("connection refused by 127.0.0.1:{port}"),
-    );
+    let (_cluster, mirrors) = backends::mirror_urls().await;
+    for url in mirrors {
+        let dir = tempfile::tempdir().unwrap();
+        let port = closed_port();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let (out, status) = run_once(dir.path(), url.as_deref(), &base_url, "demo").await;
+        assert_failed_once(
+            &out,
+            &status,
+            &format!("connection refused by 127.0.0.1:{port}"),
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_web_page_instead_of_the_api_fails_the_run_with_one_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = html_server();
-    let (out, status) = run_once(dir.path(), &format!("http://127.0.0.1:{port}"), "demo").await;
-    assert_failed_once(&out, &status, "api.auth: cannot decode the response");
+    let (_cluster, mirrors) = backends::mirror_urls().await;
+    for url in mirrors {
+        let dir = tempfile::tempdir().unwrap();
+        let port = html_server();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let (out, status) = run_once(dir.path(), url.as_deref(), &base_url, "demo").await;
+        assert_failed_once(&out, &status, "api.auth: cannot decode the response");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_login_fails_the_run_with_one_reason() {
-    let sim = small_sim(4, 10, 3).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (out, status) = run_once(dir.path(), &sim.base_url(), "wrong").await;
-    assert_failed_once(&out, &status, "login as \"demo\" refused (HTTP 401)");
+    let (_cluster, mirrors) = backends::mirror_urls().await;
+    for url in mirrors {
+        let sim = small_sim(4, 10, 3).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (out, status) = run_once(dir.path(), url.as_deref(), &sim.base_url(), "wrong").await;
+        assert_failed_once(&out, &status, "login as \"demo\" refused (HTTP 401)");
+    }
 }

@@ -82,6 +82,15 @@ impl PgSession {
     ) -> Result<Vec<Vec<Value>>, DbError> {
         let st = self.statement(sql, cached)?;
         let rows = with_params(params, |p| self.client.query(&st, p))??;
+        // `INSERT/UPDATE/DELETE ... RETURNING` answers one row per row changed; SQLite's
+        // `total_changes()` counts them, so does this.
+        let head = sql.trim_start().get(..6).unwrap_or_default();
+        if ["INSERT", "UPDATE", "DELETE"]
+            .iter()
+            .any(|k| head.eq_ignore_ascii_case(k))
+        {
+            self.changes += rows.len() as u64;
+        }
         rows.iter()
             .map(|row| {
                 (0..row.len())
