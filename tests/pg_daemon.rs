@@ -181,6 +181,30 @@ async fn commands_pull_and_push_exactly_once_on_postgres() {
     );
     assert!(doctor.contains("writable"), "{doctor}");
     run_ok(&w.config, &["plan"]).await;
+
+    // A database a newer release migrated: the jobs and the daemon refuse it, saying what
+    // to do, and write nothing.
+    let url = w.url.clone();
+    tokio::task::spawn_blocking(move || {
+        postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap()
+            .batch_execute("INSERT INTO schema_version (version) VALUES (99)")
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let runs = pg_text(&w.url, "SELECT count(*) FROM job_runs").await;
+    for args in [&["--run-once", "--jobs", "subscribers"][..], &[]] {
+        let out = run(&w.config, args).await;
+        let t = text(&out);
+        assert!(
+            !out.status.success()
+                && t.contains("schema version 99")
+                && t.contains("upgrade tariscope-sync"),
+            "{args:?}: {t}"
+        );
+    }
+    assert_eq!(pg_text(&w.url, "SELECT count(*) FROM job_runs").await, runs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

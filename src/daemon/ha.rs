@@ -5,7 +5,9 @@
 //! `retry_every`; once its writer's session holds the leader lock it runs the jobs as the
 //! SQLite daemon does, until shutdown or until that session loses the lock (killed,
 //! paused past the takeover time, the server restarted): then its store has refused every
-//! write since, and it stops its jobs, says so, and stands by again. Also the election's
+//! write since, and it stops its jobs, says so, and stands by again. A mirror no retry can
+//! make usable (a newer release's schema, a server too old to fence) ends it with the
+//! reason, as a SQLite mirror that cannot be opened does. Also the election's
 //! name for this Tariscope and this process. Must not: write to the mirror outside a
 //! leader's store (fencing lives in the store's writer).
 
@@ -17,8 +19,9 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::notify::Notifier;
 use crate::serve::{Health, Role};
+use crate::store::pg::PgError;
 use crate::store::pg::leader::Election;
-use crate::store::{Leadership, Store};
+use crate::store::{Leadership, Store, StoreError};
 
 /// The election among the daemons syncing this configuration's Tariscope.
 pub(super) fn election(config: &Config) -> Election {
@@ -58,8 +61,7 @@ pub async fn run_ha(
             let (t, e, h) = (target.clone(), election.clone(), holder.clone());
             let found = tokio::task::spawn_blocking(move || Store::lead_postgres(&t, &e, &h))
                 .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
+                .unwrap_or_else(|join| Err(StoreError::Bug(join.to_string())));
             match found {
                 Ok(Leadership::Leader(store)) => break store,
                 Ok(Leadership::Standby { leader }) => {
@@ -71,10 +73,17 @@ pub async fn run_ha(
                         said = Some(leader);
                     }
                 }
+                Err(e) if retry_cannot_help(&e) => {
+                    tracing::error!("{e}");
+                    notifier.status("stopped: the PostgreSQL mirror cannot be used; see the log");
+                    stop(server, &notifier).await;
+                    return Exit::Runtime;
+                }
                 Err(e) => {
                     health.set_mirror_open(false);
-                    tracing::warn!(error = %e, "standing by: cannot reach the PostgreSQL mirror; trying again");
-                    notifier.status("standby: the PostgreSQL mirror is unreachable");
+                    tracing::warn!(error = %e, "standing by: the PostgreSQL mirror cannot be used now; trying again");
+                    notifier
+                        .status("standby: the PostgreSQL mirror cannot be used now; see the log");
                     said = None;
                 }
             }
@@ -128,6 +137,20 @@ pub async fn run_ha(
             }
         }
     }
+}
+
+/// Whether standing by and trying again cannot help: the database holds a newer release's
+/// schema, the server is too old to fence a standby, or the configuration cannot be used.
+/// (A server that is down, restarting or refusing the login is tried again: it may be
+/// starting, or being fixed.)
+fn retry_cannot_help(e: &StoreError) -> bool {
+    matches!(e, StoreError::Postgres(pg) if matches!(
+        **pg,
+        PgError::TooNew { .. }
+            | PgError::TooOldForStandby { .. }
+            | PgError::Url { .. }
+            | PgError::PasswordFile { .. }
+    ))
 }
 
 async fn stop(server: Background, notifier: &Notifier) -> Exit {
