@@ -325,6 +325,7 @@ async fn a_paused_leader_is_fenced_and_steps_down_when_it_wakes() {
     };
     let before = per_method(&w.sim);
     let entries = pg_text(&w.url, "SELECT count(*) FROM outbox").await;
+    let woke = pg_text(&w.url, "now()").await.unwrap();
 
     kill("-CONT", a.id().unwrap());
     read_until(&mut a_err, "stepped down", 1, &mut a_log).await;
@@ -332,10 +333,19 @@ async fn a_paused_leader_is_fenced_and_steps_down_when_it_wakes() {
     assert!(a_log.contains("no longer the leader"), "{a_log}");
     // Two more pushes' worth of time: the old leader sends and records nothing.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let recent = pg_text(
+        &w.url,
+        &format!(
+            "SELECT string_agg(id || ' ' || op || ' ' || state || ' ' || key || ' attempts ' || attempts \
+         || ' ' || coalesce(last_error, ''), ' | ') FROM outbox WHERE updated_at >= '{woke}'::timestamptz"
+        ),
+    )
+    .await;
     assert_eq!(
         push_support::writes(&w.sim),
         writes,
-        "the old leader wrote to Tariscope: create, update, dnadd {before:?} before it woke, {:?} after; its log:\n{a_log}",
+        "the old leader wrote to Tariscope: create, update, dnadd {before:?} before it woke, {:?} after; \
+         outbox entries written in the last 5 s: {recent:?}; its log:\n{a_log}",
         per_method(&w.sim)
     );
     assert_eq!(

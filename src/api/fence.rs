@@ -4,12 +4,15 @@
 //! the list of methods it guards. A daemon sharing a PostgreSQL mirror with a standby
 //! installs one that confirms it still leads (issue 13). The client asks it after the
 //! limiter granted the request its slot; its answer is a deadline, and the client checks
-//! the deadline once more as the last step before handing the request to the connection.
+//! the deadline before handing the request to the connection and, for a body, once more
+//! when the connection asks for the body ([`FencedBody`]), in the same step that writes it
+//! out. A body refused there leaves the server an incomplete request (its `Content-Length`
+//! unmet), which no server acts on.
 //! A request that waited in the limiter, or whose confirmation was answered, while this
 //! process was paused (SIGSTOP, a frozen VM) and a standby took over is then refused
 //! ([`ApiError::Fenced`]) instead of reaching Tariscope: the pause outlasts the deadline.
-//! What remains unfenced is a pause that starts inside the HTTP stack, after that last
-//! check and before the socket write.
+//! What remains unfenced is a pause that starts between that last check and the socket
+//! write, inside one poll of the connection.
 //!
 //! Must not: know what it confirms (the store does; this module stays below `crate::store`).
 //!
@@ -20,7 +23,11 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 
 /// The methods that change Tariscope's data: the ones a deposed leader must not send.
 /// (`sql` may run anything, so it counts as a write.)
@@ -63,6 +70,81 @@ impl fmt::Debug for Fence {
     }
 }
 
+/// A fenced write's body: handed to the connection only before the fence's deadline. Its
+/// length is exact, so it goes out with a `Content-Length` as a plain body does.
+///
+/// Written by hand: it is the one place that checks the clock as the body is written.
+pub(crate) struct FencedBody {
+    data: Option<Bytes>,
+    len: u64,
+    until: Instant,
+}
+
+impl FencedBody {
+    pub(crate) fn new(data: Bytes, until: Instant) -> FencedBody {
+        FencedBody {
+            len: data.len() as u64,
+            data: Some(data),
+            until,
+        }
+    }
+}
+
+impl http_body::Body for FencedBody {
+    type Data = Bytes;
+    type Error = Expired;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Expired>>> {
+        let Some(data) = self.data.take() else {
+            return Poll::Ready(None);
+        };
+        let now = Instant::now();
+        if now > self.until {
+            return Poll::Ready(Some(Err(Expired(now - self.until))));
+        }
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
+
+/// The fence's deadline passed before the body could go out (by how much).
+#[derive(Debug)]
+pub(crate) struct Expired(std::time::Duration);
+
+impl fmt::Display for Expired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "its fence's confirmation ran out {:?} before the body could go out (was this process paused?)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Expired {}
+
+/// The [`Expired`] somewhere in `err`'s sources, if a fenced body failed.
+pub(crate) fn expired_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Expired> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(expired) = e.downcast_ref::<Expired>() {
+            return Some(expired);
+        }
+        cause = e.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +172,37 @@ mod tests {
                 "{name} is not in the profile"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use std::time::Duration;
+
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// Before the deadline the body is its bytes, of exact length (sent with a
+    /// `Content-Length`); after it, the first poll fails and says by how much it was late.
+    #[tokio::test]
+    async fn a_fenced_body_goes_out_only_before_its_deadline() {
+        let ahead = FencedBody::new(
+            Bytes::from_static(b"{\"a\":1}"),
+            Instant::now() + Duration::from_secs(5),
+        );
+        assert_eq!(ahead.size_hint().exact(), Some(7));
+        let bytes = ahead.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"{\"a\":1}");
+
+        let late = FencedBody::new(
+            Bytes::from_static(b"{}"),
+            Instant::now() - Duration::from_millis(5),
+        );
+        let err = late.collect().await.unwrap_err();
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+        let found = expired_in(&*boxed).expect("the expiry is found in the chain");
+        assert!(found.to_string().contains("ran out"), "{found}");
     }
 }

@@ -190,14 +190,14 @@ impl Inner {
                         .http
                         .request(mp.verb.as_http(), url)
                         .header(CONTENT_TYPE, "application/json; charset=utf-8")
-                        .body(encode::json_object(params));
+                        .body(body(encode::json_object(params), fenced_until));
                 }
                 Encoding::Form => {
                     req = self
                         .http
                         .request(mp.verb.as_http(), url)
                         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                        .body(encode::form(params));
+                        .body(body(encode::form(params), fenced_until));
                 }
             }
             req = req.header(
@@ -231,7 +231,12 @@ impl Inner {
                 }
             }
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let result = self.exchange(method, req).await;
+            let result = self.exchange(method, req).await.map_err(|f| {
+                match super::fence::expired_in(&*f.err) {
+                    Some(late) => fenced(method, late.to_string()),
+                    None => f,
+                }
+            });
             let span = tracing::Span::current();
             span.record("duration_ms", started.elapsed().as_millis() as u64);
             let status = match &result {
@@ -362,4 +367,13 @@ fn fenced(method: &str, reason: String) -> AttemptError {
         method: method.to_owned(),
         reason,
     })
+}
+
+/// A request body; a fenced write's is checked against the fence's deadline once more when
+/// the connection asks for it, right before it is written (`fence.rs`).
+fn body(text: String, fenced_until: Option<Instant>) -> reqwest::Body {
+    match fenced_until {
+        None => text.into(),
+        Some(until) => reqwest::Body::wrap(super::fence::FencedBody::new(text.into(), until)),
+    }
 }
