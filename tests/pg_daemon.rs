@@ -129,13 +129,8 @@ struct World {
 }
 
 async fn world() -> Option<World> {
-    let cluster = tokio::task::spawn_blocking(pg_support::cluster)
-        .await
-        .unwrap()?;
-    let url = {
-        let c = &cluster;
-        std::thread::scope(|s| s.spawn(|| c.database()).join().unwrap())
-    };
+    let cluster = pg_support::cluster_from_async().await?;
+    let url = cluster.database_from_async();
     let dir = tempfile::tempdir().unwrap();
     let sim = cli_support::small_sim(31, 5, 3).await;
     let config = config(dir.path(), "config.toml", &sim, &format!("url = \"{url}\""));
@@ -362,13 +357,10 @@ async fn a_paused_leader_is_fenced_and_steps_down_when_it_wakes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_in_the_middle_of_a_pull_is_replaced_and_the_pull_completes() {
-    let Some(cluster) = tokio::task::spawn_blocking(pg_support::cluster)
-        .await
-        .unwrap()
-    else {
+    let Some(cluster) = pg_support::cluster_from_async().await else {
         return;
     };
-    let url = std::thread::scope(|s| s.spawn(|| cluster.database()).join().unwrap());
+    let url = cluster.database_from_async();
     let dir = tempfile::tempdir().unwrap();
     // Four nodes listed one after the other, each answer slow: the leader is killed with
     // some nodes written and others not.

@@ -185,10 +185,7 @@ async fn a_leaders_client_sends_no_write_once_its_session_is_gone() {
     use tariscope_sync::model::NewSubscriber;
     use tariscope_sync::store::{Leadership, Store};
 
-    let Some(pg) = tokio::task::spawn_blocking(pg_support::cluster)
-        .await
-        .unwrap()
-    else {
+    let Some(pg) = pg_support::cluster_from_async().await else {
         return;
     };
     let sim = api_support::start(api_support::sim_config(Default::default())).await;

@@ -256,12 +256,12 @@ async fn open_mirror(dir: &Path, url: Option<&str>) -> Store {
 /// cluster can be started) in PostgreSQL (`mirror.url`, a fresh database per case).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_killed_mid_way_under_dropped_answers_assigns_each_number_once() {
-    let cluster = backends::cluster().await;
+    let cluster = backends::pg_support::cluster_from_async().await;
     let mut runs = Vec::new();
     for server in DN_SERVERS {
         runs.push((server, None));
         if let Some(c) = &cluster {
-            runs.push((server, Some(backends::database(c))));
+            runs.push((server, Some(c.database_from_async())));
         }
     }
     for ((without_dns, duplicates), url) in runs {

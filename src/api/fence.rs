@@ -101,9 +101,8 @@ impl http_body::Body for FencedBody {
         let Some(data) = self.data.take() else {
             return Poll::Ready(None);
         };
-        let now = Instant::now();
-        if now > self.until {
-            return Poll::Ready(Some(Err(Expired(now - self.until))));
+        if let Some(late) = Expired::past(self.until) {
+            return Poll::Ready(Some(Err(late)));
         }
         Poll::Ready(Some(Ok(Frame::data(data))))
     }
@@ -117,15 +116,23 @@ impl http_body::Body for FencedBody {
     }
 }
 
-/// The fence's deadline passed before the body could go out (by how much).
+/// The fence's deadline passed before the request could go out (by how much).
 #[derive(Debug)]
 pub(crate) struct Expired(std::time::Duration);
+
+impl Expired {
+    /// How late it is now for a write that had to go out by `until`; `None` while in time.
+    pub(crate) fn past(until: Instant) -> Option<Expired> {
+        let now = Instant::now();
+        (now > until).then(|| Expired(now - until))
+    }
+}
 
 impl fmt::Display for Expired {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "its fence's confirmation ran out {:?} before the body could go out (was this process paused?)",
+            "its fence's confirmation ran out {:?} before the request could go out (was this process paused?)",
             self.0
         )
     }

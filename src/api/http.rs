@@ -218,17 +218,8 @@ impl Inner {
                 value.set_sensitive(true);
                 req = req.header(AUTHORIZATION, value);
             }
-            if let Some(until) = fenced_until {
-                let now = Instant::now();
-                if now > until {
-                    return Err(fenced(
-                        method,
-                        format!(
-                            "its fence's confirmation ran out {:?} before the request could go out (was this process paused?)",
-                            now - until
-                        ),
-                    ));
-                }
+            if let Some(late) = fenced_until.and_then(super::fence::Expired::past) {
+                return Err(fenced(method, late.to_string()));
             }
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let result = self.exchange(method, req).await.map_err(|f| {

@@ -237,7 +237,13 @@ impl Store {
         };
         let until = std::time::Instant::now() + guard.election.heartbeat_every();
         // A deposed writer refuses it like any write (`PgError::Deposed`).
-        self.writer.call(move |conn| guard.confirm(conn)).await?;
+        self.writer
+            .call(move |conn| {
+                guard
+                    .confirm(conn)
+                    .map_err(|e| StoreError::Postgres(Box::new(e)))
+            })
+            .await?;
         Ok(Some(until))
     }
 

@@ -48,12 +48,9 @@ pub(crate) struct Guard {
 impl Guard {
     /// Whether the session behind `conn` (the writer's) still holds the leader lock. Run
     /// on the writer thread, so it answers for the session every write commits through.
-    pub(crate) fn confirm(&self, conn: &Conn) -> Result<(), StoreError> {
+    pub(crate) fn confirm(&self, conn: &Conn) -> Result<(), PgError> {
         match conn {
-            Conn::Pg(s) => self
-                .election
-                .confirm(s.borrow_mut().client(), &self.target)
-                .map_err(|e| StoreError::Postgres(Box::new(e))),
+            Conn::Pg(s) => self.election.confirm(s.borrow_mut().client(), &self.target),
             Conn::Lite(_) => Ok(()),
         }
     }
@@ -204,10 +201,7 @@ fn writer_loop(
     } else {
         "BEGIN IMMEDIATE"
     };
-    let confirm = || match (&guard, &session) {
-        (Some(g), Session::Pg(s)) => g.election.confirm(s.borrow_mut().client(), &g.target),
-        _ => Ok(()),
-    };
+    let confirm = || guard.as_ref().map_or(Ok(()), |g| g.confirm(&conn));
     let lost = loop {
         let first = match &guard {
             None => match rx.recv() {

@@ -52,25 +52,12 @@ pub(crate) fn on(backend: &Backend) -> Store {
     backend.store.clone()
 }
 
-/// A throwaway cluster for tests of the real binary, `None` (skipped, with the reason) where
-/// none can be had. Stopped when dropped.
-pub(crate) async fn cluster() -> Option<pg_support::PgCluster> {
-    tokio::task::spawn_blocking(pg_support::cluster)
-        .await
-        .unwrap()
-}
-
-/// A fresh database on `cluster` (its URL for `mirror.url`), made off the async runtime.
-pub(crate) fn database(cluster: &pg_support::PgCluster) -> String {
-    std::thread::scope(|s| s.spawn(|| cluster.database()).join().unwrap())
-}
-
 /// The mirrors a test of the real binary runs on: `None` (a SQLite file of its own) and,
 /// where a cluster can be had, a fresh database's URL on it. The cluster, returned too,
 /// stops when dropped.
 pub(crate) async fn mirror_urls() -> (Option<pg_support::PgCluster>, Vec<Option<String>>) {
-    let cluster = cluster().await;
+    let cluster = pg_support::cluster_from_async().await;
     let mut mirrors = vec![None];
-    mirrors.extend(cluster.as_ref().map(|c| Some(database(c))));
+    mirrors.extend(cluster.as_ref().map(|c| Some(c.database_from_async())));
     (cluster, mirrors)
 }

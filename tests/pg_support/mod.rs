@@ -88,6 +88,11 @@ pub fn cluster() -> Option<PgCluster> {
     PgCluster::start().map_err(|reason| skip(&reason)).ok()
 }
 
+/// [`cluster`] from async code: starting one blocks, so it runs on a blocking thread.
+pub async fn cluster_from_async() -> Option<PgCluster> {
+    tokio::task::spawn_blocking(cluster).await.unwrap()
+}
+
 impl PgCluster {
     /// initdb + pg_ctl start in a temp folder on a free loopback port.
     pub fn start() -> Result<PgCluster, String> {
@@ -209,6 +214,12 @@ impl PgCluster {
                 String::from_utf8_lossy(&out.stderr)
             ))
         }
+    }
+
+    /// [`PgCluster::database`] from async code: the client it uses blocks, and panics when
+    /// dropped on the runtime, so it runs on a thread of its own.
+    pub fn database_from_async(&self) -> String {
+        std::thread::scope(|s| s.spawn(|| self.database()).join().unwrap())
     }
 
     /// A new, empty database owned by the superuser `postgres`; its URL.
